@@ -1,0 +1,1 @@
+"""Graph wiring, state, configuration and the command line of the incident agent."""

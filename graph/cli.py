@@ -1,0 +1,274 @@
+"""The command line: run an incident, resume or inspect one, read the audit trail, flush spooled tickets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langgraph.types import Command
+
+from graph.checkpoints import CHECKPOINT_FILE, open_checkpointer
+from graph.context import AUTONOMY_MODES, Context
+from graph.models import ModelConfigError, is_offline, load_chat_model
+from graph.policy import PolicyFileError, load_policy
+from graph.trace import result_object, trace_lines
+from tools import audit
+from tools.fleet import FleetError, load_fleet
+from tools.outbox import TicketDesk
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_AWAITING_APPROVAL = 3
+MAX_INCIDENT_BYTES = 16 * 1024 * 1024
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, never a traceback."""
+
+
+def new_thread_id() -> str:
+    return time.strftime("inc-%Y%m%d-%H%M%S-", time.gmtime()) + uuid.uuid4().hex[:6]
+
+
+def _context(args: argparse.Namespace) -> Context:
+    try:
+        context = Context(model=args.model or "offline", fleet_file=args.fleet or "", state_dir=args.state_dir or "",
+                          autonomy=args.autonomy or "auto", policy_file=getattr(args, "policy", "") or "")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        load_fleet(context.fleet_path)
+        load_policy(context.policy_file)
+        if not is_offline(context.model):
+            load_chat_model(context)
+    except (FleetError, PolicyFileError, ModelConfigError) as exc:
+        raise CliError(str(exc)) from None
+    return context
+
+
+def _compiled(context: Context) -> Any:
+    from graph.builder import builder
+
+    return builder.compile(checkpointer=open_checkpointer(context.state_path), name="it-support-agent")
+
+
+def _drive(app: Any, payload: Any, context: Context, thread_id: str, as_json: bool) -> int:
+    config = {"configurable": {"thread_id": thread_id}}
+    if not as_json:
+        print(f"thread {thread_id} (model: {context.model}, autonomy: {context.autonomy})")
+    for chunk in app.stream(payload, config, context=context, stream_mode="updates", durability="sync"):
+        for node, update in chunk.items():
+            if not as_json and node != "__interrupt__":
+                for line in trace_lines(node, update if isinstance(update, dict) else None):
+                    print(line)
+    snapshot = app.get_state(config)
+    interrupts = [item.value for item in snapshot.interrupts]
+    result = result_object(thread_id, snapshot.values, interrupts)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, default=str))
+    elif interrupts:
+        print(f"\nAWAITING APPROVAL — thread {thread_id}")
+        print(json.dumps(interrupts[0], indent=2, ensure_ascii=False))
+        print(f"Answer with: it-support-agent resume {thread_id} --approve | --reject [--comment TEXT]")
+    else:
+        print("\n" + (result["summary"] or ""))
+        print(f"outcome: {result['outcome']}  thread: {thread_id}")
+    return EXIT_AWAITING_APPROVAL if interrupts else EXIT_OK
+
+
+def _read_incident(text: str) -> str:
+    if text == "-":
+        text = sys.stdin.buffer.read(MAX_INCIDENT_BYTES + 1).decode("utf-8", errors="replace")
+    if not text.strip():
+        raise CliError("the incident text is empty: describe the problem, e.g. \"payment-server-01 is slow\"")
+    return text
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    incident = _read_incident(args.incident)
+    context = _context(args)
+    thread_id = args.thread_id or new_thread_id()
+    return _drive(_compiled(context), {"incident": incident}, context, thread_id, args.json)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    context = _context(args)
+    app = _compiled(context)
+    config = {"configurable": {"thread_id": args.thread_id}}
+    snapshot = app.get_state(config)
+    if not snapshot.values:
+        raise CliError(f"unknown thread {args.thread_id!r}: no checkpoint in {context.state_path}")
+    if not snapshot.interrupts:
+        raise CliError(f"thread {args.thread_id} is not waiting for an answer (outcome: "
+                       f"{snapshot.values.get('outcome', 'in progress')})")
+    pending = snapshot.interrupts[0].value
+    if pending.get("type") == "choose_server":
+        if not args.server:
+            raise CliError(f"thread {args.thread_id} asks which server the incident is about: pass --server ID")
+        answer: dict[str, Any] = {"server_id": args.server}
+    else:
+        if args.approve == args.reject:
+            raise CliError("say --approve or --reject")
+        answer = {"decision": "approve" if args.approve else "reject", "comment": args.comment or ""}
+    audit.record(context.state_path, args.thread_id, "operator_answer", answer=answer)
+    return _drive(app, Command(resume=answer), context, args.thread_id, args.json)
+
+
+def _thread_ids(state_dir: str) -> list[str]:
+    path = Path(state_dir) / CHECKPOINT_FILE
+    if not path.exists():
+        return []
+    with sqlite3.connect(str(path)) as connection:
+        rows = connection.execute("SELECT thread_id, MIN(rowid) FROM checkpoints GROUP BY thread_id ORDER BY 2")
+        return [str(row[0]) for row in rows]
+
+
+def _status(snapshot: Any) -> str:
+    if snapshot.interrupts:
+        return "awaiting approval"
+    outcome = snapshot.values.get("outcome")
+    return {"restart": "restarted", "escalate": "escalated", "none": "no action"}.get(outcome, "in progress")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    context = _context(args)
+    app = _compiled(context)
+    rows = []
+    for thread_id in _thread_ids(context.state_path):
+        snapshot = app.get_state({"configurable": {"thread_id": thread_id}})
+        created = _created_at(app, thread_id)
+        rows.append({"thread_id": thread_id, "status": _status(snapshot), "server_id": snapshot.values.get("server_id"),
+                     "age_s": round(time.time() - created) if created else None})
+    if args.json:
+        print(json.dumps(rows))
+        return EXIT_OK
+    for row in rows:
+        age = "?" if row["age_s"] is None else _age(row["age_s"])
+        print(f"{row['thread_id']:<32} {row['status']:<18} {row['server_id'] or '-':<24} {age}")
+    if not rows:
+        print(f"no incidents in {context.state_path}")
+    return EXIT_OK
+
+
+def _created_at(app: Any, thread_id: str) -> float | None:
+    history = list(app.get_state_history({"configurable": {"thread_id": thread_id}}))
+    if not history or not history[-1].created_at:
+        return None
+    from datetime import datetime
+
+    return datetime.fromisoformat(history[-1].created_at).timestamp()
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    context = _context(args)
+    app = _compiled(context)
+    config = {"configurable": {"thread_id": args.thread_id}}
+    history = list(app.get_state_history(config))
+    if not history:
+        raise CliError(f"unknown thread {args.thread_id!r}: no checkpoint in {context.state_path}")
+    for snapshot in reversed(history):
+        writes = (snapshot.metadata or {}).get("writes") or {}
+        step = (snapshot.metadata or {}).get("step")
+        nxt = ",".join(snapshot.next) or "end"
+        print(f"step {step:>3}  {snapshot.created_at}  next={nxt}")
+        for node, update in writes.items():
+            for line in trace_lines(node, update if isinstance(update, dict) else None):
+                print(f"          {line}")
+    final = history[0]
+    print(f"\nstatus: {_status(final)}")
+    if final.values.get("summary"):
+        print(final.values["summary"])
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    context = _context(args)
+    count = 0
+    for event in audit.events(context.state_path, args.thread_id):
+        print(json.dumps(event, ensure_ascii=False, sort_keys=True))
+        count += 1
+    if count == 0 and args.thread_id:
+        raise CliError(f"no audit events for thread {args.thread_id!r}")
+    return EXIT_OK
+
+
+def cmd_flush(args: argparse.Namespace) -> int:
+    context = _context(args)
+    counts = TicketDesk(context.state_path).flush()
+    print(json.dumps(counts) if args.json else
+          f"delivered {counts['delivered']}, already present {counts['duplicate']}, still failing {counts['failed']}")
+    return EXIT_OK if counts["failed"] == 0 else EXIT_ERROR
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fleet", help="fleet file (default: the bundled demo fleet)")
+    parser.add_argument("--state-dir", help="state directory (default: $XDG_STATE_HOME/it-support-agent)")
+    parser.add_argument("--model", help="'offline' (default) or an OpenAI-compatible model name")
+    parser.add_argument("--autonomy", choices=AUTONOMY_MODES, help="auto (default), approve or dry-run")
+    parser.add_argument("--policy", help="restart policy YAML file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="it-support-agent", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="handle an incident")
+    run.add_argument("incident", help="the incident text ('-' reads it from stdin)")
+    run.add_argument("--thread-id", help="use this thread id instead of a new one")
+    _common(run)
+    run.set_defaults(handler=cmd_run)
+    resume = commands.add_parser("resume", help="answer an incident waiting for approval")
+    resume.add_argument("thread_id")
+    resume.add_argument("--approve", action="store_true")
+    resume.add_argument("--reject", action="store_true")
+    resume.add_argument("--comment", help="comment for the ticket")
+    resume.add_argument("--server", help="server id, when the incident asks which server it is about")
+    _common(resume)
+    resume.set_defaults(handler=cmd_resume)
+    for name, handler, text in (("list", cmd_list, "list incidents"), ("flush", cmd_flush, "retry spooled tickets")):
+        sub = commands.add_parser(name, help=text)
+        _common(sub)
+        sub.set_defaults(handler=handler)
+    show = commands.add_parser("show", help="show an incident's steps from its checkpoints")
+    show.add_argument("thread_id")
+    _common(show)
+    show.set_defaults(handler=cmd_show)
+    audit_parser = commands.add_parser("audit", help="print the audit trail")
+    audit_parser.add_argument("thread_id", nargs="?")
+    _common(audit_parser)
+    audit_parser.set_defaults(handler=cmd_audit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from dotenv import load_dotenv
+
+    load_dotenv(override=False)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted; the incident can be continued from its checkpoint", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

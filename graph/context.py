@@ -1,0 +1,75 @@
+"""Run configuration: one keyword-only dataclass, with environment variables filling fields left at default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+Autonomy = Literal["auto", "approve", "dry-run"]
+AUTONOMY_MODES: tuple[Autonomy, ...] = ("auto", "approve", "dry-run")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEMO_FLEET = PROJECT_ROOT / "scenarios" / "demo-fleet.yaml"
+
+_ENVIRONMENT = {
+    "model": "MODEL_NAME",
+    "fleet_file": "FLEET_FILE",
+    "state_dir": "IT_SUPPORT_STATE_DIR",
+    "autonomy": "AUTONOMY",
+    "policy_file": "POLICY_FILE",
+}
+
+
+def default_state_dir() -> Path:
+    """$XDG_STATE_HOME/it-support-agent, else ~/.local/state/it-support-agent."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "it-support-agent"
+
+
+@dataclass(kw_only=True)
+class Context:
+    """How an incident run is configured (editable in LangGraph Studio)."""
+
+    model: str = field(default="offline")
+    """Model: 'offline' (deterministic triage model, no network) or an OpenAI / OpenAI-compatible model name."""
+
+    fleet_file: str = field(default="")
+    """Fleet file describing the servers; empty means the bundled demo fleet."""
+
+    state_dir: str = field(default="")
+    """Directory for checkpoints, fleet state, tickets, ledger and audit; empty means the default location."""
+
+    autonomy: Autonomy = field(default="auto")
+    """auto: restart when policy allows; approve: ask a human first; dry-run: never restart."""
+
+    policy_file: str = field(default="")
+    """Optional YAML restart policy (cooldowns, fleet limits); empty means safe defaults."""
+
+    interactive: bool = field(default=False)
+    """Ask the operator (via interrupt) when the incident names no known server."""
+
+    max_diagnose_rounds: int = field(default=4)
+    """How many times the model may call diagnosis tools before deciding."""
+
+    log_lines: int = field(default=100)
+    """How many recent log lines the offline model asks for."""
+
+    log_budget_tokens: int = field(default=1_200)
+    """Token budget for the log digest a model sees (estimated offline)."""
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            variable = _ENVIRONMENT.get(item.name)
+            if variable and getattr(self, item.name) == item.default and os.environ.get(variable):
+                setattr(self, item.name, os.environ[variable].strip())
+        if self.autonomy not in AUTONOMY_MODES:
+            raise ValueError(f"autonomy must be one of {', '.join(AUTONOMY_MODES)}, not {self.autonomy!r}")
+
+    @property
+    def fleet_path(self) -> str:
+        return str(Path(self.fleet_file).expanduser()) if self.fleet_file else str(DEMO_FLEET)
+
+    @property
+    def state_path(self) -> str:
+        return str(Path(self.state_dir).expanduser()) if self.state_dir else str(default_state_dir())

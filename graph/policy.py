@@ -1,0 +1,116 @@
+"""The deterministic restart policy: whatever the model chose, these rules decide whether a restart may run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from graph.signals import BLOCKING
+from tools.fleet import ServerSpec
+
+HOUR_S = 3600.0
+BLOCKING_CATEGORIES = frozenset(category.value for category in BLOCKING)
+
+
+class PolicyFileError(ValueError):
+    """The policy file is unreadable or holds an invalid value."""
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Tunable limits; the defaults are the safe ones."""
+
+    restart_cooldown_s: float = 1800.0
+    fleet_restarts_per_hour: int = 5
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The policy's answer for one proposed restart."""
+
+    allowed: bool
+    rule: str
+    reason: str
+    requires_approval: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_policy(path: str) -> RestartPolicy:
+    """The policy from a YAML file (keys restart_cooldown_s, fleet_restarts_per_hour); defaults when empty."""
+    if not path:
+        return RestartPolicy()
+    try:
+        document = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyFileError(f"cannot read policy file {path}: {exc}") from None
+    if not isinstance(document, Mapping):
+        raise PolicyFileError(f"policy file {path}: expected a mapping")
+    unknown = set(document) - {"restart_cooldown_s", "fleet_restarts_per_hour"}
+    if unknown:
+        raise PolicyFileError(f"policy file {path}: unknown keys {sorted(unknown)}")
+    cooldown = document.get("restart_cooldown_s", RestartPolicy.restart_cooldown_s)
+    limit = document.get("fleet_restarts_per_hour", RestartPolicy.fleet_restarts_per_hour)
+    if isinstance(cooldown, bool) or not isinstance(cooldown, int | float) or cooldown < 0:
+        raise PolicyFileError(f"policy file {path}: restart_cooldown_s must be a number >= 0")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise PolicyFileError(f"policy file {path}: fleet_restarts_per_hour must be an integer >= 0")
+    return RestartPolicy(restart_cooldown_s=float(cooldown), fleet_restarts_per_hour=limit)
+
+
+def check_evidence(spec: ServerSpec | None, diagnosis: Mapping[str, Any]) -> Verdict | None:
+    """Inventory, restartability and evidence rules over the code-made diagnosis; None when they all pass."""
+    if spec is None:
+        return Verdict(False, "inventory", "the server is not in the inventory")
+    if not spec.restartable:
+        return Verdict(False, "not_restartable", f"{spec.server_id} is marked not restartable in the fleet file")
+    blocking = sorted(set(diagnosis.get("categories", [])) & BLOCKING_CATEGORIES)
+    if blocking:
+        return Verdict(False, "evidence_veto",
+                       f"evidence of a cause a restart cannot fix: {', '.join(blocking)}")
+    if diagnosis.get("restart_recommended") is not True:
+        return Verdict(False, "no_recoverable_evidence",
+                       f"no evidence of a local recoverable fault (finding: {diagnosis.get('category', 'none')})")
+    return None
+
+
+def check_rate(server_id: str, history: Sequence[Mapping[str, Any]], now: float,
+               policy: RestartPolicy) -> Verdict | None:
+    """Cooldown, crash-loop and fleet-wide rate rules over the restart ledger; None when they pass."""
+    own = [entry for entry in history if entry.get("server_id") == server_id]
+    if own:
+        last = max(float(entry.get("at", 0.0)) for entry in own)
+        age = now - last
+        if age < policy.restart_cooldown_s:
+            minutes = max(1, round(age / 60))
+            return Verdict(False, "cooldown",
+                           f"{server_id} was already restarted {minutes} min ago (cooldown "
+                           f"{policy.restart_cooldown_s / 60:.0f} min); failing again points to a crash loop")
+    recent = [entry for entry in history if now - float(entry.get("at", 0.0)) < HOUR_S]
+    if len(recent) >= policy.fleet_restarts_per_hour:
+        return Verdict(False, "fleet_rate",
+                       f"{len(recent)} restarts fleet-wide in the last hour (limit {policy.fleet_restarts_per_hour})")
+    return None
+
+
+def check_autonomy(autonomy: str) -> Verdict:
+    """The last rule: the autonomy mode decides whether the restart runs, waits for a human, or is only reported."""
+    if autonomy == "dry-run":
+        return Verdict(False, "dry_run", "dry-run mode: the restart would be allowed but is not performed")
+    if autonomy == "approve":
+        return Verdict(True, "approval_required", "restart allowed once an operator approves",
+                       requires_approval=True)
+    return Verdict(True, "allowed", "local recoverable fault, no blocking evidence, within restart limits")
+
+
+def evaluate_restart(spec: ServerSpec | None, diagnosis: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
+                     now: float, policy: RestartPolicy, autonomy: str) -> Verdict:
+    """Every rule in order; the first that vetoes wins."""
+    return (check_evidence(spec, diagnosis)
+            or check_rate(spec.server_id if spec else "", history, now, policy)
+            or check_autonomy(autonomy))

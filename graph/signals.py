@@ -1,0 +1,532 @@
+"""Deterministic evidence classifier: health figures and log lines to fault categories and a restart verdict."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Literal
+
+MAX_LINE_CHARS = 2000
+DETAIL_CHARS = 300
+MAX_EVIDENCE = 8
+SECURITY_BURST = 3
+CPU_SATURATION_PERCENT = 90.0
+MEMORY_PRESSURE_PERCENT = 90.0
+
+
+class Category(StrEnum):
+    """What a piece of evidence points to."""
+
+    CPU_SATURATION = "cpu_saturation"
+    MEMORY_PRESSURE = "memory_pressure"
+    OOM_KILL = "oom_kill"
+    HUNG_PROCESS = "hung_process"
+    DEPENDENCY_FAILURE = "dependency_failure"
+    DISK_FULL = "disk_full"
+    SECURITY_EVENT = "security_event"
+    HARDWARE_FAULT = "hardware_fault"
+    CONFIG_ERROR = "config_error"
+    UNKNOWN = "unknown"
+    NO_FAULT = "no_fault"
+
+
+RECOVERABLE: frozenset[Category] = frozenset(
+    {Category.CPU_SATURATION, Category.MEMORY_PRESSURE, Category.OOM_KILL, Category.HUNG_PROCESS}
+)
+BLOCKING: frozenset[Category] = frozenset(
+    {Category.DEPENDENCY_FAILURE, Category.DISK_FULL, Category.SECURITY_EVENT,
+     Category.HARDWARE_FAULT, Category.CONFIG_ERROR}
+)
+BLOCKING_PRIORITY: tuple[Category, ...] = (
+    Category.SECURITY_EVENT, Category.HARDWARE_FAULT, Category.DISK_FULL,
+    Category.CONFIG_ERROR, Category.DEPENDENCY_FAILURE,
+)
+RECOVERABLE_PRIORITY: tuple[Category, ...] = (
+    Category.OOM_KILL, Category.HUNG_PROCESS, Category.MEMORY_PRESSURE, Category.CPU_SATURATION,
+)
+LINE_PRIORITY: tuple[Category, ...] = BLOCKING_PRIORITY + RECOVERABLE_PRIORITY
+
+# Security rules that only count as a burst (>= SECURITY_BURST lines); one failed login is noise.
+BURST_RULES: frozenset[str] = frozenset({"auth_failure", "invalid_user", "break_in_attempt"})
+UNRECOGNISED_RULE = "unrecognised_error"
+
+_PHRASES: Mapping[Category, str] = MappingProxyType({
+    Category.CPU_SATURATION: "high CPU",
+    Category.MEMORY_PRESSURE: "memory pressure",
+    Category.OOM_KILL: "out-of-memory kills",
+    Category.HUNG_PROCESS: "a hung process",
+    Category.DEPENDENCY_FAILURE: "dependency failures",
+    Category.DISK_FULL: "a full disk",
+    Category.SECURITY_EVENT: "a security event",
+    Category.HARDWARE_FAULT: "hardware faults",
+    Category.CONFIG_ERROR: "configuration errors",
+})
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One named pattern; `unless` vetoes the match when it also occurs in the line."""
+
+    category: Category
+    name: str
+    pattern: str
+    unless: str | None = None
+
+
+# Patterns are matched case-insensitively against lines cut to MAX_LINE_CHARS. Gaps are bounded
+# ([^\n]{0,N}) and there are no nested quantifiers, so matching stays linear on hostile input.
+_RULES: tuple[_Rule, ...] = (
+    # --- security: bursts of auth failures, or one explicit alert ---
+    _Rule(Category.SECURITY_EVENT, "auth_failure",
+          r"\bfailed (?:password|none|publickey|keyboard-interactive(?:/pam)?) for\b"
+          r"|\bauthentication (?:failure|failed)|\bauth(?:entication)? fail\b"
+          r"|\btoo many authentication failures\b|\bmaximum authentication attempts exceeded\b"
+          r"|\bno more user authentication methods\b|\bcouldn't authenticate user\b"
+          r"|\bpermission denied \((?:publickey|password|keyboard)|\bfailed login\b|\blogin fail(?:ed|ure)\b"
+          r"|\baccess denied for user\b"),
+    _Rule(Category.SECURITY_EVENT, "invalid_user", r"\binvalid user \S"),
+    _Rule(Category.SECURITY_EVENT, "break_in_attempt", r"\bpossible break-in attempt\b"),
+    _Rule(Category.SECURITY_EVENT, "intrusion_alert",
+          r"\bintrusion (?:detected|attempt|alert)|\b(?:malware|ransomware|rootkit|trojan|virus|webshell)"
+          r" (?:detected|found)\b|\bdetected (?:malware|ransomware|a rootkit|a webshell)\b"
+          r"|\b[1-9]\d* (?:threats?|infected files?) (?:detected|found)\b|\bunauthori[sz]ed (?:access|root)\b"
+          r"|\bprivilege escalation\b|\bbrute[- ]force (?:attack|attempt)|\breverse shell\b"
+          r"|\b(?:xmrig|cryptominer|coin ?miner)\b|\bsuspicious (?:process|binary|login|outbound)"),
+    _Rule(Category.SECURITY_EVENT, "prompt_injection",
+          r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier)\s+"
+          r"(?:instructions|prompts?|rules)\b"),
+    # --- hardware ---
+    _Rule(Category.HARDWARE_FAULT, "kernel_fatal", r"\bkernel fatal\b"),
+    _Rule(Category.HARDWARE_FAULT, "kernel_panic", r"\bkernel panic\b"),
+    _Rule(Category.HARDWARE_FAULT, "machine_check",
+          r"\bmachine check (?:exception|events? logged|error)|\[hardware error\]|\bhardware (?:error|failure|fault)"),
+    _Rule(Category.HARDWARE_FAULT, "memory_error",
+          r"\buncorrect(?:able|ed) (?:ecc |memory |ddr )?errors?\b|\becc (?:error|failure)s?\b"
+          r"|\bedac [^\n]{0,60}?\bue\b",
+          unless=r"(?<!un)correct(?:ed|able)\b"),
+    _Rule(Category.HARDWARE_FAULT, "disk_io_error",
+          r"\bi/o error\b|\binput/output error\b|\bmedium error\b|\bsmart (?:failure|error)|\bfailing_now\b"
+          r"|\b(?:drive|disk) (?:is )?failing\b|\bdisk failure\b|\bexception emask\b|\bfailed command: "),
+    _Rule(Category.HARDWARE_FAULT, "raid_degraded",
+          r"\braid\S* (?:array )?(?:\S+ )?(?:is )?degraded|\bdegraded (?:raid|array)\b|\bmd\d+:[^\n]{0,60}?degraded"),
+    _Rule(Category.HARDWARE_FAULT, "hardware_alarm",
+          r"\btemperature above threshold\b|\bthermal (?:shutdown|event|trip)|\boverheat\w*"
+          r"|\b(?:fan|power supply|psu) (?:failure|failed|fault)\b|\bnot fully functional\b"),
+    # --- disk full ---
+    _Rule(Category.DISK_FULL, "no_space",
+          r"\bno space left on device\b|\benospc\b|\bdiskoutofspace|\bout of (?:disk )?space\b"
+          r"|\b(?:not enough|insufficient) (?:free )?(?:disk )?space\b"
+          r"|\b(?:disk|volume|filesystem|file system|partition)(?: \S+)? (?:is )?full\b"
+          r"|\bdisk (?:usage|utili[sz]ation) (?:is )?(?:at |above |over )?(?:9[5-9]|100)(?:\.\d+)?\s?%"
+          r"|\bdisk watermark[^\n]{0,40}?exceeded\b"),
+    _Rule(Category.DISK_FULL, "quota_exceeded", r"\b(?:disk )?quota exceeded\b|\bedquot\b"),
+    _Rule(Category.DISK_FULL, "inodes_exhausted",
+          r"\bout of inodes\b|\bno (?:free )?inodes\b|\binodes? (?:usage )?(?:is |are )?(?:full|exhausted|at 100\s?%)"),
+    # --- configuration / bad deploy ---
+    _Rule(Category.CONFIG_ERROR, "invalid_config",
+          r"\binvalid (?:config(?:uration)?|setting|value for)\b|\bmisconfigur\w+|\bbad config(?:uration)?\b"
+          r"|\b(?:config(?:uration)?|settings|properties|yaml|json|toml|ini)(?: file)? (?:parse|parsing|syntax) error"
+          r"|\b(?:error|failed|failure) (?:parsing|loading|reading|to (?:parse|load|read)) (?:the )?"
+          r"(?:config|configuration|settings)\b"
+          r"|\bunknown (?:directive|configuration (?:option|key|property)|config (?:option|key))\b"),
+    _Rule(Category.CONFIG_ERROR, "missing_setting",
+          r"\bmissing (?:required )?(?:env(?:ironment)? var(?:iable)?|config(?:uration)?|secret|setting|property)\b"
+          r"|\benvironment variable \S+ (?:is )?(?:not set|missing|undefined|required)"
+          r"|\b(?:secret|api[_ ]?key|credentials?) \S*\s?(?:is )?(?:missing|not (?:set|found|provided))\b"
+          r"|\bkeyerror: '[a-z][a-z0-9_]*'"),
+    _Rule(Category.CONFIG_ERROR, "class_not_found",
+          r"\bclassnotfoundexception\b|\bnoclassdeffounderror\b|\bnosuchmethoderror\b|\bmodulenotfounderror\b"
+          r"|\bimporterror\b|\bunsatisfiedlinkerror\b"),
+    _Rule(Category.CONFIG_ERROR, "version_mismatch",
+          r"\bversion mismatch\b|\bincompatible (?:schema |protocol |api )?version\b|\bunsupported (?:\w+ )?version\b"),
+    _Rule(Category.CONFIG_ERROR, "migration_failed",
+          r"\bmigration[^\n]{0,40}?\bfail(?:ed|ure)\b|\bfailed to (?:run|apply) migration"),
+    _Rule(Category.CONFIG_ERROR, "permission_denied", r"\bpermission denied\b|\beacces\b|\baccessdeniedexception\b"),
+    _Rule(Category.CONFIG_ERROR, "missing_file",
+          r"\bno such file or directory\b|\benoent\b|\bfilenotfoundexception\b"),
+    _Rule(Category.CONFIG_ERROR, "port_in_use", r"\baddress already in use\b|\beaddrinuse\b|\bbindexception\b"),
+    # --- dependencies (other hosts and services) ---
+    _Rule(Category.DEPENDENCY_FAILURE, "connection_refused",
+          r"\bconnection refused\b|\beconnrefused\b|\bconnectexception\b"),
+    _Rule(Category.DEPENDENCY_FAILURE, "connection_reset",
+          r"\bconnection reset\b|\beconnreset\b", unless=r"\bclient\b"),
+    _Rule(Category.DEPENDENCY_FAILURE, "connection_timeout",
+          r"\bconnect(?:ion)? timed? ?out\b|\betimedout\b|\bsockettimeoutexception\b|\bconnecttimeoutexception\b"
+          r"|\bupstream timed out\b|\btimed out (?:while )?connecting\b"),
+    _Rule(Category.DEPENDENCY_FAILURE, "dns_failure",
+          r"\bunknownhostexception\b|\bnxdomain\b|\btemporary failure in name resolution\b"
+          r"|\bname or service not known\b|\bcould not resolve\b|\bfailed to resolve\b|\benotfound\b"
+          r"|\beai_again\b|\bno such host\b|\bservfail\b"),
+    _Rule(Category.DEPENDENCY_FAILURE, "no_route_to_host",
+          r"\bno ?route ?to ?host|\behostunreach\b|\benetunreach\b|\b(?:host|network) (?:is )?unreachable\b"),
+    _Rule(Category.DEPENDENCY_FAILURE, "upstream_error",
+          r"\b502 bad gateway\b|\b503 service unavailable\b|\b504 gateway time-?out\b"
+          r"|\bupstream[^\n]{0,60}?\b(?:502|503|504)\b|\bno (?:live|healthy|available) upstreams?\b"
+          r"|\b(?:returned|received|got) (?:http |status )?(?:502|503|504)\b|\bcircuit ?breaker (?:is )?open\b"),
+    _Rule(Category.DEPENDENCY_FAILURE, "tls_failure",
+          r"\bcertificate (?:has )?expired\b|\bcertificate verify failed\b|\bsslhandshakeexception\b"
+          r"|\b(?:tls|ssl) handshake (?:failed|failure|error|timeout)|\bhandshake_failure\b"
+          r"|\bx509: certificate\b|\bpkix path building failed\b"),
+    _Rule(Category.DEPENDENCY_FAILURE, "dependency_unavailable",
+          r"\b(?:database|db|postgres(?:ql)?|mysql|mariadb|mongo(?:db)?|redis|memcached?|cassandra|elasticsearch"
+          r"|kafka|rabbitmq|amqp|broker|cache|ldap|zookeeper|etcd|consul|backend|upstream|dependency)"
+          r"(?: (?:server|cluster|node|host|service|connection))? (?:is )?(?:unavailable|unreachable|down"
+          r"|not reachable|not available|not responding|unresponsive|offline)\b"
+          r"|\bnfs: server \S+ not responding\b|\btoo many connections\b"),
+    _Rule(Category.DEPENDENCY_FAILURE, "cannot_connect",
+          r"\b(?:could not|couldn't|can ?not|can't|unable to|failed to) (?:connect|open channel) to\b"
+          r"|\berror (?:in )?contacting\b|\bretrying connect to server\b|\blost connection to\b"
+          r"|\bconnection broken\b|\blink has been severed\b"),
+    _Rule(Category.DEPENDENCY_FAILURE, "zookeeper_session",
+          r"\bconnectionloss\b|\bsessionexpired|\bsession ?expired\b|\bconnection ?loss\b"
+          r"|\bexpiring session 0x[0-9a-f]+, timeout of \d+ms exceeded"),
+    _Rule(Category.DEPENDENCY_FAILURE, "mod_jk_error",
+          r"\bmod_jk child workerenv in error state\b|\bmod_jk child init \d+ -\d+"),
+    # --- recoverable, local to the process ---
+    _Rule(Category.OOM_KILL, "oom_kill",
+          r"\boutofmemoryerror\b|\bout of memory: kill|\binvoked oom-killer\b|\boom[-_ ]?kill(?:er|ed)?\b"
+          r"|\bkilled process \d+|\bmemory cgroup out of memory\b|\bmemoryerror\b|\boom-kill:"),
+    _Rule(Category.HUNG_PROCESS, "deadlock",
+          r"\bjava-level deadlock\b|\bfound \d+ deadlocks?\b|\bdeadlocked threads?\b|\bthreads? (?:are |is )?deadlocked\b"
+          r"|\bdeadlock (?:detected )?(?:in|between|among) (?:threads|workers)\b"),
+    _Rule(Category.HUNG_PROCESS, "pool_exhausted",
+          r"\b(?:thread|worker|executor|request) ?pool (?:is )?(?:exhausted|saturated|depleted)\b"
+          r"|\ball (?:worker |request )?threads (?:\(\d+\) )?are (?:currently )?busy\b"
+          r"|\b(?P<n_slash>\d+)/(?P=n_slash) (?:\w+ )?(?:threads|workers) (?:busy|blocked)\b"
+          r"|\b(?P<n_of>\d+) of (?P=n_of) (?:\w+ )?(?:threads|workers) (?:are )?(?:busy|blocked)\b"
+          r"|\brejectedexecutionexception\b|\breached (?:maxrequestworkers|maxclients|pm\.max_children)\b"),
+    _Rule(Category.HUNG_PROCESS, "watchdog_timeout",
+          r"\bwatchdog\b[^\n]{0,80}?\b(?:timeout|timed out|expired|unresponsive|stuck|hung)\b"
+          r"|\bliveness probe failed\b|\bheartbeat (?:is )?(?:late|stale)\b|\bworker timeout\b"),
+    _Rule(Category.HUNG_PROCESS, "stuck_request",
+          r"\bmay be stuck\b|\bstuck (?:threads?|requests?|workers?)\b|\b(?:threads?|requests?|workers?) "
+          r"(?:is |are )?stuck\b|\bnot responding\b|\bhung task\b|\bblocked for more than \d+ seconds\b"
+          r"|\bevent loop (?:blocked|lag \d{4,}\s?ms)"),
+    _Rule(Category.HUNG_PROCESS, "gc_thrash",
+          r"\bgc\b[^\n]{0,120}?\bpause\b[^\n]{0,80}?\b\d{4,}(?:\.\d+)?\s?ms\b|\bdetected pause in jvm\b"
+          r"|\bgc (?:time|overhead)(?: ratio)?\s*(?:[=:]|of|at)?\s*(?:[3-9]\d|100)(?:\.\d+)?\s?%"
+          r"|\b(?:long|excessive) (?:gc|garbage collection) pauses?\b|\bgc thrash\w*"),
+    _Rule(Category.MEMORY_PRESSURE, "memory_high",
+          r"\bmemory leak\b|\b(?:high|critical|severe) memory (?:pressure|usage)\b|\bmemory pressure (?:high|critical)\b"
+          r"|\bmemory (?:usage|utili[sz]ation|used) (?:is )?(?:at |above |over )?(?:9\d|100)(?:\.\d+)?\s?%"
+          r"|\bheap\b[^\n%]{0,40}?\b(?:9\d|100)(?:\.\d+)?\s?%|\bheap (?:usage |space )?(?:is )?(?:near|close to"
+          r"|approaching|at|above|over) (?:the )?(?:limit|max|maximum|capacity)\b|\bswap(?:ping)? storm\b"
+          r"|\b(?:excessive|heavy) swapping\b|\blow on memory\b|\bcannot allocate memory\b|\benomem\b"
+          r"|\bpage allocation failure\b"),
+    _Rule(Category.CPU_SATURATION, "cpu_high",
+          r"\bcpu\b[^\n%]{0,30}?\b(?:9\d|[1-9]\d\d)(?:\.\d+)?\s?%|\b(?:9\d|100)(?:\.\d+)?\s?% cpu\b"
+          r"|\bhigh cpu\b|\bcpu (?:is )?(?:saturat\w+|pegged|starv\w+)",
+          unless=r"\bidle\b"),
+)
+
+_ERROR_LEVEL = re.compile(
+    r"\b(?:ERROR|FATAL|CRITICAL|CRIT|SEVERE|EMERG|EMERGENCY|ALERT|PANIC)\b|\[(?:error|crit|alert|emerg)\]"
+    r"|\blevel=[\"']?(?:error|fatal|critical)\b|\"level\"\s*:\s*(?:\"(?:error|fatal|critical)\"|[56]0\b)"
+    r"|\berror:\s|Traceback \(most recent call last\)"
+)
+_EXCEPTION = re.compile(r"\b[A-Z]\w*(?:Exception|Error)\b")
+_LOW_LEVEL = re.compile(r"\b(?:INFO|DEBUG|TRACE|NOTICE)\b|\[(?:info|debug|notice)\]")
+_CLIENT_REQUEST = re.compile(r"\[client [0-9A-Fa-f.:]+\]")
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _compile_category(category: Category) -> tuple[re.Pattern[str], tuple[_Rule, ...]]:
+    """One alternation per category; group r<i> names which of the category's rules matched."""
+    rules = tuple(rule for rule in _RULES if rule.category is category)
+    source = "|".join(f"(?P<r{index}>{rule.pattern})" for index, rule in enumerate(rules))
+    return re.compile(source, re.IGNORECASE), rules
+
+
+_BY_CATEGORY: tuple[tuple[Category, re.Pattern[str], tuple[_Rule, ...]], ...] = tuple(
+    (category, *_compile_category(category)) for category in LINE_PRIORITY
+)
+_ANY_RULE = re.compile("|".join(f"(?:{rule.pattern})" for rule in _RULES), re.IGNORECASE)
+_UNLESS: Mapping[str, re.Pattern[str]] = MappingProxyType(
+    {rule.name: re.compile(rule.unless, re.IGNORECASE) for rule in _RULES if rule.unless}
+)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One piece of evidence: a category, where it came from, the quoted line or figure, and the rule."""
+
+    category: Category
+    source: Literal["health", "logs"]
+    detail: str
+    rule: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready form."""
+        return {"category": self.category.value, "source": self.source, "detail": self.detail, "rule": self.rule}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The classifier's finding: primary category, restart verdict, the evidence and a plain reason."""
+
+    category: Category
+    restart_recommended: bool
+    signals: tuple[Signal, ...]
+    evidence: tuple[str, ...]
+    reason: str
+
+    @property
+    def categories(self) -> frozenset[Category]:
+        """Categories that count after thresholds; the primary category alone when none do."""
+        return _counted(self.signals) or frozenset({self.category})
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-serialisable form."""
+        return {
+            "category": self.category.value,
+            "restart_recommended": self.restart_recommended,
+            "categories": sorted(category.value for category in self.categories),
+            "evidence": list(self.evidence),
+            "reason": self.reason,
+            "signals": [signal.to_dict() for signal in self.signals],
+        }
+
+
+def _quote(line: str) -> str:
+    """The line as evidence: stripped, control characters replaced, cut to DETAIL_CHARS with an ellipsis."""
+    text = _CONTROL_CHARS.sub("\ufffd", line.strip())
+    return text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 1] + "…"
+
+
+def _rule_index(match: re.Match[str]) -> int:
+    """Index of the rule group (r<i>) that produced the match."""
+    return next(int(name[1:]) for name, value in match.groupdict().items()
+                if value is not None and name[:1] == "r" and name[1:].isdigit())
+
+
+def _match_rule(line: str) -> _Rule | None:
+    """The first rule that matches, categories in LINE_PRIORITY order; None when none does."""
+    if not _ANY_RULE.search(line):
+        return None
+    for _category, pattern, rules in _BY_CATEGORY:
+        for match in pattern.finditer(line):
+            rule = rules[_rule_index(match)]
+            unless = _UNLESS.get(rule.name)
+            if unless is None or not unless.search(line):
+                return rule
+    return None
+
+
+def _is_unrecognised_error(line: str) -> bool:
+    """Error-level or exception lines; Apache per-client request errors and INFO-level exceptions are noise."""
+    if _CLIENT_REQUEST.search(line):
+        return False
+    if _ERROR_LEVEL.search(line):
+        return True
+    return bool(_EXCEPTION.search(line)) and not _LOW_LEVEL.search(line)
+
+
+def classify_line(line: str) -> Signal | None:
+    """Signal for one log line: first matching category by priority, else unrecognised error, else None."""
+    if not isinstance(line, str):
+        return None
+    text = line[:MAX_LINE_CHARS]
+    rule = _match_rule(text)
+    if rule is not None:
+        return Signal(rule.category, "logs", _quote(text), rule.name)
+    if _is_unrecognised_error(text):
+        return Signal(Category.UNKNOWN, "logs", _quote(text), UNRECOGNISED_RULE)
+    return None
+
+
+def classify_logs(lines: Iterable[str]) -> list[Signal]:
+    """One signal per line that matched something, in log order."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    return [signal for signal in map(classify_line, lines) if signal is not None]
+
+
+def _figure(health: Mapping[str, object], key: str) -> float | None:
+    """A percentage figure as a finite non-negative float; None when missing or unreadable."""
+    value = health.get(key)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().removesuffix("%"))
+        except ValueError:
+            return None
+    if not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _status(health: Mapping[str, object]) -> str:
+    """The reported status, normalised; empty when missing."""
+    status = health.get("status")
+    return status.strip().lower() if isinstance(status, str) else ""
+
+
+def _format_number(value: float) -> str:
+    """98.5 stays 98.5, 71.0 becomes 71."""
+    return f"{value:g}"
+
+
+def classify_health(health: Mapping[str, object] | None) -> list[Signal]:
+    """Signals from health figures: CPU/memory at or over threshold, and a non-healthy status (as UNKNOWN)."""
+    if not isinstance(health, Mapping):
+        return []
+    signals: list[Signal] = []
+    checks = (
+        ("cpu_percent", CPU_SATURATION_PERCENT, Category.CPU_SATURATION, "cpu_high"),
+        ("memory_percent", MEMORY_PRESSURE_PERCENT, Category.MEMORY_PRESSURE, "memory_high"),
+    )
+    for key, threshold, category, rule in checks:
+        value = _figure(health, key)
+        if value is not None and value >= threshold:
+            detail = f"{key}={_format_number(value)} (>= {_format_number(threshold)})"
+            signals.append(Signal(category, "health", detail, rule))
+    status = _status(health)
+    if status and status != "healthy":
+        signals.append(Signal(Category.UNKNOWN, "health", f"status={status[:40]}", f"status_{_slug(status)}"))
+    return signals
+
+
+def _slug(text: str) -> str:
+    """A short rule-name-safe form of a status word."""
+    return re.sub(r"[^a-z0-9]+", "_", text[:40]).strip("_") or "other"
+
+
+def _figures_readable(health: Mapping[str, object] | None) -> bool:
+    """Both CPU and memory figures are present and numeric."""
+    if not isinstance(health, Mapping):
+        return False
+    return _figure(health, "cpu_percent") is not None and _figure(health, "memory_percent") is not None
+
+
+def is_healthy(health: Mapping[str, object] | None) -> bool:
+    """Status healthy and both figures readable and under threshold; anything missing counts as not healthy."""
+    if not isinstance(health, Mapping) or _status(health) != "healthy":
+        return False
+    cpu = _figure(health, "cpu_percent")
+    memory = _figure(health, "memory_percent")
+    if cpu is None or memory is None:
+        return False
+    return cpu < CPU_SATURATION_PERCENT and memory < MEMORY_PRESSURE_PERCENT
+
+
+def _security_counts(signals: Sequence[Signal]) -> bool:
+    """A burst of auth failures, or any single explicit alert."""
+    security = [signal for signal in signals if signal.category is Category.SECURITY_EVENT]
+    bursts = sum(1 for signal in security if signal.rule in BURST_RULES)
+    return bursts >= SECURITY_BURST or any(signal.rule not in BURST_RULES for signal in security)
+
+
+def _counted(signals: Sequence[Signal]) -> frozenset[Category]:
+    """Categories that count: blocking from logs (security needs a burst), recoverable from health or logs."""
+    present = {signal.category for signal in signals}
+    counted = {category for category in present if category in RECOVERABLE or category in BLOCKING}
+    if Category.SECURITY_EVENT in counted and not _security_counts(signals):
+        counted.discard(Category.SECURITY_EVENT)
+    return frozenset(counted)
+
+
+def _primary(counted: frozenset[Category], healthy: bool, has_unknown: bool) -> Category:
+    """Blocking by priority, else recoverable by priority, else unknown, else no fault."""
+    for category in BLOCKING_PRIORITY + RECOVERABLE_PRIORITY:
+        if category in counted:
+            return category
+    return Category.UNKNOWN if has_unknown or not healthy else Category.NO_FAULT
+
+
+def _evidence(signals: Sequence[Signal], order: Sequence[Category]) -> tuple[str, ...]:
+    """Up to MAX_EVIDENCE distinct details: one per category first (in order), then the rest in order."""
+    grouped = [[signal.detail for signal in signals if signal.category is category] for category in order]
+    picked: list[str] = []
+    for details in [group[:1] for group in grouped] + grouped:
+        for detail in details:
+            if detail not in picked and len(picked) < MAX_EVIDENCE:
+                picked.append(detail)
+    return tuple(picked)
+
+
+def _rules_text(signals: Sequence[Signal], category: Category) -> str:
+    """The distinct rule names behind a category, readable, at most three."""
+    names: list[str] = []
+    for signal in signals:
+        label = signal.rule.replace("_", " ")
+        if signal.category is category and label not in names:
+            names.append(label)
+    return ", ".join(names[:3])
+
+
+def _describe(signals: Sequence[Signal], categories: Sequence[Category]) -> str:
+    """'dependency failures (connection refused) and high CPU (cpu high)' style text."""
+    parts = [f"{_PHRASES[category]} ({_rules_text(signals, category)})" for category in categories]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _unknown_text(health: Mapping[str, object] | None, signals: Sequence[Signal]) -> str:
+    """Why the outcome is unknown: health unavailable, bad status, unreadable figures, error lines."""
+    reasons: list[str] = []
+    if not isinstance(health, Mapping):
+        reasons.append("health figures are unavailable")
+    else:
+        status = _status(health)
+        if status != "healthy":
+            reasons.append(f"status is {status[:40]}" if status else "status is not reported")
+        if not _figures_readable(health):
+            reasons.append("CPU/memory figures are missing or unreadable")
+    errors = sum(1 for signal in signals if signal.rule == UNRECOGNISED_RULE)
+    if errors:
+        reasons.append(f"{errors} unrecognised error line{'s' if errors != 1 else ''} in the logs")
+    return "; ".join(reasons)
+
+
+def _reason(primary: Category, counted: frozenset[Category], signals: Sequence[Signal],
+            health: Mapping[str, object] | None) -> str:
+    """One plain sentence for the operator."""
+    blocking = [category for category in BLOCKING_PRIORITY if category in counted]
+    recoverable = [category for category in RECOVERABLE_PRIORITY if category in counted]
+    if blocking:
+        context = (f"alongside {_describe(signals, recoverable)}" if recoverable
+                   else "while CPU and memory are normal" if _figures_normal(health)
+                   else "with no sign of a local recoverable fault")
+        return f"Evidence shows {_describe(signals, blocking)} {context}; a restart would not help."
+    if recoverable:
+        found = f"Evidence shows {_describe(signals, recoverable)} with no sign of an external cause"
+        if not isinstance(health, Mapping):
+            return f"{found}, but health figures are unavailable; escalate rather than restart blind."
+        return f"{found}; a restart is recommended."
+    if primary is Category.UNKNOWN:
+        return f"Something is wrong ({_unknown_text(health, signals)}) but there is no recognised cause; escalate."
+    return "Health figures are normal and the logs show nothing alarming; no fault found."
+
+
+def _figures_normal(health: Mapping[str, object] | None) -> bool:
+    """Both figures readable and under threshold (status aside)."""
+    if not isinstance(health, Mapping):
+        return False
+    cpu = _figure(health, "cpu_percent")
+    memory = _figure(health, "memory_percent")
+    return cpu is not None and memory is not None and cpu < CPU_SATURATION_PERCENT and memory < MEMORY_PRESSURE_PERCENT
+
+
+def diagnose(health: Mapping[str, object] | None, lines: Sequence[str]) -> Diagnosis:
+    """Classify health and logs, apply the counting thresholds and decide restart vs escalate."""
+    health = health if isinstance(health, Mapping) else None
+    signals = tuple(classify_health(health) + classify_logs(lines or ()))
+    counted = _counted(signals)
+    has_unknown = any(signal.category is Category.UNKNOWN for signal in signals)
+    healthy = is_healthy(health)
+    primary = _primary(counted, healthy, has_unknown)
+    restart = health is not None and bool(counted & RECOVERABLE) and not counted & BLOCKING
+    order = [category for category in LINE_PRIORITY if category in counted] + [Category.UNKNOWN]
+    shown = [signal for signal in signals if signal.category in order]
+    return Diagnosis(
+        category=primary,
+        restart_recommended=restart,
+        signals=signals,
+        evidence=_evidence(shown, order),
+        reason=_reason(primary, counted, signals, health),
+    )

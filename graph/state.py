@@ -1,0 +1,43 @@
+"""The incident state every node reads and updates (typed, JSON-serialisable)."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+Outcome = Literal["restart", "escalate", "none", "awaiting_approval"]
+
+
+class IncidentInput(TypedDict):
+    """What a caller provides: the operator's incident text."""
+
+    incident: str
+
+
+class IncidentState(TypedDict, total=False):
+    """Everything known about one incident, one thread per incident."""
+
+    incident: str
+    notes: Annotated[list[str], operator.add]
+    server_id: str | None
+    symptom: str
+    candidates: list[str]
+    messages: Annotated[list[AnyMessage], add_messages]
+    diagnose_rounds: int
+    health: dict[str, Any] | None
+    diagnosis: dict[str, Any]
+    decision: dict[str, Any]
+    policy: dict[str, Any]
+    approval: dict[str, Any]
+    restart: dict[str, Any]
+    ticket: dict[str, Any] | None
+    escalation_reason: str
+    actions: Annotated[list[dict[str, Any]], operator.add]
+    outcome: Outcome
+    would_restart: bool
+    summary: str
+    model: str
+    model_error: str

@@ -1,0 +1,113 @@
+"""The offline triage model: a LangChain chat model that emits the tool calls an LLM would, by rules."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+
+from graph.signals import diagnose
+
+OFFLINE_MODEL_NAME = "offline triage model"
+
+
+def incident_brief(messages: Sequence[BaseMessage]) -> dict[str, Any]:
+    """The structured brief the interpret node put first in the conversation (built by code, not by users)."""
+    for message in messages:
+        if isinstance(message, HumanMessage) and isinstance(message.content, str):
+            try:
+                brief = json.loads(message.content)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(brief, dict) and "server_id" in brief:
+                return brief
+    return {}
+
+
+def latest_tool_result(messages: Sequence[BaseMessage], tool_name: str) -> dict[str, Any] | None:
+    """The newest result of a tool in the conversation (the full artifact when present)."""
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage) and message.name == tool_name:
+            if isinstance(message.artifact, dict):
+                return message.artifact
+            try:
+                parsed = json.loads(message.content) if isinstance(message.content, str) else None
+            except json.JSONDecodeError:
+                return None
+            return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+class OfflineTriageModel(BaseChatModel):
+    """Deterministic stand-in for an LLM: gathers health then logs, then decides from the classified evidence."""
+
+    bound_tools: tuple[str, ...] = ()
+    log_lines: int = 100
+
+    @property
+    def _llm_type(self) -> str:
+        return "offline-triage"
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        names = tuple(getattr(item, "name", None) or getattr(item, "__name__", "") for item in tools)
+        return self.model_copy(update={"bound_tools": names})
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if "restart_service" in self.bound_tools:
+            message = self._decide(messages)
+        elif "get_server_health" in self.bound_tools:
+            message = self._diagnose(messages)
+        else:
+            message = AIMessage(content="No tools are available; nothing to do.")
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _diagnose(self, messages: Sequence[BaseMessage]) -> AIMessage:
+        server_id = incident_brief(messages).get("server_id")
+        if not server_id:
+            return AIMessage(content="No server identified; nothing to diagnose.")
+        if latest_tool_result(messages, "get_server_health") is None:
+            return _call("get_server_health", {"server_id": server_id})
+        if latest_tool_result(messages, "fetch_recent_logs") is None:
+            return _call("fetch_recent_logs", {"server_id": server_id, "lines": self.log_lines})
+        return AIMessage(content="Health and recent logs gathered.")
+
+    def _decide(self, messages: Sequence[BaseMessage]) -> AIMessage:
+        server_id = incident_brief(messages).get("server_id")
+        health_result = latest_tool_result(messages, "get_server_health") or {}
+        logs_result = latest_tool_result(messages, "fetch_recent_logs") or {}
+        health = health_result.get("data", {}).get("health") if health_result.get("status") == "success" else None
+        logs_data = logs_result.get("data", {})
+        lines = logs_data.get("lines") or logs_data.get("shown_lines") or []
+        finding = diagnose(health, lines)
+        if finding.restart_recommended and server_id:
+            return _call("restart_service", {"server_id": server_id})
+        if finding.category.value == "no_fault" and "close_no_fault" in self.bound_tools:
+            return _call("close_no_fault", {"reason": finding.reason})
+        evidence = "; ".join(finding.evidence[:4])
+        summary = f"{finding.reason} Evidence: {evidence}" if evidence else finding.reason
+        return _call("escalate_to_engineer", {"summary": summary})
+
+
+def _call(name: str, args: dict[str, Any]) -> AIMessage:
+    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:12]}",
+                                              "type": "tool_call"}])

@@ -1,0 +1,73 @@
+"""The approval node: in `approve` mode a human answers a typed request before any restart runs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from graph.context import Context
+from graph.state import IncidentState
+from nodes.common import current_thread_id, health_figures, infrastructure
+
+MAX_COMMENT_CHARS = 1_000
+
+
+class ApprovalRequest(TypedDict):
+    """What the operator is asked (JSON-serialisable; shown by the CLI and in Studio)."""
+
+    type: Literal["approve_restart"]
+    thread_id: str
+    server_id: str
+    service: str
+    proposed_action: str
+    health: str
+    finding: str
+    evidence: list[str]
+    answer_with: dict[str, str]
+
+
+class ApprovalAnswer(TypedDict, total=False):
+    """The operator's answer: approve, or reject with an optional comment."""
+
+    decision: Literal["approve", "reject"]
+    comment: str
+
+
+def parse_answer(answer: Any) -> ApprovalAnswer:
+    """Read an answer strictly: only an explicit approve approves; anything else is a rejection."""
+    if isinstance(answer, str):
+        answer = {"decision": answer}
+    if not isinstance(answer, dict):
+        return {"decision": "reject", "comment": "unreadable answer"}
+    decision = str(answer.get("decision", "")).strip().lower()
+    comment = str(answer.get("comment") or "")[:MAX_COMMENT_CHARS]
+    return {"decision": "approve" if decision in {"approve", "approved", "yes", "y"} else "reject",
+            "comment": comment}
+
+
+def approve(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Pause with the request; resume with an ApprovalAnswer. Nothing before interrupt() has side effects."""
+    server_id = state.get("server_id") or ""
+    spec = infrastructure(runtime.context).fleet.get(server_id)
+    diagnosis = state.get("diagnosis", {})
+    request: ApprovalRequest = {
+        "type": "approve_restart",
+        "thread_id": current_thread_id(),
+        "server_id": server_id,
+        "service": spec.service if spec else "",
+        "proposed_action": f"restart {spec.service if spec else 'service'} on {server_id}",
+        "health": health_figures(state.get("health")),
+        "finding": f"{diagnosis.get('category', 'unknown')}: {diagnosis.get('reason', '')}",
+        "evidence": list(diagnosis.get("evidence", []))[:8],
+        "answer_with": {"decision": "approve | reject", "comment": "optional text for the ticket"},
+    }
+    answer = parse_answer(interrupt(request))
+    update: dict[str, Any] = {"approval": dict(answer),
+                              "actions": [{"action": "operator_answer", "status": answer["decision"],
+                                           "detail": answer.get("comment", "")}]}
+    if answer["decision"] != "approve":
+        comment = answer.get("comment")
+        update["escalation_reason"] = "operator rejected the restart" + (f": {comment}" if comment else "")
+    return update

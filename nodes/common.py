@@ -1,0 +1,43 @@
+"""Helpers the nodes share: the thread id, the infrastructure for a run, and the evidence in the conversation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.config import get_config
+
+from graph.context import Context
+from graph.state import IncidentState
+from graph.triage_model import latest_tool_result
+from tools.backend import Infrastructure, open_infrastructure
+
+
+def current_thread_id() -> str:
+    """The thread id of the running graph ('unthreaded' outside a checkpointed run)."""
+    try:
+        configurable = get_config().get("configurable", {})
+    except RuntimeError:
+        return "unthreaded"
+    return str(configurable.get("thread_id") or "unthreaded")
+
+
+def infrastructure(context: Context) -> Infrastructure:
+    return open_infrastructure(context.fleet_path, context.state_path)
+
+
+def gathered_evidence(state: IncidentState) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The newest health and log tool results in the conversation (None for a tool never called)."""
+    messages = state.get("messages", [])
+    return latest_tool_result(messages, "get_server_health"), latest_tool_result(messages, "fetch_recent_logs")
+
+
+def health_figures(health: dict[str, Any] | None) -> str:
+    """Health as one short phrase, e.g. 'CPU 98.5%, memory 71.0%, status degraded'."""
+    if not health:
+        return "health unavailable"
+    cpu = health.get("cpu_percent")
+    memory = health.get("memory_percent")
+    parts = [f"CPU {cpu:.1f}%" if isinstance(cpu, int | float) else "CPU n/a",
+             f"memory {memory:.1f}%" if isinstance(memory, int | float) else "memory n/a",
+             f"status {health.get('status', 'unknown')}"]
+    return ", ".join(parts)

@@ -1,0 +1,111 @@
+"""The decide node: the evidence is classified by code, then the model picks restart, escalate or close."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from graph.models import load_chat_model, model_label
+from graph.signals import diagnose as classify
+from graph.state import IncidentState
+from nodes.common import gathered_evidence, infrastructure
+from nodes.diagnose import _describe
+from prompts import render
+from tools.backend import BackendError
+from tools.incident_tools import DECISION_TOOLS
+from tools.log_reduce import clean_line
+
+MAX_SUMMARY_CHARS = 2_000
+_ACTIONS = {"restart_service": "restart", "escalate_to_engineer": "escalate", "close_no_fault": "none"}
+
+
+def decide(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Classify the evidence deterministically, then ask the model for exactly one decision tool call."""
+    context = runtime.context
+    health, lines, notes = _evidence(state, context)
+    finding = classify(health, lines)
+    update: dict[str, Any] = {"health": health, "diagnosis": finding.to_dict(), "notes": notes,
+                              "model": model_label(context)}
+    if state.get("model_error"):
+        update["decision"] = _escalation(f"model unavailable: {state['model_error']}", context)
+        return update
+    system = SystemMessage(content=render("decide", policy=render("policy"), server_id=state.get("server_id")))
+    try:
+        model = load_chat_model(context).bind_tools(DECISION_TOOLS, tool_choice="any")
+        response = model.invoke([system, *state.get("messages", [])])
+    except Exception as exc:  # noqa: BLE001 - any model failure becomes an escalation, never a restart
+        update["decision"] = _escalation(f"model unavailable: {_describe(exc)}", context)
+        return update
+    if not isinstance(response, AIMessage):
+        response = AIMessage(content=str(getattr(response, "content", "")))
+    update["decision"] = read_decision(response, state.get("server_id"), context)
+    update["messages"] = [response, *[ToolMessage(content="decision recorded", tool_call_id=call["id"] or "",
+                                                  name=call["name"]) for call in response.tool_calls]]
+    return update
+
+
+def read_decision(response: AIMessage, server_id: str | None, context: Context) -> dict[str, Any]:
+    """Turn the model's tool calls into a decision; anything irregular becomes an escalation with the reason."""
+    calls = response.tool_calls
+    if response.invalid_tool_calls:
+        return _escalation("the model's tool call was malformed (arguments were not valid JSON)", context)
+    if not calls:
+        return _escalation("the model made no decision (no tool call)", context)
+    unknown = [call["name"] for call in calls if call["name"] not in _ACTIONS]
+    if unknown:
+        return _escalation(f"the model called a tool it was not offered: {clean_line(unknown[0])[:60]}", context)
+    actions = {_ACTIONS[call["name"]] for call in calls}
+    if len(actions) > 1:
+        return _escalation("the model asked for conflicting decisions", context)
+    call = calls[0]
+    action = _ACTIONS[call["name"]]
+    args = call.get("args") or {}
+    if action == "restart":
+        requested = args.get("server_id")
+        if not isinstance(requested, str) or _resolve(requested, context) != server_id or server_id is None:
+            shown = clean_line(str(requested))[:80]
+            return _escalation(f"the model asked to restart {shown!r}, not the incident's server {server_id}",
+                               context)
+        return {"action": "restart", "server_id": server_id, "tool": call["name"], "by": model_label(context),
+                "reason": "the model chose a restart"}
+    text_field = "summary" if action == "escalate" else "reason"
+    text = args.get(text_field)
+    text = clean_line(text)[:MAX_SUMMARY_CHARS] if isinstance(text, str) else ""
+    return {"action": action, "server_id": server_id, "tool": call["name"], "by": model_label(context),
+            "reason": text or ("the model escalated" if action == "escalate" else "the model found no fault")}
+
+
+def _escalation(reason: str, context: Context) -> dict[str, Any]:
+    return {"action": "escalate", "tool": None, "by": "agent", "reason": reason, "problem": reason}
+
+
+def _resolve(server_id: str, context: Context) -> str | None:
+    return infrastructure(context).index.resolve(server_id)
+
+
+def _evidence(state: IncidentState, context: Context) -> tuple[dict[str, Any] | None, list[str], list[str]]:
+    """Health and log lines from the tools the model called; read directly when the model skipped a tool."""
+    server_id = state.get("server_id")
+    health_result, logs_result = gathered_evidence(state)
+    notes: list[str] = []
+    backend = infrastructure(context).backend
+    if (health_result is None or health_result.get("server_id") != server_id) and server_id:
+        notes.append("health read by the agent: the model did not read it")
+        try:
+            health_result = {"status": "success", "data": {"health": dict(backend.health(server_id))}}
+        except BackendError as exc:
+            health_result = {"status": "no_data", "error": str(exc)}
+    if (logs_result is None or logs_result.get("server_id") != server_id) and server_id:
+        notes.append("logs read by the agent: the model did not read them")
+        try:
+            logs_result = {"status": "success", "data": {"lines": backend.logs(server_id, context.log_lines)}}
+        except BackendError as exc:
+            logs_result = {"status": "no_data", "error": str(exc)}
+    health = (health_result or {}).get("data", {}).get("health") if (health_result or {}).get(
+        "status") == "success" else None
+    data = (logs_result or {}).get("data", {})
+    lines = data.get("lines") or data.get("shown_lines") or []
+    return health, [str(line) for line in lines], notes

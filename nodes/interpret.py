@@ -1,0 +1,71 @@
+"""The interpret node: which server the incident is about, and which symptom."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from graph.context import Context
+from graph.state import IncidentState
+from nodes.common import current_thread_id, infrastructure
+
+MAX_INCIDENT_CHARS = 4_000
+MAX_CANDIDATES = 50
+_SYMPTOMS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("down or unreachable", re.compile(r"\b(down|unreachable|not responding|offline|dead|crash\w*)\b", re.I)),
+    ("slow or timing out", re.compile(r"\b(slow|sluggish|lag\w*|tim(e|ed|ing)[ -]?outs?|latency|hang\w*)\b", re.I)),
+    ("high CPU", re.compile(r"\b(cpu|load)\b", re.I)),
+    ("memory", re.compile(r"\b(memory|ram|oom|leak\w*|swap\w*)\b", re.I)),
+    ("disk", re.compile(r"\b(disk|storage|space|inode\w*)\b", re.I)),
+    ("errors", re.compile(r"\b(errors?|5\d\d|exceptions?|fail\w*)\b", re.I)),
+    ("security", re.compile(r"\b(login|ssh|brute|attack|intrusion|auth\w*)\b", re.I)),
+)
+
+
+def classify_symptom(text: str) -> str:
+    """A short label for what the operator reports."""
+    for label, pattern in _SYMPTOMS:
+        if pattern.search(text):
+            return label
+    return "unspecified"
+
+
+def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Match the incident against the fleet; ask the operator when interactive and nothing matches."""
+    raw = state.get("incident") or ""
+    text = raw.replace("\x00", " ").strip()
+    notes: list[str] = []
+    if len(text) > MAX_INCIDENT_CHARS:
+        notes.append(f"incident text cut from {len(text):,} to {MAX_INCIDENT_CHARS:,} characters")
+        text = text[:MAX_INCIDENT_CHARS]
+    infra = infrastructure(runtime.context)
+    mentioned = infra.index.mentions(text)
+    server_id = mentioned[0] if mentioned else None
+    if len(mentioned) > 1:
+        notes.append(f"incident names several servers ({', '.join(mentioned[:5])}); handling {server_id}")
+    if server_id is None and runtime.context.interactive and text:
+        candidates = sorted(infra.fleet.servers)[:MAX_CANDIDATES]
+        answer = interrupt({"type": "choose_server", "thread_id": current_thread_id(), "incident": text,
+                            "candidates": candidates,
+                            "question": "Which server is this incident about? Answer with a server id."})
+        choice = answer.get("server_id") if isinstance(answer, dict) else answer
+        server_id = infra.index.resolve(str(choice)) if choice else None
+        notes.append(f"operator chose server {server_id}" if server_id else "operator gave no known server")
+    symptom = classify_symptom(text)
+    brief = {"incident": text, "server_id": server_id, "symptom": symptom}
+    update: dict[str, Any] = {
+        "incident": text,
+        "server_id": server_id,
+        "symptom": symptom,
+        "notes": notes,
+        "messages": [HumanMessage(content=json.dumps(brief, ensure_ascii=False))],
+    }
+    if server_id is None:
+        update["escalation_reason"] = ("server not identified: the incident names no server of the inventory"
+                                       if text else "empty incident: nothing to identify")
+    return update

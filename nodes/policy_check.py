@@ -1,0 +1,45 @@
+"""The policy node: deterministic rules decide whether the model's proposal may go ahead."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from graph.policy import Verdict, evaluate_restart, load_policy
+from graph.state import IncidentState
+from nodes.common import current_thread_id, infrastructure
+from tools import audit
+from tools.ledger import RestartLedger
+
+
+def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Check a proposed restart (or a proposed close) against the policy, whatever the model said."""
+    context = runtime.context
+    decision = state.get("decision", {})
+    diagnosis = state.get("diagnosis", {})
+    server_id = state.get("server_id")
+    if decision.get("action") == "none":
+        if diagnosis.get("category") == "no_fault":
+            verdict = Verdict(True, "no_fault_confirmed", "health normal and no fault in the logs")
+        else:
+            verdict = Verdict(False, "close_veto",
+                              f"the evidence shows {diagnosis.get('category', 'unknown')}, not a healthy server")
+    else:
+        spec = infrastructure(context).fleet.get(server_id) if server_id else None
+        verdict = evaluate_restart(spec, diagnosis, RestartLedger(context.state_path).history(), time.time(),
+                                   load_policy(context.policy_file), context.autonomy)
+    audit.record(context.state_path, current_thread_id(), "policy_verdict", server_id=server_id,
+                 proposal=decision.get("action"), **verdict.to_dict())
+    update: dict[str, Any] = {"policy": verdict.to_dict()}
+    if not verdict.allowed:
+        if verdict.rule == "dry_run":
+            update.update(outcome="none", would_restart=True)
+        else:
+            update["escalation_reason"] = f"restart vetoed by policy ({verdict.rule}): {verdict.reason}" if (
+                decision.get("action") == "restart") else f"close vetoed by policy: {verdict.reason}"
+    elif decision.get("action") == "none":
+        update["outcome"] = "none"
+    return update

@@ -1,0 +1,57 @@
+"""The report node: the concise operator-facing answer (what was seen, what was done, the ticket)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context
+from graph.models import model_label
+from graph.state import IncidentState
+from nodes.common import health_figures
+
+MAX_QUOTED_LINES = 3
+
+
+def build_report(state: IncidentState, model: str) -> str:
+    """Plain sentences built from the state, so the report never says more than the evidence does."""
+    server_id = state.get("server_id")
+    diagnosis = state.get("diagnosis", {})
+    outcome = state.get("outcome")
+    lines: list[str] = []
+    if server_id is None:
+        lines.append(f"Could not tell which server this incident is about ({state.get('escalation_reason', '')}).")
+    else:
+        lines.append(f"Server {server_id} (reported: {state.get('symptom', 'unspecified')}).")
+        lines.append(f"Observed: {health_figures(state.get('health'))}.")
+        if diagnosis:
+            lines.append(f"Finding: {diagnosis.get('category', 'unknown')}: {diagnosis.get('reason', '')}")
+            for quoted in list(diagnosis.get("evidence", []))[:MAX_QUOTED_LINES]:
+                lines.append(f"  > {quoted}")
+    restart = state.get("restart") or {}
+    if restart.get("performed") or restart.get("already_done"):
+        lines.append(f"Action: restarted {restart.get('service')} on {server_id}; after the restart "
+                     f"{health_figures(restart.get('after'))} ({'verified healthy' if restart.get('verified') else 'still unhealthy'}).")
+    ticket = state.get("ticket")
+    if outcome == "escalate" and ticket:
+        delivery = ticket.get("delivery", {}).get("status", "unknown")
+        lines.append(f"Action: escalated to an engineer, ticket {ticket['id']} ({ticket['severity']}, {delivery}). "
+                     f"Reason: {state.get('escalation_reason', '')}")
+    elif outcome == "none" and state.get("would_restart"):
+        lines.append(f"Dry run: a restart of {server_id} would have been performed (policy allows it); nothing was "
+                     "changed.")
+    elif outcome == "none":
+        lines.append("Action: none. No fault found; no restart and no ticket.")
+    elif outcome == "restart":
+        lines.append("The incident is resolved by the restart; no ticket filed.")
+    for note in state.get("notes", []):
+        lines.append(f"Note: {note}")
+    lines.append(f"Decided by: {model}.")
+    return "\n".join(lines)
+
+
+def report(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Write the summary the operator reads."""
+    model = state.get("model") or model_label(runtime.context)
+    return {"summary": build_report(state, model), "model": model}

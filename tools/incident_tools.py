@@ -1,0 +1,101 @@
+"""The tools the model sees: two read-only diagnosis tools and the two decision tools."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from langchain_core.tools import tool
+from langgraph.prebuilt import ToolRuntime
+
+from graph.context import Context
+from tools.backend import BackendError, open_infrastructure
+from tools.log_reduce import clean_line, reduce_logs
+from tools.results import ToolResult, failure, no_data, success
+
+MAX_LOG_LINES = 1_000
+DEFAULT_LOG_LINES = 100
+
+
+def _as_content(result: ToolResult) -> str:
+    return json.dumps(result, ensure_ascii=False, sort_keys=True)
+
+
+def _incident_server(argument: str, runtime: ToolRuntime[Context], resolved: str | None) -> tuple[str, str]:
+    """The resolved server id, or an error: unknown ids and servers other than the incident's are refused."""
+    if resolved is None:
+        return "", f"unknown server id {clean_line(str(argument))[:80]!r}"
+    incident_server = (runtime.state or {}).get("server_id") if isinstance(runtime.state, dict) else None
+    if incident_server and resolved != incident_server:
+        return "", f"this incident concerns {incident_server}; the tools only read that server"
+    return resolved, ""
+
+
+@tool(response_format="content_and_artifact")
+def get_server_health(server_id: str, runtime: ToolRuntime[Context]) -> tuple[str, ToolResult]:
+    """Read a server's current health: CPU percent, memory percent and status (healthy, degraded or down)."""
+    context = runtime.context
+    infra = open_infrastructure(context.fleet_path, context.state_path)
+    resolved, problem = _incident_server(server_id, runtime, infra.index.resolve(server_id))
+    if problem:
+        result = failure("get_server_health", None, problem)
+        return _as_content(result), result
+    started = time.perf_counter()
+    try:
+        health = infra.backend.health(resolved)
+    except BackendError as exc:
+        result = no_data("get_server_health", resolved, f"health unavailable: {exc}")
+        return _as_content(result), result
+    result = success("get_server_health", resolved, health=dict(health),
+                     duration_ms=round((time.perf_counter() - started) * 1000, 2))
+    return _as_content(result), result
+
+
+@tool(response_format="content_and_artifact")
+def fetch_recent_logs(server_id: str, runtime: ToolRuntime[Context], lines: int = DEFAULT_LOG_LINES,
+                      ) -> tuple[str, ToolResult]:
+    """Fetch the most recent log lines of a server's service (repeats collapsed, errors first)."""
+    context = runtime.context
+    infra = open_infrastructure(context.fleet_path, context.state_path)
+    resolved, problem = _incident_server(server_id, runtime, infra.index.resolve(server_id))
+    if problem:
+        result = failure("fetch_recent_logs", None, problem)
+        return _as_content(result), result
+    count = max(1, min(int(lines) if isinstance(lines, int) else DEFAULT_LOG_LINES, MAX_LOG_LINES))
+    try:
+        raw = infra.backend.logs(resolved, count)
+    except BackendError as exc:
+        result = no_data("fetch_recent_logs", resolved, f"logs unavailable: {exc}")
+        return _as_content(result), result
+    digest = reduce_logs(raw, budget_tokens=context.log_budget_tokens)
+    shown = success("fetch_recent_logs", resolved, **digest)
+    full = success("fetch_recent_logs", resolved, lines=[clean_line(line) for line in raw], **digest)
+    return _as_content(shown), full
+
+
+@tool
+def restart_service(server_id: str) -> str:
+    """Restart the service of the incident's server. Only for a local recoverable fault (CPU or memory
+    saturation, hung process, OOM) with no sign of a deeper cause; a safety policy checks it before it runs."""
+    return "restart requested"
+
+
+@tool
+def escalate_to_engineer(summary: str) -> str:
+    """Escalate the incident to a human engineer with a short evidence-backed summary of what was found."""
+    return "escalation requested"
+
+
+@tool
+def close_no_fault(reason: str) -> str:
+    """Close the incident with no action because health is normal and the logs show no fault."""
+    return "close requested"
+
+
+DIAGNOSIS_TOOLS = [get_server_health, fetch_recent_logs]
+DECISION_TOOLS = [restart_service, escalate_to_engineer, close_no_fault]
+
+
+def tool_names(tools: list[Any]) -> list[str]:
+    return [getattr(item, "name", "") for item in tools]

@@ -1,0 +1,84 @@
+"""Reducing log lines to a bounded, model-sized digest: repeats collapsed, errors first, the rest sampled."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+MAX_LINE_CHARS = 300
+DEFAULT_BUDGET_TOKENS = 1_200
+_VOLATILE = re.compile(r"\d+|0x[0-9a-f]+", re.IGNORECASE)
+_SEVERE = re.compile(
+    r"\b(?:error|err|fatal|critical|crit|panic|emerg|alert|severe|exception|fail(?:ed|ure)?|refused|"
+    r"timed? ?out|warn(?:ing)?|killed|denied|unreachable)\b",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def estimate_tokens(text: str) -> int:
+    """Offline token estimate (about four characters per token for English and log text)."""
+    return (len(text) + 3) // 4
+
+
+def clean_line(line: str) -> str:
+    """A log line made safe to quote: control bytes replaced, cut to a bounded length."""
+    cleaned = _CONTROL.sub("?", line.strip())
+    return cleaned if len(cleaned) <= MAX_LINE_CHARS else cleaned[: MAX_LINE_CHARS - 1] + "…"
+
+
+def reduce_logs(lines: Sequence[str], budget_tokens: int = DEFAULT_BUDGET_TOKENS) -> dict[str, Any]:
+    """Digest of lines that fits the token budget; says how many lines it saw and left out."""
+    groups: dict[str, list[Any]] = {}
+    for position, raw in enumerate(lines):
+        line = clean_line(raw)
+        if not line:
+            continue
+        key = _VOLATILE.sub("#", line)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [position, line, 1]
+        else:
+            group[2] += 1
+    entries = sorted(groups.values(), key=lambda group: group[0])
+    severe = [entry for entry in entries if _SEVERE.search(entry[1])]
+    other = [entry for entry in entries if not _SEVERE.search(entry[1])]
+    chosen: list[list[Any]] = []
+    used = 0
+    for entry in severe + _spread(other):
+        text = _render(entry)
+        cost = estimate_tokens(text) + 1
+        if used + cost > budget_tokens:
+            continue
+        chosen.append(entry)
+        used += cost
+    chosen.sort(key=lambda entry: entry[0])
+    kept = sum(entry[2] for entry in chosen)
+    return {
+        "total_lines": len(lines),
+        "shown_lines": [_render(entry) for entry in chosen],
+        "distinct_lines": len(entries),
+        "omitted_lines": len(lines) - kept,
+        "estimated_tokens": used,
+    }
+
+
+def _render(entry: list[Any]) -> str:
+    return entry[1] if entry[2] == 1 else f"{entry[1]} [repeated {entry[2]}x]"
+
+
+def _spread(entries: list[list[Any]]) -> list[list[Any]]:
+    """Entries reordered so that any prefix is an even sample over time (newest first among equals)."""
+    if len(entries) <= 2:
+        return list(reversed(entries))
+    order: list[list[Any]] = []
+    seen: set[int] = set()
+    step = len(entries)
+    while step >= 1 and len(order) < len(entries):
+        for index in range(len(entries) - 1, -1, -step):
+            if index not in seen:
+                seen.add(index)
+                order.append(entries[index])
+        step //= 2
+    return order

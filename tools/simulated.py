@@ -1,0 +1,54 @@
+"""The simulated fleet backend: servers described in a file, whose restarts persist in the state directory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tools.backend import BackendError, RestartOutcome
+from tools.fleet import Fleet, ServerState
+from tools.statefile import locked_json, read_json
+
+STATE_FILE = "fleet-state.json"
+
+
+class SimulatedBackend:
+    """Answers from the fleet file; a restart switches a server to its `after_restart` state."""
+
+    def __init__(self, fleet: Fleet, state_dir: Path) -> None:
+        self._fleet = fleet
+        self._state_path = state_dir / STATE_FILE
+
+    def _current(self, server_id: str) -> ServerState:
+        spec = self._fleet.get(server_id)
+        if spec is None:
+            raise BackendError(f"unknown server {server_id!r}")
+        restarted = read_json(self._state_path).get("servers", {}).get(server_id, {}).get("restarted", False)
+        if restarted and spec.after_restart is not None:
+            return spec.after_restart
+        return spec.state
+
+    def health(self, server_id: str) -> Mapping[str, Any]:
+        return dict(self._current(server_id).health)
+
+    def logs(self, server_id: str, lines: int) -> list[str]:
+        logs = self._current(server_id).logs
+        return list(logs[-lines:]) if lines > 0 else []
+
+    def restart(self, server_id: str, service: str, idempotency_key: str) -> RestartOutcome:
+        if self._fleet.get(server_id) is None:
+            raise BackendError(f"unknown server {server_id!r}")
+        with locked_json(self._state_path) as document:
+            done = document.setdefault("restart_keys", {})
+            if idempotency_key in done:
+                return RestartOutcome(server_id, service, idempotency_key, performed=False, already_done=True,
+                                      detail=f"already restarted under key {idempotency_key}")
+            server = document.setdefault("servers", {}).setdefault(server_id, {})
+            server["restarted"] = True
+            server["restart_count"] = int(server.get("restart_count", 0)) + 1
+            server["last_restart_at"] = time.time()
+            done[idempotency_key] = {"server_id": server_id, "service": service, "at": time.time()}
+        return RestartOutcome(server_id, service, idempotency_key, performed=True, already_done=False,
+                              detail=f"restarted {service} on {server_id} (simulated)")
