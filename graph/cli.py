@@ -182,12 +182,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not history:
         raise CliError(f"unknown thread {args.thread_id!r}: no checkpoint in {context.state_path}")
     for snapshot in reversed(history):
-        writes = (snapshot.metadata or {}).get("writes") or {}
         step = (snapshot.metadata or {}).get("step")
-        nxt = ",".join(snapshot.next) or "end"
-        print(f"step {step:>3}  {snapshot.created_at}  next={nxt}")
-        for node, update in writes.items():
-            for line in trace_lines(node, update if isinstance(update, dict) else None):
+        print(f"step {step:>3}  {snapshot.created_at}  next={','.join(snapshot.next) or 'end'}")
+        for task in snapshot.tasks:
+            if task.interrupts:
+                print(f"          {task.name:<13}waiting for an answer: {task.interrupts[0].value.get('type')}")
+            for line in trace_lines(task.name, task.result if isinstance(task.result, dict) else None):
                 print(f"          {line}")
     final = history[0]
     print(f"\nstatus: {_status(final)}")

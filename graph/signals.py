@@ -69,155 +69,180 @@ _PHRASES: Mapping[Category, str] = MappingProxyType({
 
 @dataclass(frozen=True)
 class _Rule:
-    """One named pattern; `unless` vetoes the match when it also occurs in the line."""
+    """One named pattern. It runs only when one of its trigger `words` is a token of the line;
+    `unless` vetoes the match when it also occurs in the line."""
 
     category: Category
     name: str
+    words: str
     pattern: str
     unless: str | None = None
 
 
-# Patterns are matched case-insensitively against lines cut to MAX_LINE_CHARS. Gaps are bounded
+# Patterns are lowercase and run on the lowercased line, cut to MAX_LINE_CHARS. Gaps are bounded
 # ([^\n]{0,N}) and there are no nested quantifiers, so matching stays linear on hostile input.
 _RULES: tuple[_Rule, ...] = (
-    # --- security: bursts of auth failures, or one explicit alert ---
+    # --- security: bursts of auth failures (BURST_RULES), or one explicit alert ---
     _Rule(Category.SECURITY_EVENT, "auth_failure",
+          "failed authentication auth authenticate denied login",
           r"\bfailed (?:password|none|publickey|keyboard-interactive(?:/pam)?) for\b"
           r"|\bauthentication (?:failure|failed)|\bauth(?:entication)? fail\b"
           r"|\btoo many authentication failures\b|\bmaximum authentication attempts exceeded\b"
           r"|\bno more user authentication methods\b|\bcouldn't authenticate user\b"
           r"|\bpermission denied \((?:publickey|password|keyboard)|\bfailed login\b|\blogin fail(?:ed|ure)\b"
           r"|\baccess denied for user\b"),
-    _Rule(Category.SECURITY_EVENT, "invalid_user", r"\binvalid user \S"),
-    _Rule(Category.SECURITY_EVENT, "break_in_attempt", r"\bpossible break-in attempt\b"),
+    _Rule(Category.SECURITY_EVENT, "invalid_user", "invalid", r"\binvalid user \S"),
+    _Rule(Category.SECURITY_EVENT, "break_in_attempt", "break", r"\bpossible break-in attempt\b"),
     _Rule(Category.SECURITY_EVENT, "intrusion_alert",
+          "intrusion malware ransomware rootkit trojan virus webshell threat threats infected unauthorized"
+          " unauthorised privilege brute shell xmrig cryptominer coin coinminer suspicious",
           r"\bintrusion (?:detected|attempt|alert)|\b(?:malware|ransomware|rootkit|trojan|virus|webshell)"
           r" (?:detected|found)\b|\bdetected (?:malware|ransomware|a rootkit|a webshell)\b"
           r"|\b[1-9]\d* (?:threats?|infected files?) (?:detected|found)\b|\bunauthori[sz]ed (?:access|root)\b"
           r"|\bprivilege escalation\b|\bbrute[- ]force (?:attack|attempt)|\breverse shell\b"
           r"|\b(?:xmrig|cryptominer|coin ?miner)\b|\bsuspicious (?:process|binary|login|outbound)"),
-    _Rule(Category.SECURITY_EVENT, "prompt_injection",
+    _Rule(Category.SECURITY_EVENT, "prompt_injection", "ignore disregard forget",
           r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier)\s+"
           r"(?:instructions|prompts?|rules)\b"),
     # --- hardware ---
-    _Rule(Category.HARDWARE_FAULT, "kernel_fatal", r"\bkernel fatal\b"),
-    _Rule(Category.HARDWARE_FAULT, "kernel_panic", r"\bkernel panic\b"),
-    _Rule(Category.HARDWARE_FAULT, "machine_check",
-          r"\bmachine check (?:exception|events? logged|error)|\[hardware error\]|\bhardware (?:error|failure|fault)"),
-    _Rule(Category.HARDWARE_FAULT, "memory_error",
+    _Rule(Category.HARDWARE_FAULT, "kernel_fatal", "fatal", r"\bkernel fatal\b"),
+    _Rule(Category.HARDWARE_FAULT, "kernel_panic", "panic", r"\bkernel panic\b"),
+    _Rule(Category.HARDWARE_FAULT, "machine_check", "machine hardware",
+          r"\bmachine check (?:exception|events? logged|error)|\[hardware error\]"
+          r"|\bhardware (?:error|failure|fault)"),
+    _Rule(Category.HARDWARE_FAULT, "memory_error", "uncorrectable uncorrected ecc edac",
           r"\buncorrect(?:able|ed) (?:ecc |memory |ddr )?errors?\b|\becc (?:error|failure)s?\b"
           r"|\bedac [^\n]{0,60}?\bue\b",
           unless=r"(?<!un)correct(?:ed|able)\b"),
-    _Rule(Category.HARDWARE_FAULT, "disk_io_error",
+    _Rule(Category.HARDWARE_FAULT, "disk_io_error", "i input medium smart failing_now failing disk emask command",
           r"\bi/o error\b|\binput/output error\b|\bmedium error\b|\bsmart (?:failure|error)|\bfailing_now\b"
           r"|\b(?:drive|disk) (?:is )?failing\b|\bdisk failure\b|\bexception emask\b|\bfailed command: "),
-    _Rule(Category.HARDWARE_FAULT, "raid_degraded",
-          r"\braid\S* (?:array )?(?:\S+ )?(?:is )?degraded|\bdegraded (?:raid|array)\b|\bmd\d+:[^\n]{0,60}?degraded"),
+    _Rule(Category.HARDWARE_FAULT, "raid_degraded", "degraded",
+          r"\braid\S* (?:array )?(?:\S+ )?(?:is )?degraded|\bdegraded (?:raid|array)\b"
+          r"|\bmd\d+:[^\n]{0,60}?degraded"),
     _Rule(Category.HARDWARE_FAULT, "hardware_alarm",
+          "temperature thermal overheat overheated overheating fan power psu functional",
           r"\btemperature above threshold\b|\bthermal (?:shutdown|event|trip)|\boverheat\w*"
           r"|\b(?:fan|power supply|psu) (?:failure|failed|fault)\b|\bnot fully functional\b"),
     # --- disk full ---
-    _Rule(Category.DISK_FULL, "no_space",
+    _Rule(Category.DISK_FULL, "no_space", "space enospc diskoutofspaceexception full disk watermark",
           r"\bno space left on device\b|\benospc\b|\bdiskoutofspace|\bout of (?:disk )?space\b"
           r"|\b(?:not enough|insufficient) (?:free )?(?:disk )?space\b"
           r"|\b(?:disk|volume|filesystem|file system|partition)(?: \S+)? (?:is )?full\b"
           r"|\bdisk (?:usage|utili[sz]ation) (?:is )?(?:at |above |over )?(?:9[5-9]|100)(?:\.\d+)?\s?%"
           r"|\bdisk watermark[^\n]{0,40}?exceeded\b"),
-    _Rule(Category.DISK_FULL, "quota_exceeded", r"\b(?:disk )?quota exceeded\b|\bedquot\b"),
-    _Rule(Category.DISK_FULL, "inodes_exhausted",
-          r"\bout of inodes\b|\bno (?:free )?inodes\b|\binodes? (?:usage )?(?:is |are )?(?:full|exhausted|at 100\s?%)"),
+    _Rule(Category.DISK_FULL, "quota_exceeded", "quota edquot", r"\b(?:disk )?quota exceeded\b|\bedquot\b"),
+    _Rule(Category.DISK_FULL, "inodes_exhausted", "inodes inode",
+          r"\bout of inodes\b|\bno (?:free )?inodes\b"
+          r"|\binodes? (?:usage )?(?:is |are )?(?:full|exhausted|at 100\s?%)"),
     # --- configuration / bad deploy ---
     _Rule(Category.CONFIG_ERROR, "invalid_config",
+          "invalid misconfigured misconfiguration bad parse parsing syntax config configuration settings directive",
           r"\binvalid (?:config(?:uration)?|setting|value for)\b|\bmisconfigur\w+|\bbad config(?:uration)?\b"
-          r"|\b(?:config(?:uration)?|settings|properties|yaml|json|toml|ini)(?: file)? (?:parse|parsing|syntax) error"
-          r"|\b(?:error|failed|failure) (?:parsing|loading|reading|to (?:parse|load|read)) (?:the )?"
+          r"|\b(?:config(?:uration)?|settings|properties|yaml|json|toml|ini)(?: file)? (?:parse|parsing|syntax)"
+          r" error|\b(?:error|failed|failure) (?:parsing|loading|reading|to (?:parse|load|read)) (?:the )?"
           r"(?:config|configuration|settings)\b"
           r"|\bunknown (?:directive|configuration (?:option|key|property)|config (?:option|key))\b"),
     _Rule(Category.CONFIG_ERROR, "missing_setting",
-          r"\bmissing (?:required )?(?:env(?:ironment)? var(?:iable)?|config(?:uration)?|secret|setting|property)\b"
-          r"|\benvironment variable \S+ (?:is )?(?:not set|missing|undefined|required)"
+          "missing environment secret api_key apikey key credential credentials keyerror",
+          r"\bmissing (?:required )?(?:env(?:ironment)? var(?:iable)?|config(?:uration)?|secret|setting"
+          r"|property)\b|\benvironment variable \S+ (?:is )?(?:not set|missing|undefined|required)"
           r"|\b(?:secret|api[_ ]?key|credentials?) \S*\s?(?:is )?(?:missing|not (?:set|found|provided))\b"
           r"|\bkeyerror: '[a-z][a-z0-9_]*'"),
     _Rule(Category.CONFIG_ERROR, "class_not_found",
+          "classnotfoundexception noclassdeffounderror nosuchmethoderror modulenotfounderror importerror"
+          " unsatisfiedlinkerror",
           r"\bclassnotfoundexception\b|\bnoclassdeffounderror\b|\bnosuchmethoderror\b|\bmodulenotfounderror\b"
           r"|\bimporterror\b|\bunsatisfiedlinkerror\b"),
-    _Rule(Category.CONFIG_ERROR, "version_mismatch",
-          r"\bversion mismatch\b|\bincompatible (?:schema |protocol |api )?version\b|\bunsupported (?:\w+ )?version\b"),
-    _Rule(Category.CONFIG_ERROR, "migration_failed",
+    _Rule(Category.CONFIG_ERROR, "version_mismatch", "version",
+          r"\bversion mismatch\b|\bincompatible (?:schema |protocol |api )?version\b"
+          r"|\bunsupported (?:\w+ )?version\b"),
+    _Rule(Category.CONFIG_ERROR, "migration_failed", "migration migrations",
           r"\bmigration[^\n]{0,40}?\bfail(?:ed|ure)\b|\bfailed to (?:run|apply) migration"),
-    _Rule(Category.CONFIG_ERROR, "permission_denied", r"\bpermission denied\b|\beacces\b|\baccessdeniedexception\b"),
-    _Rule(Category.CONFIG_ERROR, "missing_file",
+    _Rule(Category.CONFIG_ERROR, "permission_denied", "denied eacces accessdeniedexception",
+          r"\bpermission denied\b|\beacces\b|\baccessdeniedexception\b"),
+    _Rule(Category.CONFIG_ERROR, "missing_file", "such enoent filenotfoundexception",
           r"\bno such file or directory\b|\benoent\b|\bfilenotfoundexception\b"),
-    _Rule(Category.CONFIG_ERROR, "port_in_use", r"\baddress already in use\b|\beaddrinuse\b|\bbindexception\b"),
+    _Rule(Category.CONFIG_ERROR, "port_in_use", "already eaddrinuse bindexception",
+          r"\baddress already in use\b|\beaddrinuse\b|\bbindexception\b"),
     # --- dependencies (other hosts and services) ---
-    _Rule(Category.DEPENDENCY_FAILURE, "connection_refused",
+    _Rule(Category.DEPENDENCY_FAILURE, "connection_refused", "refused econnrefused connectexception",
           r"\bconnection refused\b|\beconnrefused\b|\bconnectexception\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "connection_reset",
+    _Rule(Category.DEPENDENCY_FAILURE, "connection_reset", "reset econnreset",
           r"\bconnection reset\b|\beconnreset\b", unless=r"\bclient\b"),
     _Rule(Category.DEPENDENCY_FAILURE, "connection_timeout",
-          r"\bconnect(?:ion)? timed? ?out\b|\betimedout\b|\bsockettimeoutexception\b|\bconnecttimeoutexception\b"
-          r"|\bupstream timed out\b|\btimed out (?:while )?connecting\b"),
+          "connect connection etimedout sockettimeoutexception connecttimeoutexception upstream connecting",
+          r"\bconnect(?:ion)? timed? ?out\b|\betimedout\b|\bsockettimeoutexception\b"
+          r"|\bconnecttimeoutexception\b|\bupstream timed out\b|\btimed out (?:while )?connecting\b"),
     _Rule(Category.DEPENDENCY_FAILURE, "dns_failure",
+          "unknownhostexception nxdomain resolution known resolve enotfound eai_again host servfail",
           r"\bunknownhostexception\b|\bnxdomain\b|\btemporary failure in name resolution\b"
           r"|\bname or service not known\b|\bcould not resolve\b|\bfailed to resolve\b|\benotfound\b"
           r"|\beai_again\b|\bno such host\b|\bservfail\b"),
     _Rule(Category.DEPENDENCY_FAILURE, "no_route_to_host",
+          "route noroutetohost noroutetohostexception ehostunreach enetunreach unreachable",
           r"\bno ?route ?to ?host|\behostunreach\b|\benetunreach\b|\b(?:host|network) (?:is )?unreachable\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "upstream_error",
+    _Rule(Category.DEPENDENCY_FAILURE, "upstream_error", "502 503 504 upstream upstreams circuit circuitbreaker",
           r"\b502 bad gateway\b|\b503 service unavailable\b|\b504 gateway time-?out\b"
           r"|\bupstream[^\n]{0,60}?\b(?:502|503|504)\b|\bno (?:live|healthy|available) upstreams?\b"
           r"|\b(?:returned|received|got) (?:http |status )?(?:502|503|504)\b|\bcircuit ?breaker (?:is )?open\b"),
     _Rule(Category.DEPENDENCY_FAILURE, "tls_failure",
+          "certificate sslhandshakeexception tls ssl handshake handshake_failure x509 pkix",
           r"\bcertificate (?:has )?expired\b|\bcertificate verify failed\b|\bsslhandshakeexception\b"
           r"|\b(?:tls|ssl) handshake (?:failed|failure|error|timeout)|\bhandshake_failure\b"
           r"|\bx509: certificate\b|\bpkix path building failed\b"),
     _Rule(Category.DEPENDENCY_FAILURE, "dependency_unavailable",
+          "unavailable unreachable down reachable available responding unresponsive offline nfs connections",
           r"\b(?:database|db|postgres(?:ql)?|mysql|mariadb|mongo(?:db)?|redis|memcached?|cassandra|elasticsearch"
           r"|kafka|rabbitmq|amqp|broker|cache|ldap|zookeeper|etcd|consul|backend|upstream|dependency)"
           r"(?: (?:server|cluster|node|host|service|connection))? (?:is )?(?:unavailable|unreachable|down"
           r"|not reachable|not available|not responding|unresponsive|offline)\b"
           r"|\bnfs: server \S+ not responding\b|\btoo many connections\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "cannot_connect",
+    _Rule(Category.DEPENDENCY_FAILURE, "cannot_connect", "connect channel contacting lost broken severed",
           r"\b(?:could not|couldn't|can ?not|can't|unable to|failed to) (?:connect|open channel) to\b"
           r"|\berror (?:in )?contacting\b|\bretrying connect to server\b|\blost connection to\b"
           r"|\bconnection broken\b|\blink has been severed\b"),
     _Rule(Category.DEPENDENCY_FAILURE, "zookeeper_session",
-          r"\bconnectionloss\b|\bsessionexpired|\bsession ?expired\b|\bconnection ?loss\b"
+          "connectionloss connectionlossexception sessionexpired sessionexpiredexception expired loss expiring",
+          r"\bconnectionloss|\bsessionexpired|\bsession ?expired\b|\bconnection ?loss\b"
           r"|\bexpiring session 0x[0-9a-f]+, timeout of \d+ms exceeded"),
-    _Rule(Category.DEPENDENCY_FAILURE, "mod_jk_error",
+    _Rule(Category.DEPENDENCY_FAILURE, "mod_jk_error", "mod_jk",
           r"\bmod_jk child workerenv in error state\b|\bmod_jk child init \d+ -\d+"),
     # --- recoverable, local to the process ---
     _Rule(Category.OOM_KILL, "oom_kill",
+          "outofmemoryerror memory oom oomkill oomkilled oomkiller oom_kill oom_killer oom_killed killed memoryerror",
           r"\boutofmemoryerror\b|\bout of memory: kill|\binvoked oom-killer\b|\boom[-_ ]?kill(?:er|ed)?\b"
           r"|\bkilled process \d+|\bmemory cgroup out of memory\b|\bmemoryerror\b|\boom-kill:"),
-    _Rule(Category.HUNG_PROCESS, "deadlock",
-          r"\bjava-level deadlock\b|\bfound \d+ deadlocks?\b|\bdeadlocked threads?\b|\bthreads? (?:are |is )?deadlocked\b"
-          r"|\bdeadlock (?:detected )?(?:in|between|among) (?:threads|workers)\b"),
+    _Rule(Category.HUNG_PROCESS, "deadlock", "deadlock deadlocks deadlocked",
+          r"\bjava-level deadlock\b|\bfound \d+ deadlocks?\b|\bdeadlocked threads?\b"
+          r"|\bthreads? (?:are |is )?deadlocked\b|\bdeadlock (?:detected )?(?:in|between|among) (?:threads|workers)\b"),
     _Rule(Category.HUNG_PROCESS, "pool_exhausted",
+          "exhausted saturated depleted busy blocked rejectedexecutionexception reached",
           r"\b(?:thread|worker|executor|request) ?pool (?:is )?(?:exhausted|saturated|depleted)\b"
           r"|\ball (?:worker |request )?threads (?:\(\d+\) )?are (?:currently )?busy\b"
           r"|\b(?P<n_slash>\d+)/(?P=n_slash) (?:\w+ )?(?:threads|workers) (?:busy|blocked)\b"
           r"|\b(?P<n_of>\d+) of (?P=n_of) (?:\w+ )?(?:threads|workers) (?:are )?(?:busy|blocked)\b"
           r"|\brejectedexecutionexception\b|\breached (?:maxrequestworkers|maxclients|pm\.max_children)\b"),
-    _Rule(Category.HUNG_PROCESS, "watchdog_timeout",
+    _Rule(Category.HUNG_PROCESS, "watchdog_timeout", "watchdog liveness heartbeat timeout",
           r"\bwatchdog\b[^\n]{0,80}?\b(?:timeout|timed out|expired|unresponsive|stuck|hung)\b"
           r"|\bliveness probe failed\b|\bheartbeat (?:is )?(?:late|stale)\b|\bworker timeout\b"),
-    _Rule(Category.HUNG_PROCESS, "stuck_request",
-          r"\bmay be stuck\b|\bstuck (?:threads?|requests?|workers?)\b|\b(?:threads?|requests?|workers?) "
-          r"(?:is |are )?stuck\b|\bnot responding\b|\bhung task\b|\bblocked for more than \d+ seconds\b"
-          r"|\bevent loop (?:blocked|lag \d{4,}\s?ms)"),
-    _Rule(Category.HUNG_PROCESS, "gc_thrash",
+    _Rule(Category.HUNG_PROCESS, "stuck_request", "stuck responding hung blocked loop",
+          r"\bmay be stuck\b|\bstuck (?:threads?|requests?|workers?)\b"
+          r"|\b(?:threads?|requests?|workers?) (?:is |are )?stuck\b|\bnot responding\b|\bhung task\b"
+          r"|\bblocked for more than \d+ seconds\b|\bevent loop (?:blocked|lag \d{4,}\s?ms)"),
+    _Rule(Category.HUNG_PROCESS, "gc_thrash", "gc pause garbage",
           r"\bgc\b[^\n]{0,120}?\bpause\b[^\n]{0,80}?\b\d{4,}(?:\.\d+)?\s?ms\b|\bdetected pause in jvm\b"
           r"|\bgc (?:time|overhead)(?: ratio)?\s*(?:[=:]|of|at)?\s*(?:[3-9]\d|100)(?:\.\d+)?\s?%"
           r"|\b(?:long|excessive) (?:gc|garbage collection) pauses?\b|\bgc thrash\w*"),
-    _Rule(Category.MEMORY_PRESSURE, "memory_high",
-          r"\bmemory leak\b|\b(?:high|critical|severe) memory (?:pressure|usage)\b|\bmemory pressure (?:high|critical)\b"
+    _Rule(Category.MEMORY_PRESSURE, "memory_high", "memory heap swap swapping enomem allocation",
+          r"\bmemory leak\b|\b(?:high|critical|severe) memory (?:pressure|usage)\b"
+          r"|\bmemory pressure (?:high|critical)\b"
           r"|\bmemory (?:usage|utili[sz]ation|used) (?:is )?(?:at |above |over )?(?:9\d|100)(?:\.\d+)?\s?%"
           r"|\bheap\b[^\n%]{0,40}?\b(?:9\d|100)(?:\.\d+)?\s?%|\bheap (?:usage |space )?(?:is )?(?:near|close to"
           r"|approaching|at|above|over) (?:the )?(?:limit|max|maximum|capacity)\b|\bswap(?:ping)? storm\b"
           r"|\b(?:excessive|heavy) swapping\b|\blow on memory\b|\bcannot allocate memory\b|\benomem\b"
           r"|\bpage allocation failure\b"),
-    _Rule(Category.CPU_SATURATION, "cpu_high",
+    _Rule(Category.CPU_SATURATION, "cpu_high", "cpu",
           r"\bcpu\b[^\n%]{0,30}?\b(?:9\d|[1-9]\d\d)(?:\.\d+)?\s?%|\b(?:9\d|100)(?:\.\d+)?\s?% cpu\b"
           r"|\bhigh cpu\b|\bcpu (?:is )?(?:saturat\w+|pegged|starv\w+)",
           unless=r"\bidle\b"),
@@ -232,21 +257,48 @@ _EXCEPTION = re.compile(r"\b[A-Z]\w*(?:Exception|Error)\b")
 _LOW_LEVEL = re.compile(r"\b(?:INFO|DEBUG|TRACE|NOTICE)\b|\[(?:info|debug|notice)\]")
 _CLIENT_REQUEST = re.compile(r"\[client [0-9A-Fa-f.:]+\]")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def _compile_category(category: Category) -> tuple[re.Pattern[str], tuple[_Rule, ...]]:
-    """One alternation per category; group r<i> names which of the category's rules matched."""
-    rules = tuple(rule for rule in _RULES if rule.category is category)
-    source = "|".join(f"(?P<r{index}>{rule.pattern})" for index, rule in enumerate(rules))
-    return re.compile(source, re.IGNORECASE), rules
-
-
-_BY_CATEGORY: tuple[tuple[Category, re.Pattern[str], tuple[_Rule, ...]], ...] = tuple(
-    (category, *_compile_category(category)) for category in LINE_PRIORITY
+_WORD_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
+# One C-level pass over the UTF-8 bytes: ASCII letters folded to lowercase, everything but [a-z0-9_] to a space.
+_FOLD = bytes(
+    code if code in _WORD_CHARS else code + 32 if 65 <= code <= 90 else 32 for code in range(256)
 )
-_ANY_RULE = re.compile("|".join(f"(?:{rule.pattern})" for rule in _RULES), re.IGNORECASE)
-_UNLESS: Mapping[str, re.Pattern[str]] = MappingProxyType(
-    {rule.name: re.compile(rule.unless, re.IGNORECASE) for rule in _RULES if rule.unless}
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A rule with its patterns compiled."""
+
+    rule: _Rule
+    regex: re.Pattern[str]
+    unless: re.Pattern[str] | None
+
+
+def _compile_rules() -> tuple[_Compiled, ...]:
+    """All rules compiled, ordered by LINE_PRIORITY (blocking before recoverable)."""
+    ordered = sorted(_RULES, key=lambda rule: LINE_PRIORITY.index(rule.category))
+    return tuple(
+        _Compiled(rule, re.compile(rule.pattern), re.compile(rule.unless) if rule.unless else None)
+        for rule in ordered
+    )
+
+
+def _index_triggers(compiled: Sequence[_Compiled]) -> Mapping[bytes, tuple[int, ...]]:
+    """Trigger word (as folded bytes) -> indices of the rules it may fire."""
+    index: dict[bytes, list[int]] = {}
+    for position, item in enumerate(compiled):
+        for word in item.rule.words.split():
+            token = word.encode("ascii")
+            if not set(token) <= _WORD_CHARS:
+                raise ValueError(f"trigger word {word!r} of rule {item.rule.name} can never be a token")
+            index.setdefault(token, []).append(position)
+    return MappingProxyType({token: tuple(positions) for token, positions in index.items()})
+
+
+_COMPILED: tuple[_Compiled, ...] = _compile_rules()
+_TRIGGERS: Mapping[bytes, tuple[int, ...]] = _index_triggers(_COMPILED)
+_TRIGGER_WORDS: frozenset[bytes] = frozenset(_TRIGGERS)
+_LEVEL_WORDS: frozenset[bytes] = frozenset(
+    b"fatal critical crit severe emerg emergency alert panic traceback level".split()
 )
 
 
@@ -297,32 +349,30 @@ def _quote(line: str) -> str:
     return text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 1] + "…"
 
 
-def _rule_index(match: re.Match[str]) -> int:
-    """Index of the rule group (r<i>) that produced the match."""
-    return next(int(name[1:]) for name, value in match.groupdict().items()
-                if value is not None and name[:1] == "r" and name[1:].isdigit())
+def _words(text: str) -> bytes:
+    """The line folded to lowercase ASCII words separated by spaces (non-ASCII becomes separators)."""
+    return text.encode("utf-8", "replace").translate(_FOLD)
 
 
-def _match_rule(line: str) -> _Rule | None:
-    """The first rule that matches, categories in LINE_PRIORITY order; None when none does."""
-    if not _ANY_RULE.search(line):
-        return None
-    for _category, pattern, rules in _BY_CATEGORY:
-        for match in pattern.finditer(line):
-            rule = rules[_rule_index(match)]
-            unless = _UNLESS.get(rule.name)
-            if unless is None or not unless.search(line):
-                return rule
+def _match_rule(text: str, hits: Iterable[bytes]) -> _Rule | None:
+    """The first rule (priority order) among those triggered whose pattern matches the lowercased line."""
+    low = text.lower()
+    for position in sorted({position for word in hits for position in _TRIGGERS[word]}):
+        item = _COMPILED[position]
+        if item.regex.search(low) and not (item.unless and item.unless.search(low)):
+            return item.rule
     return None
 
 
-def _is_unrecognised_error(line: str) -> bool:
-    """Error-level or exception lines; Apache per-client request errors and INFO-level exceptions are noise."""
-    if _CLIENT_REQUEST.search(line):
+def _is_unrecognised_error(text: str, words: bytes, tokens: Sequence[bytes]) -> bool:
+    """Error-level or exception lines. Apache per-client request errors and INFO-level exceptions are noise."""
+    if not (b"error" in words or b"exception" in words or not _LEVEL_WORDS.isdisjoint(tokens)):
         return False
-    if _ERROR_LEVEL.search(line):
+    if _CLIENT_REQUEST.search(text):
+        return False
+    if _ERROR_LEVEL.search(text):
         return True
-    return bool(_EXCEPTION.search(line)) and not _LOW_LEVEL.search(line)
+    return bool(_EXCEPTION.search(text)) and not _LOW_LEVEL.search(text)
 
 
 def classify_line(line: str) -> Signal | None:
@@ -330,10 +380,13 @@ def classify_line(line: str) -> Signal | None:
     if not isinstance(line, str):
         return None
     text = line[:MAX_LINE_CHARS]
-    rule = _match_rule(text)
+    words = _words(text)
+    tokens = words.split()
+    hits = _TRIGGER_WORDS.intersection(tokens)
+    rule = _match_rule(text, hits) if hits else None
     if rule is not None:
         return Signal(rule.category, "logs", _quote(text), rule.name)
-    if _is_unrecognised_error(text):
+    if _is_unrecognised_error(text, words, tokens):
         return Signal(Category.UNKNOWN, "logs", _quote(text), UNRECOGNISED_RULE)
     return None
 

@@ -1,0 +1,103 @@
+"""Shared fixtures: a private state directory per test, fleets written on the fly, a scripted chat model."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langgraph.checkpoint.memory import InMemorySaver
+
+from graph.builder import builder
+from graph.context import Context
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_FLEET = REPO / "scenarios" / "demo-fleet.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's .env, state directory or API keys."""
+    for name in ("MODEL_NAME", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FLEET_FILE", "IT_SUPPORT_STATE_DIR",
+                 "AUTONOMY", "POLICY_FILE", "IT_SUPPORT_OUTBOX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "state"
+    path.mkdir()
+    return path
+
+
+def write_fleet(directory: Path, servers: dict[str, Any]) -> Path:
+    path = directory / f"fleet-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump({"servers": servers}, sort_keys=False), encoding="utf-8")
+    return path
+
+
+class IncidentRunner:
+    """Runs incidents through the builder compiled with an in-memory checkpointer, like a library user would."""
+
+    def __init__(self, state_dir: Path, fleet: Path = DEMO_FLEET, **context: Any) -> None:
+        self.app = builder.compile(checkpointer=InMemorySaver())
+        self.context = Context(fleet_file=str(fleet), state_dir=str(state_dir), **context)
+
+    def run(self, incident: str, thread_id: str | None = None) -> dict[str, Any]:
+        config = {"configurable": {"thread_id": thread_id or uuid.uuid4().hex}}
+        return dict(self.app.invoke({"incident": incident}, config, context=self.context))
+
+    def config(self, thread_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id}}
+
+
+@pytest.fixture
+def runner(state_dir: Path) -> Callable[..., IncidentRunner]:
+    def make(fleet: Path = DEMO_FLEET, **context: Any) -> IncidentRunner:
+        return IncidentRunner(state_dir, fleet, **context)
+
+    return make
+
+
+Script = Callable[[tuple[str, ...], Sequence[BaseMessage]], AIMessage]
+
+
+class ScriptedModel(BaseChatModel):
+    """A chat model whose answers a test scripts: script(bound tool names, messages) -> AIMessage."""
+
+    script: Any
+    bound_tools: tuple[str, ...] = ()
+    calls: list[tuple[str, ...]] = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        names = tuple(getattr(item, "name", "") for item in tools)
+        self.calls.append(names)
+        return self.model_copy(update={"bound_tools": names})
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=self.script(self.bound_tools, messages))])
+
+
+@pytest.fixture
+def scripted_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Script], ScriptedModel]]:
+    """Replace the configured model in the diagnose and decide nodes with a scripted one."""
+
+    def install(script: Script) -> ScriptedModel:
+        model = ScriptedModel(script=script, calls=[])
+        monkeypatch.setattr("nodes.diagnose.load_chat_model", lambda context: model)
+        monkeypatch.setattr("nodes.decide.load_chat_model", lambda context: model)
+        return model
+
+    yield install

@@ -1,0 +1,144 @@
+"""The command line as a subprocess: JSON output, exit codes, bad input, approval and resume across processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(state_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("MODEL_NAME", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FLEET_FILE", "AUTONOMY")}
+    env["IT_SUPPORT_STATE_DIR"] = str(state_dir)
+    return subprocess.run([sys.executable, "-m", "graph.cli", *args], cwd=REPO, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def run_json(state_dir: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    done = cli(state_dir, "run", *args, "--json")
+    assert done.stderr == "" or "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_run_json_seed_restart(state_dir: Path) -> None:
+    code, result = run_json(state_dir, "The payment-server-01 is extremely slow and timing out")
+    assert code == 0
+    assert result["outcome"] == "restart"
+    assert result["server_id"] == "payment-server-01"
+    assert [step["action"] for step in result["actions"]] == [
+        "get_server_health", "fetch_recent_logs", "decide", "policy_check", "restart_service", "verify_health"]
+    assert result["ticket"] is None
+    assert result["model"] == "offline triage model"
+    assert result["thread_id"].startswith("inc-")
+    assert (state_dir / "checkpoints.sqlite").exists()
+
+
+def test_run_json_seed_escalation_and_trace(state_dir: Path) -> None:
+    code, result = run_json(state_dir, "search-index-09 stopped indexing")
+    assert code == 0 and result["outcome"] == "escalate"
+    assert result["diagnosis"]["category"] == "dependency_failure"
+    assert result["ticket"]["id"].startswith("INC-")
+    trace = cli(state_dir, "run", "search-index-09 stopped indexing")
+    assert trace.returncode == 0
+    assert "model calls get_server_health" in trace.stdout
+    assert "escalate_to_engineer" in trace.stdout
+
+
+def test_restart_persists_in_state_dir_for_a_later_process(state_dir: Path) -> None:
+    run_json(state_dir, "payment-server-01 slow")
+    _, second = run_json(state_dir, "payment-server-01 still slow?")
+    assert second["health"]["status"] == "healthy"
+    assert second["outcome"] == "none"
+
+
+@pytest.mark.parametrize("incident", ["", "   ", "\n\t"])
+def test_empty_incident_is_a_one_line_error(state_dir: Path, incident: str) -> None:
+    done = cli(state_dir, "run", incident)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: the incident text is empty")
+    assert "Traceback" not in done.stderr
+
+
+def test_incident_from_stdin(state_dir: Path) -> None:
+    done = cli(state_dir, "run", "-", "--json", stdin="web-frontend-05 seems slow")
+    assert json.loads(done.stdout)["outcome"] == "none"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "fleet file not found"),
+    ("servers:\n  a-1:\n    service: x\n    health: {cpu_percent: 5\n", "line"),
+    ("servers:\n  a-1:\n    health: {cpu_percent: 5, status: healthy}\n    logs: []\n", "missing required field 'service'"),
+    ("servers:\n  a-1:\n    service: x\n    logs: []\n", "missing required field 'health'"),
+    ("servers:\n  a-1:\n    service: x\n    health: {cpu_percent: high}\n", "health.cpu_percent must be a number"),
+    ("- just\n- a list\n", "expected a mapping"),
+])
+def test_bad_fleet_files_are_one_line_errors(state_dir: Path, tmp_path: Path, content: str | None,
+                                             message: str) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    if content is not None:
+        fleet.write_text(content)
+    done = cli(state_dir, "run", "a-1 is slow", "--fleet", str(fleet))
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_api_key_for_openai_names_the_variable(state_dir: Path) -> None:
+    done = cli(state_dir, "run", "payment-server-01 slow", "--model", "gpt-4o")
+    assert done.returncode == 2
+    assert "OPENAI_API_KEY" in done.stderr
+
+
+def test_approve_then_resume_in_a_new_process(state_dir: Path) -> None:
+    code, waiting = run_json(state_dir, "payment-server-01 is slow", "--autonomy", "approve")
+    assert code == 3
+    assert waiting["outcome"] == "awaiting_approval"
+    request = waiting["request"]
+    assert request["type"] == "approve_restart" and request["server_id"] == "payment-server-01"
+    assert request["service"] == "payment-api" and request["thread_id"] == waiting["thread_id"]
+    assert not (state_dir / "fleet-state.json").exists()
+    listing = cli(state_dir, "list")
+    assert "awaiting approval" in listing.stdout
+    done = cli(state_dir, "resume", waiting["thread_id"], "--approve", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["outcome"] == "restart" and result["restart"] if "restart" in result else True
+    assert result["outcome"] == "restart"
+    again = cli(state_dir, "resume", waiting["thread_id"], "--approve")
+    assert again.returncode == 2 and "is not waiting" in again.stderr
+    fleet_state = json.loads((state_dir / "fleet-state.json").read_text())
+    assert fleet_state["servers"]["payment-server-01"]["restart_count"] == 1
+    shown = cli(state_dir, "show", waiting["thread_id"])
+    assert "restart_service" in shown.stdout and "status: restarted" in shown.stdout
+
+
+def test_reject_escalates_with_the_operator_comment(state_dir: Path) -> None:
+    _, waiting = run_json(state_dir, "payment-server-01 is slow", "--autonomy", "approve")
+    done = cli(state_dir, "resume", waiting["thread_id"], "--reject", "--comment", "deploy freeze", "--json")
+    result = json.loads(done.stdout)
+    assert result["outcome"] == "escalate"
+    assert result["ticket"]["operator_comment"] == "deploy freeze"
+    assert "operator rejected the restart: deploy freeze" in result["ticket"]["reason"]
+    assert not (state_dir / "fleet-state.json").exists()
+
+
+def test_resume_of_unknown_thread_is_a_clear_error(state_dir: Path) -> None:
+    done = cli(state_dir, "resume", "inc-does-not-exist", "--approve")
+    assert done.returncode == 2
+    assert "unknown thread 'inc-does-not-exist'" in done.stderr
+
+
+def test_audit_trail_records_the_verdict_and_the_action(state_dir: Path) -> None:
+    _, result = run_json(state_dir, "payment-server-01 is slow")
+    done = cli(state_dir, "audit", result["thread_id"])
+    kinds = [json.loads(line)["kind"] for line in done.stdout.splitlines()]
+    assert kinds == ["policy_verdict", "action_intent", "action_result"]
