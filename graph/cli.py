@@ -215,6 +215,26 @@ def cmd_flush(args: argparse.Namespace) -> int:
     return EXIT_OK if counts["failed"] == 0 else EXIT_ERROR
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from graph.evaluation import ScenarioError, load_scenarios, run_scenario, summarise, table
+
+    try:
+        scenarios = load_scenarios(args.paths)
+    except ScenarioError as exc:
+        raise CliError(str(exc)) from None
+    model = args.model or "offline"
+    results = [run_scenario(scenario, model) for scenario in scenarios]
+    summary = {**summarise(results), "model": model}
+    if args.json:
+        print(json.dumps({"summary": summary, "results": [result.to_dict() for result in results]}))
+    else:
+        print("\n".join(table(results)))
+        print("\n" + "  ".join(f"{key}={value}" for key, value in summary.items()))
+    failed = summary["unsafe_restarts"] > 0 or (args.min_accuracy is not None and
+                                                summary["accuracy"] < args.min_accuracy)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fleet", help="fleet file (default: the bundled demo fleet)")
     parser.add_argument("--state-dir", help="state directory (default: $XDG_STATE_HOME/it-support-agent)")
@@ -252,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser.add_argument("thread_id", nargs="?")
     _common(audit_parser)
     audit_parser.set_defaults(handler=cmd_audit)
+    evaluate = commands.add_parser("eval", help="score the restart/escalate decision on scenario files")
+    evaluate.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios/library)")
+    evaluate.add_argument("--model", help="'offline' (default) or an OpenAI-compatible model name")
+    evaluate.add_argument("--min-accuracy", type=float, help="exit non-zero below this accuracy (0..1)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(handler=cmd_eval)
     return parser
 
 
