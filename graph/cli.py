@@ -60,17 +60,43 @@ def _compiled(context: Context) -> Any:
     return builder.compile(checkpointer=open_checkpointer(context.state_path), name="it-support-agent")
 
 
-def _drive(app: Any, payload: Any, context: Context, thread_id: str, as_json: bool) -> int:
+def _ask(request: dict[str, Any]) -> dict[str, Any] | None:
+    """Ask the operator at the terminal; None when they give no usable answer (the thread keeps waiting)."""
+    try:
+        if request.get("type") == "choose_server":
+            print(f"\nWhich server is this about? Known: {', '.join(request.get('candidates', [])[:20])}")
+            choice = input("server id (empty to stop here): ").strip()
+            return {"server_id": choice} if choice else None
+        print(f"\nRestart proposed: {request.get('proposed_action')} ({request.get('health')})")
+        print(f"Finding: {request.get('finding')}")
+        reply = input("Approve the restart? [y/n, empty to decide later]: ").strip().lower()
+    except EOFError:
+        return None
+    if reply in ("y", "yes"):
+        return {"decision": "approve", "comment": ""}
+    if reply in ("n", "no"):
+        return {"decision": "reject", "comment": input("comment for the ticket (optional): ").strip()}
+    return None
+
+
+def _drive(app: Any, payload: Any, context: Context, thread_id: str, as_json: bool,
+           interactive: bool = False) -> int:
     config = {"configurable": {"thread_id": thread_id}}
     if not as_json:
         print(f"thread {thread_id} (model: {context.model}, autonomy: {context.autonomy})")
-    for chunk in app.stream(payload, config, context=context, stream_mode="updates", durability="sync"):
-        for node, update in chunk.items():
-            if not as_json and node != "__interrupt__":
-                for line in trace_lines(node, update if isinstance(update, dict) else None):
-                    print(line)
-    snapshot = app.get_state(config)
-    interrupts = [item.value for item in snapshot.interrupts]
+    while True:
+        for chunk in app.stream(payload, config, context=context, stream_mode="updates", durability="sync"):
+            for node, update in chunk.items():
+                if not as_json and node != "__interrupt__":
+                    for line in trace_lines(node, update if isinstance(update, dict) else None):
+                        print(line)
+        snapshot = app.get_state(config)
+        interrupts = [item.value for item in snapshot.interrupts]
+        answer = _ask(interrupts[0]) if interrupts and interactive else None
+        if answer is None:
+            break
+        audit.record(context.state_path, thread_id, "operator_answer", answer=answer)
+        payload = Command(resume=answer)
     result = result_object(thread_id, snapshot.values, interrupts)
     if as_json:
         print(json.dumps(result, ensure_ascii=False, default=str))
@@ -96,7 +122,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     incident = _read_incident(args.incident)
     context = _context(args)
     thread_id = args.thread_id or new_thread_id()
-    return _drive(_compiled(context), {"incident": incident}, context, thread_id, args.json)
+    interactive = not args.json and not args.no_input and sys.stdin.isatty() and args.incident != "-"
+    context.interactive = interactive or context.interactive
+    return _drive(_compiled(context), {"incident": incident}, context, thread_id, args.json, interactive)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -106,6 +134,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     snapshot = app.get_state(config)
     if not snapshot.values:
         raise CliError(f"unknown thread {args.thread_id!r}: no checkpoint in {context.state_path}")
+    if not snapshot.interrupts and snapshot.next:
+        if args.approve or args.reject or args.server:
+            raise CliError(f"thread {args.thread_id} is not waiting for an answer: it stopped before "
+                           f"{', '.join(snapshot.next)}; resume it without --approve/--reject to continue")
+        audit.record(context.state_path, args.thread_id, "resume_after_stop", next=list(snapshot.next))
+        return _drive(app, None, context, args.thread_id, args.json)
     if not snapshot.interrupts:
         raise CliError(f"thread {args.thread_id} is not waiting for an answer (outcome: "
                        f"{snapshot.values.get('outcome', 'in progress')})")
@@ -116,7 +150,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         answer: dict[str, Any] = {"server_id": args.server}
     else:
         if args.approve == args.reject:
-            raise CliError("say --approve or --reject")
+            raise CliError("say either --approve or --reject")
         answer = {"decision": "approve" if args.approve else "reject", "comment": args.comment or ""}
     audit.record(context.state_path, args.thread_id, "operator_answer", answer=answer)
     return _drive(app, Command(resume=answer), context, args.thread_id, args.json)
@@ -250,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="handle an incident")
     run.add_argument("incident", help="the incident text ('-' reads it from stdin)")
     run.add_argument("--thread-id", help="use this thread id instead of a new one")
+    run.add_argument("--no-input", action="store_true", help="never ask at the terminal; stop and exit instead")
     _common(run)
     run.set_defaults(handler=cmd_run)
     resume = commands.add_parser("resume", help="answer an incident waiting for approval")

@@ -18,6 +18,7 @@ _ENVIRONMENT = {
     "state_dir": "IT_SUPPORT_STATE_DIR",
     "autonomy": "AUTONOMY",
     "policy_file": "POLICY_FILE",
+    "interactive": "IT_SUPPORT_INTERACTIVE",
 }
 
 
@@ -62,7 +63,9 @@ class Context:
         for item in fields(self):
             variable = _ENVIRONMENT.get(item.name)
             if variable and getattr(self, item.name) == item.default and os.environ.get(variable):
-                setattr(self, item.name, os.environ[variable].strip())
+                value = os.environ[variable].strip()
+                setattr(self, item.name, value.lower() in ("1", "true", "yes") if item.type in (bool, "bool")
+                        else value)
         if self.autonomy not in AUTONOMY_MODES:
             raise ValueError(f"autonomy must be one of {', '.join(AUTONOMY_MODES)}, not {self.autonomy!r}")
 
