@@ -269,6 +269,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from graph.bench import render, run_benchmark
+
+    figures = run_benchmark(incidents=args.incidents, concurrency=args.concurrency, repeats=args.repeats)
+    print(json.dumps(figures) if args.json else "\n".join(render(figures)))
+    return EXIT_OK
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fleet", help="fleet file (default: the bundled demo fleet)")
     parser.add_argument("--state-dir", help="state directory (default: $XDG_STATE_HOME/it-support-agent)")
@@ -313,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--min-accuracy", type=float, help="exit non-zero below this accuracy (0..1)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(handler=cmd_eval)
+    bench = commands.add_parser("bench", help="performance benchmark on the offline model")
+    bench.add_argument("--incidents", type=int, default=1000, help="sequential incidents (default 1000)")
+    bench.add_argument("--concurrency", type=int, default=4, help="worker threads for the concurrent run")
+    bench.add_argument("--repeats", type=int, default=20, help="incidents per point of the scaling runs")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(handler=cmd_bench)
     return parser
 
 

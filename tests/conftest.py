@@ -39,7 +39,8 @@ def state_dir(tmp_path: Path) -> Path:
 
 def write_fleet(directory: Path, servers: dict[str, Any]) -> Path:
     path = directory / f"fleet-{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump({"servers": servers}, sort_keys=False), encoding="utf-8")
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    path.write_text(yaml.dump({"servers": servers}, Dumper=dumper, sort_keys=False), encoding="utf-8")
     return path
 
 
