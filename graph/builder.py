@@ -1,4 +1,4 @@
-"""The incident flow, top to bottom: interpret -> diagnose (tools loop) -> decide -> policy -> restart | escalate -> report."""
+"""The incident flow: interpret -> diagnose (tools loop) -> decide -> policy -> restart | escalate -> report."""
 
 from __future__ import annotations
 

@@ -31,8 +31,9 @@ def build_report(state: IncidentState, model: str) -> str:
                 lines.append(f"  > {quoted}")
     restart = state.get("restart") or {}
     if restart.get("performed") or restart.get("already_done"):
+        verdict = "verified healthy" if restart.get("verified") else "still unhealthy"
         lines.append(f"Action: restarted {restart.get('service')} on {server_id}; after the restart "
-                     f"{health_figures(restart.get('after'))} ({'verified healthy' if restart.get('verified') else 'still unhealthy'}).")
+                     f"{health_figures(restart.get('after'))} ({verdict}).")
     ticket = state.get("ticket")
     if outcome == "escalate" and ticket:
         delivery = ticket.get("delivery", {}).get("status", "unknown")

@@ -62,7 +62,8 @@ def test_eval_cli_json_and_exit_status(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["summary"]["scenarios"] == 2 and report["summary"]["unsafe_restarts"] == 0
-    assert {result["id"] for result in report["results"]} == {"cpu-saturation-hung-worker", "search-backend-connection-refused"}
+    assert {result["id"] for result in report["results"]} == {"cpu-saturation-hung-worker",
+                                                               "search-backend-connection-refused"}
     assert all({"id", "expected", "outcome", "server_id", "ok"} <= set(result) for result in report["results"])
     unsafe = tmp_path / "unsafe.yaml"
     unsafe.write_text(

@@ -75,7 +75,8 @@ def test_incident_from_stdin(state_dir: Path) -> None:
 @pytest.mark.parametrize(("content", "message"), [
     (None, "fleet file not found"),
     ("servers:\n  a-1:\n    service: x\n    health: {cpu_percent: 5\n", "line"),
-    ("servers:\n  a-1:\n    health: {cpu_percent: 5, status: healthy}\n    logs: []\n", "missing required field 'service'"),
+    ("servers:\n  a-1:\n    health: {cpu_percent: 5, status: healthy}\n    logs: []\n",
+     "missing required field 'service'"),
     ("servers:\n  a-1:\n    service: x\n    logs: []\n", "missing required field 'health'"),
     ("servers:\n  a-1:\n    service: x\n    health: {cpu_percent: high}\n", "health.cpu_percent must be a number"),
     ("- just\n- a list\n", "expected a mapping"),
