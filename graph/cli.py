@@ -18,6 +18,7 @@ from graph.checkpoints import CHECKPOINT_FILE, open_checkpointer
 from graph.context import AUTONOMY_MODES, Context
 from graph.models import ModelConfigError, is_offline, load_chat_model
 from graph.policy import PolicyFileError, load_policy
+from graph.serve import add_serve_command
 from graph.trace import result_object, trace_lines
 from tools import audit
 from tools.fleet import FleetError, load_fleet
@@ -95,7 +96,6 @@ def _drive(app: Any, payload: Any, context: Context, thread_id: str, as_json: bo
         answer = _ask(interrupts[0]) if interrupts and interactive else None
         if answer is None:
             break
-        audit.record(context.state_path, thread_id, "operator_answer", answer=answer)
         payload = Command(resume=answer)
     result = result_object(thread_id, snapshot.values, interrupts)
     if as_json:
@@ -152,7 +152,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if args.approve == args.reject:
             raise CliError("say either --approve or --reject")
         answer = {"decision": "approve" if args.approve else "reject", "comment": args.comment or ""}
-    audit.record(context.state_path, args.thread_id, "operator_answer", answer=answer)
     return _drive(app, Command(resume=answer), context, args.thread_id, args.json)
 
 
@@ -315,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser.add_argument("thread_id", nargs="?")
     _common(audit_parser)
     audit_parser.set_defaults(handler=cmd_audit)
+    add_serve_command(commands)
     evaluate = commands.add_parser("eval", help="score the restart/escalate decision on scenario files")
     evaluate.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios/library)")
     evaluate.add_argument("--model", help="'offline' (default) or an OpenAI-compatible model name")

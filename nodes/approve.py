@@ -10,6 +10,7 @@ from langgraph.types import interrupt
 from graph.context import Context
 from graph.state import IncidentState
 from nodes.common import current_thread_id, health_figures, infrastructure
+from tools import audit
 
 MAX_COMMENT_CHARS = 1_000
 
@@ -64,6 +65,8 @@ def approve(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "answer_with": {"decision": "approve | reject", "comment": "optional text for the ticket"},
     }
     answer = parse_answer(interrupt(request))
+    audit.record(runtime.context.state_path, request["thread_id"], "operator_answer", question="approve_restart",
+                 server_id=server_id, **answer)
     update: dict[str, Any] = {"approval": dict(answer),
                               "actions": [{"action": "operator_answer", "status": answer["decision"],
                                            "detail": answer.get("comment", "")}]}

@@ -13,6 +13,7 @@ from langgraph.types import interrupt
 from graph.context import Context
 from graph.state import IncidentState
 from nodes.common import current_thread_id, infrastructure
+from tools import audit
 
 MAX_INCIDENT_CHARS = 4_000
 MAX_CANDIDATES = 50
@@ -54,6 +55,8 @@ def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
                             "candidates": candidates,
                             "question": "Which server is this incident about? Answer with a server id."})
         choice = answer.get("server_id") if isinstance(answer, dict) else answer
+        audit.record(runtime.context.state_path, current_thread_id(), "operator_answer", question="choose_server",
+                     answer=str(choice)[:120])
         server_id = infra.index.resolve(str(choice)) if choice else None
         notes.append(f"operator chose server {server_id}" if server_id else "operator gave no known server")
     symptom = classify_symptom(text)

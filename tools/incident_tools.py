@@ -10,6 +10,7 @@ from langchain_core.tools import tool
 from langgraph.prebuilt import ToolRuntime
 
 from graph.context import Context
+from tools import audit
 from tools.backend import BackendError, open_infrastructure
 from tools.log_reduce import clean_line, reduce_logs
 from tools.results import ToolResult, failure, no_data, success
@@ -20,6 +21,17 @@ DEFAULT_LOG_LINES = 100
 
 def _as_content(result: ToolResult) -> str:
     return json.dumps(result, ensure_ascii=False, sort_keys=True)
+
+
+def _audited(runtime: ToolRuntime[Context], arguments: dict[str, Any], result: ToolResult, started: float,
+             shown: ToolResult | None = None) -> tuple[str, ToolResult]:
+    """Record the call in the audit trail, then answer with the JSON content and the full result."""
+    thread_id = str((runtime.config or {}).get("configurable", {}).get("thread_id", "unthreaded"))
+    audit.record(runtime.context.state_path, thread_id, "tool_call", tool=result.get("tool"),
+                 arguments={key: clean_line(str(value))[:120] for key, value in arguments.items()},
+                 status=result.get("status"), error=result.get("error"),
+                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+    return _as_content(shown or result), result
 
 
 def _incident_server(argument: str, runtime: ToolRuntime[Context], resolved: str | None) -> tuple[str, str]:
@@ -35,43 +47,41 @@ def _incident_server(argument: str, runtime: ToolRuntime[Context], resolved: str
 @tool(response_format="content_and_artifact")
 def get_server_health(server_id: str, runtime: ToolRuntime[Context]) -> tuple[str, ToolResult]:
     """Read a server's current health: CPU percent, memory percent and status (healthy, degraded or down)."""
+    started = time.perf_counter()
     context = runtime.context
     infra = open_infrastructure(context.fleet_path, context.state_path)
     resolved, problem = _incident_server(server_id, runtime, infra.index.resolve(server_id))
     if problem:
         result = failure("get_server_health", None, problem)
-        return _as_content(result), result
-    started = time.perf_counter()
-    try:
-        health = infra.backend.health(resolved)
-    except BackendError as exc:
-        result = no_data("get_server_health", resolved, f"health unavailable: {exc}")
-        return _as_content(result), result
-    result = success("get_server_health", resolved, health=dict(health),
-                     duration_ms=round((time.perf_counter() - started) * 1000, 2))
-    return _as_content(result), result
+    else:
+        try:
+            result = success("get_server_health", resolved, health=dict(infra.backend.health(resolved)))
+        except BackendError as exc:
+            result = no_data("get_server_health", resolved, f"health unavailable: {exc}")
+    return _audited(runtime, {"server_id": server_id}, result, started)
 
 
 @tool(response_format="content_and_artifact")
 def fetch_recent_logs(server_id: str, runtime: ToolRuntime[Context], lines: int = DEFAULT_LOG_LINES,
                       ) -> tuple[str, ToolResult]:
     """Fetch the most recent log lines of a server's service (repeats collapsed, errors first)."""
+    started = time.perf_counter()
     context = runtime.context
     infra = open_infrastructure(context.fleet_path, context.state_path)
+    arguments = {"server_id": server_id, "lines": lines}
     resolved, problem = _incident_server(server_id, runtime, infra.index.resolve(server_id))
     if problem:
-        result = failure("fetch_recent_logs", None, problem)
-        return _as_content(result), result
+        return _audited(runtime, arguments, failure("fetch_recent_logs", None, problem), started)
     count = max(1, min(int(lines) if isinstance(lines, int) else DEFAULT_LOG_LINES, MAX_LOG_LINES))
     try:
         raw = infra.backend.logs(resolved, count)
     except BackendError as exc:
-        result = no_data("fetch_recent_logs", resolved, f"logs unavailable: {exc}")
-        return _as_content(result), result
+        return _audited(runtime, arguments, no_data("fetch_recent_logs", resolved, f"logs unavailable: {exc}"),
+                        started)
     digest = reduce_logs(raw, budget_tokens=context.log_budget_tokens)
     shown = success("fetch_recent_logs", resolved, **digest)
     full = success("fetch_recent_logs", resolved, lines=[clean_line(line) for line in raw], **digest)
-    return _as_content(shown), full
+    return _audited(runtime, arguments, full, started, shown=shown)
 
 
 @tool
