@@ -1,4 +1,4 @@
-"""Deterministic evidence classifier: health figures and log lines to fault categories and a restart verdict."""
+"""Deterministic evidence classifier: health figures and log lines to fault categories and a restart call."""
 
 from __future__ import annotations
 
@@ -91,8 +91,8 @@ _RULES: tuple[_Rule, ...] = (
           r"|\bno more user authentication methods\b|\bcouldn't authenticate user\b"
           r"|\bpermission denied \((?:publickey|password|keyboard)|\bfailed login\b|\blogin fail(?:ed|ure)\b"
           r"|\baccess denied for user\b"),
-    _Rule(Category.SECURITY_EVENT, "invalid_user", "invalid", r"\binvalid user \S"),
-    _Rule(Category.SECURITY_EVENT, "break_in_attempt", "break", r"\bpossible break-in attempt\b"),
+    _Rule(Category.SECURITY_EVENT, "invalid_user", "invalid", r"invalid user \S"),
+    _Rule(Category.SECURITY_EVENT, "break_in_attempt", "break", r"possible break-in attempt\b"),
     _Rule(Category.SECURITY_EVENT, "intrusion_alert",
           "intrusion malware ransomware rootkit trojan virus webshell threat threats infected unauthorized"
           " unauthorised privilege brute shell xmrig cryptominer coin coinminer suspicious",
@@ -101,12 +101,15 @@ _RULES: tuple[_Rule, ...] = (
           r"|\b[1-9]\d* (?:threats?|infected files?) (?:detected|found)\b|\bunauthori[sz]ed (?:access|root)\b"
           r"|\bprivilege escalation\b|\bbrute[- ]force (?:attack|attempt)|\breverse shell\b"
           r"|\b(?:xmrig|cryptominer|coin ?miner)\b|\bsuspicious (?:process|binary|login|outbound)"),
-    _Rule(Category.SECURITY_EVENT, "prompt_injection", "ignore disregard forget",
+    _Rule(Category.SECURITY_EVENT, "prompt_injection",
+          "ignore disregard forget im_start system assistant tool_call",
           r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier)\s+"
-          r"(?:instructions|prompts?|rules)\b"),
+          r"(?:instructions|prompts?|rules)\b|<\|im_start\|>|</?(?:system|assistant|tool_call)>"),
     # --- hardware ---
-    _Rule(Category.HARDWARE_FAULT, "kernel_fatal", "fatal", r"\bkernel fatal\b"),
-    _Rule(Category.HARDWARE_FAULT, "kernel_panic", "panic", r"\bkernel panic\b"),
+    _Rule(Category.HARDWARE_FAULT, "kernel_fatal", "fatal", r"kernel fatal\b"),
+    _Rule(Category.HARDWARE_FAULT, "kernel_panic", "panic", r"kernel panic\b"),
+    _Rule(Category.HARDWARE_FAULT, "kernel_lockup", "lockup stall stalls",
+          r"\b(?:soft|hard) lockup\b|\brcu_\w+ (?:self-)?detected stalls?\b|\brcu[^\n]{0,20}? stall\b"),
     _Rule(Category.HARDWARE_FAULT, "machine_check", "machine hardware",
           r"\bmachine check (?:exception|events? logged|error)|\[hardware error\]"
           r"|\bhardware (?:error|failure|fault)"),
@@ -114,16 +117,19 @@ _RULES: tuple[_Rule, ...] = (
           r"\buncorrect(?:able|ed) (?:ecc |memory |ddr )?errors?\b|\becc (?:error|failure)s?\b"
           r"|\bedac [^\n]{0,60}?\bue\b",
           unless=r"(?<!un)correct(?:ed|able)\b"),
-    _Rule(Category.HARDWARE_FAULT, "disk_io_error", "i input medium smart failing_now failing disk emask command",
+    _Rule(Category.HARDWARE_FAULT, "disk_io_error",
+          "i input medium smart failing_now failing disk emask command",
           r"\bi/o error\b|\binput/output error\b|\bmedium error\b|\bsmart (?:failure|error)|\bfailing_now\b"
           r"|\b(?:drive|disk) (?:is )?failing\b|\bdisk failure\b|\bexception emask\b|\bfailed command: "),
     _Rule(Category.HARDWARE_FAULT, "raid_degraded", "degraded",
           r"\braid\S* (?:array )?(?:\S+ )?(?:is )?degraded|\bdegraded (?:raid|array)\b"
           r"|\bmd\d+:[^\n]{0,60}?degraded"),
     _Rule(Category.HARDWARE_FAULT, "hardware_alarm",
-          "temperature thermal overheat overheated overheating fan power psu functional",
+          "temperature thermal overheat overheated overheating fan power psu functional fallen hang link"
+          " carrier",
           r"\btemperature above threshold\b|\bthermal (?:shutdown|event|trip)|\boverheat\w*"
-          r"|\b(?:fan|power supply|psu) (?:failure|failed|fault)\b|\bnot fully functional\b"),
+          r"|\b(?:fan|power supply|psu) (?:failure|failed|fault)\b|\bnot fully functional\b"
+          r"|\bfallen off the bus\b|\bhardware unit hang\b|\bnic link is down\b|\bcarrier lost\b"),
     # --- disk full ---
     _Rule(Category.DISK_FULL, "no_space", "space enospc diskoutofspaceexception full disk watermark",
           r"\bno space left on device\b|\benospc\b|\bdiskoutofspace|\bout of (?:disk )?space\b"
@@ -137,12 +143,18 @@ _RULES: tuple[_Rule, ...] = (
           r"|\binodes? (?:usage )?(?:is |are )?(?:full|exhausted|at 100\s?%)"),
     # --- configuration / bad deploy ---
     _Rule(Category.CONFIG_ERROR, "invalid_config",
-          "invalid misconfigured misconfiguration bad parse parsing syntax config configuration settings directive",
+          "invalid misconfigured misconfiguration bad parse parsing syntax config configuration settings"
+          " directive bind application",
           r"\binvalid (?:config(?:uration)?|setting|value for)\b|\bmisconfigur\w+|\bbad config(?:uration)?\b"
-          r"|\b(?:config(?:uration)?|settings|properties|yaml|json|toml|ini)(?: file)? (?:parse|parsing|syntax)"
-          r" error|\b(?:error|failed|failure) (?:parsing|loading|reading|to (?:parse|load|read)) (?:the )?"
+          r"|\b(?:config(?:uration)?|settings|properties|yaml|json|toml|ini)(?: file)?"
+          r" (?:parse|parsing|syntax) error"
+          r"|\b(?:error|failed|failure) (?:parsing|loading|reading|to (?:parse|load|read)) (?:the )?"
           r"(?:config|configuration|settings)\b"
-          r"|\bunknown (?:directive|configuration (?:option|key|property)|config (?:option|key))\b"),
+          r"|\bunknown (?:directive|configuration (?:option|key|property)|config (?:option|key))\b"
+          r"|\bfailed to bind propert(?:y|ies)\b|\bapplication failed to start\b"),
+    _Rule(Category.CONFIG_ERROR, "config_change", "applied change",
+          r"\bapplied (?:config(?:uration)? )?change\b"
+          r"|\bconfig(?:uration)? (?:change|update) (?:applied|deployed|pushed|rolled out)\b"),
     _Rule(Category.CONFIG_ERROR, "missing_setting",
           "missing environment secret api_key apikey key credential credentials keyerror",
           r"\bmissing (?:required )?(?:env(?:ironment)? var(?:iable)?|config(?:uration)?|secret|setting"
@@ -167,13 +179,16 @@ _RULES: tuple[_Rule, ...] = (
           r"\baddress already in use\b|\beaddrinuse\b|\bbindexception\b"),
     # --- dependencies (other hosts and services) ---
     _Rule(Category.DEPENDENCY_FAILURE, "connection_refused", "refused econnrefused connectexception",
-          r"\bconnection refused\b|\beconnrefused\b|\bconnectexception\b"),
+          r"\bconnection refused\b|\bconnection to \S+ refused\b|\beconnrefused\b|\bconnectexception\b"),
     _Rule(Category.DEPENDENCY_FAILURE, "connection_reset", "reset econnreset",
-          r"\bconnection reset\b|\beconnreset\b", unless=r"\bclient\b"),
+          r"\bconnection reset\b|\beconnreset\b", unless=r"\bclient\b|\[preauth\]"),
     _Rule(Category.DEPENDENCY_FAILURE, "connection_timeout",
-          "connect connection etimedout sockettimeoutexception connecttimeoutexception upstream connecting",
-          r"\bconnect(?:ion)? timed? ?out\b|\betimedout\b|\bsockettimeoutexception\b"
-          r"|\bconnecttimeoutexception\b|\bupstream timed out\b|\btimed out (?:while )?connecting\b"),
+          "connect connection etimedout sockettimeoutexception connecttimeoutexception upstream connecting"
+          " dial",
+          r"\bconnect(?:ion)? timed out\b"
+          r"|\bconnect(?:ion)? timeout (?:after|while|to|expired|exceeded|occurred)\b"
+          r"|\betimedout\b|\bsockettimeoutexception\b|\bconnecttimeoutexception\b|\bupstream timed out\b"
+          r"|\btimed out (?:while )?connecting\b|\bdial tcp [^\n]{0,80}?\bi/o timeout\b"),
     _Rule(Category.DEPENDENCY_FAILURE, "dns_failure",
           "unknownhostexception nxdomain resolution known resolve enotfound eai_again host servfail",
           r"\bunknownhostexception\b|\bnxdomain\b|\btemporary failure in name resolution\b"
@@ -182,40 +197,51 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(Category.DEPENDENCY_FAILURE, "no_route_to_host",
           "route noroutetohost noroutetohostexception ehostunreach enetunreach unreachable",
           r"\bno ?route ?to ?host|\behostunreach\b|\benetunreach\b|\b(?:host|network) (?:is )?unreachable\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "upstream_error", "502 503 504 upstream upstreams circuit circuitbreaker",
+    _Rule(Category.DEPENDENCY_FAILURE, "upstream_error",
+          "502 503 504 upstream upstreams circuit circuitbreaker",
           r"\b502 bad gateway\b|\b503 service unavailable\b|\b504 gateway time-?out\b"
           r"|\bupstream[^\n]{0,60}?\b(?:502|503|504)\b|\bno (?:live|healthy|available) upstreams?\b"
-          r"|\b(?:returned|received|got) (?:http |status )?(?:502|503|504)\b|\bcircuit ?breaker (?:is )?open\b"),
+          r"|\b(?:returned|received|got) (?:http |status )?(?:502|503|504)\b"
+          r"|\bcircuit ?breaker (?:is )?open\b"),
     _Rule(Category.DEPENDENCY_FAILURE, "tls_failure",
           "certificate sslhandshakeexception tls ssl handshake handshake_failure x509 pkix",
           r"\bcertificate (?:has )?expired\b|\bcertificate verify failed\b|\bsslhandshakeexception\b"
           r"|\b(?:tls|ssl) handshake (?:failed|failure|error|timeout)|\bhandshake_failure\b"
           r"|\bx509: certificate\b|\bpkix path building failed\b"),
     _Rule(Category.DEPENDENCY_FAILURE, "dependency_unavailable",
-          "unavailable unreachable down reachable available responding unresponsive offline nfs connections",
-          r"\b(?:database|db|postgres(?:ql)?|mysql|mariadb|mongo(?:db)?|redis|memcached?|cassandra|elasticsearch"
-          r"|kafka|rabbitmq|amqp|broker|cache|ldap|zookeeper|etcd|consul|backend|upstream|dependency)"
+          "unavailable unreachable down reachable available responding unresponsive offline nfs connections"
+          " clients slots",
+          r"\b(?:database|db|postgres(?:ql)?|mysql|mariadb|mongo(?:db)?|redis|memcached?|cassandra"
+          r"|elasticsearch|kafka|rabbitmq|amqp|broker|cache|ldap|zookeeper|etcd|consul|backend|upstream|dependency)"
           r"(?: (?:server|cluster|node|host|service|connection))? (?:is )?(?:unavailable|unreachable|down"
           r"|not reachable|not available|not responding|unresponsive|offline)\b"
-          r"|\bnfs: server \S+ not responding\b|\btoo many connections\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "cannot_connect", "connect channel contacting lost broken severed",
+          r"|\bnfs: server \S+ not responding\b|\btoo many (?:connections|clients)\b"
+          r"|\bremaining connection slots are reserved\b"),
+    _Rule(Category.DEPENDENCY_FAILURE, "cannot_connect",
+          "connect channel contacting lost broken severed established broker closed acquire renew answer",
           r"\b(?:could not|couldn't|can ?not|can't|unable to|failed to) (?:connect|open channel) to\b"
           r"|\berror (?:in )?contacting\b|\bretrying connect to server\b|\blost connection to\b"
-          r"|\bconnection broken\b|\blink has been severed\b"),
+          r"|\bconnection broken\b|\blink has been severed\b|\bbroker may not be available\b"
+          r"|\bconnection to [^\n]{0,80}?could not be established\b"
+          r"|\bserver closed the connection unexpectedly\b"
+          r"|\bcannot acquire connection\b|\bfailed to renew lease\b|\bgot not? answer from any\b"),
     _Rule(Category.DEPENDENCY_FAILURE, "zookeeper_session",
-          "connectionloss connectionlossexception sessionexpired sessionexpiredexception expired loss expiring",
+          "connectionloss connectionlossexception sessionexpired sessionexpiredexception expired loss"
+          " expiring",
           r"\bconnectionloss|\bsessionexpired|\bsession ?expired\b|\bconnection ?loss\b"
           r"|\bexpiring session 0x[0-9a-f]+, timeout of \d+ms exceeded"),
     _Rule(Category.DEPENDENCY_FAILURE, "mod_jk_error", "mod_jk",
           r"\bmod_jk child workerenv in error state\b|\bmod_jk child init \d+ -\d+"),
     # --- recoverable, local to the process ---
     _Rule(Category.OOM_KILL, "oom_kill",
-          "outofmemoryerror memory oom oomkill oomkilled oomkiller oom_kill oom_killer oom_killed killed memoryerror",
+          "outofmemoryerror memory oom oomkill oomkilled oomkiller oom_kill oom_killer oom_killed killed"
+          " memoryerror",
           r"\boutofmemoryerror\b|\bout of memory: kill|\binvoked oom-killer\b|\boom[-_ ]?kill(?:er|ed)?\b"
           r"|\bkilled process \d+|\bmemory cgroup out of memory\b|\bmemoryerror\b|\boom-kill:"),
     _Rule(Category.HUNG_PROCESS, "deadlock", "deadlock deadlocks deadlocked",
           r"\bjava-level deadlock\b|\bfound \d+ deadlocks?\b|\bdeadlocked threads?\b"
-          r"|\bthreads? (?:are |is )?deadlocked\b|\bdeadlock (?:detected )?(?:in|between|among) (?:threads|workers)\b"),
+          r"|\bthreads? (?:are |is )?deadlocked\b"
+          r"|\bdeadlock (?:detected )?(?:in|between|among) (?:threads|workers)\b"),
     _Rule(Category.HUNG_PROCESS, "pool_exhausted",
           "exhausted saturated depleted busy blocked rejectedexecutionexception reached",
           r"\b(?:thread|worker|executor|request) ?pool (?:is )?(?:exhausted|saturated|depleted)\b"
@@ -238,8 +264,9 @@ _RULES: tuple[_Rule, ...] = (
           r"\bmemory leak\b|\b(?:high|critical|severe) memory (?:pressure|usage)\b"
           r"|\bmemory pressure (?:high|critical)\b"
           r"|\bmemory (?:usage|utili[sz]ation|used) (?:is )?(?:at |above |over )?(?:9\d|100)(?:\.\d+)?\s?%"
-          r"|\bheap\b[^\n%]{0,40}?\b(?:9\d|100)(?:\.\d+)?\s?%|\bheap (?:usage |space )?(?:is )?(?:near|close to"
-          r"|approaching|at|above|over) (?:the )?(?:limit|max|maximum|capacity)\b|\bswap(?:ping)? storm\b"
+          r"|\bheap\b[^\n%]{0,40}?\b(?:9\d|100)(?:\.\d+)?\s?%"
+          r"|\bheap (?:usage |space )?(?:is )?(?:near|close to|approaching|at|above|over)"
+          r" (?:the )?(?:limit|max|maximum|capacity)\b|\bswap(?:ping)? storm\b"
           r"|\b(?:excessive|heavy) swapping\b|\blow on memory\b|\bcannot allocate memory\b|\benomem\b"
           r"|\bpage allocation failure\b"),
     _Rule(Category.CPU_SATURATION, "cpu_high", "cpu",
@@ -248,20 +275,32 @@ _RULES: tuple[_Rule, ...] = (
           unless=r"\bidle\b"),
 )
 
-_ERROR_LEVEL = re.compile(
-    r"\b(?:ERROR|FATAL|CRITICAL|CRIT|SEVERE|EMERG|EMERGENCY|ALERT|PANIC)\b|\[(?:error|crit|alert|emerg)\]"
-    r"|\blevel=[\"']?(?:error|fatal|critical)\b|\"level\"\s*:\s*(?:\"(?:error|fatal|critical)\"|[56]0\b)"
-    r"|\berror:\s|Traceback \(most recent call last\)"
+# Error-level markers other than an upper-case level word: Apache [error], logfmt/JSON levels (pino 50/60),
+# "error: " prefixes (sshd), Python tracebacks.
+_ERROR_MARKER = re.compile(
+    r"\[(?:error|crit|alert|emerg)\]|level=[\"']?(?:error|fatal|critical)\b"
+    r"|\"level\"\s*:\s*(?:\"(?:error|fatal|critical)\"|[56]0\b)|error:\s|Traceback \(most recent call last\)"
 )
-_EXCEPTION = re.compile(r"\b[A-Z]\w*(?:Exception|Error)\b")
-_LOW_LEVEL = re.compile(r"\b(?:INFO|DEBUG|TRACE|NOTICE)\b|\[(?:info|debug|notice)\]")
+_LOW_MARKER = re.compile(r"\[(?:info|debug|notice)\]")
+_UPPER_LEVELS: frozenset[bytes] = frozenset(
+    b"ERROR FATAL CRITICAL CRIT SEVERE EMERG EMERGENCY ALERT PANIC".split()
+)
+_LOW_LEVELS: frozenset[bytes] = frozenset(b"INFO DEBUG TRACE NOTICE".split())
+_BARE_NAMES: frozenset[bytes] = frozenset({b"Exception", b"Error"})
+# Lower-case tokens that make a line worth the (costlier) error-level checks, besides "error"/"exception".
+_LEVEL_WORDS: frozenset[bytes] = frozenset(
+    b"fatal critical crit severe emerg emergency alert panic traceback level".split()
+)
 _CLIENT_REQUEST = re.compile(r"\[client [0-9A-Fa-f.:]+\]")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _WORD_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
-# One C-level pass over the UTF-8 bytes: ASCII letters folded to lowercase, everything but [a-z0-9_] to a space.
+# One C-level pass over the UTF-8 bytes: ASCII letters folded to lower case, all but [a-z0-9_] to spaces.
 _FOLD = bytes(
     code if code in _WORD_CHARS else code + 32 if 65 <= code <= 90 else 32 for code in range(256)
 )
+# The same without case folding, for level words and exception class names.
+_SPLIT = bytes(code if code in _WORD_CHARS or 65 <= code <= 90 else 32 for code in range(256))
 
 
 @dataclass(frozen=True)
@@ -297,9 +336,6 @@ def _index_triggers(compiled: Sequence[_Compiled]) -> Mapping[bytes, tuple[int, 
 _COMPILED: tuple[_Compiled, ...] = _compile_rules()
 _TRIGGERS: Mapping[bytes, tuple[int, ...]] = _index_triggers(_COMPILED)
 _TRIGGER_WORDS: frozenset[bytes] = frozenset(_TRIGGERS)
-_LEVEL_WORDS: frozenset[bytes] = frozenset(
-    b"fatal critical crit severe emerg emergency alert panic traceback level".split()
-)
 
 
 @dataclass(frozen=True)
@@ -313,7 +349,8 @@ class Signal:
 
     def to_dict(self) -> dict[str, str]:
         """JSON-ready form."""
-        return {"category": self.category.value, "source": self.source, "detail": self.detail, "rule": self.rule}
+        return {"category": self.category.value, "source": self.source, "detail": self.detail,
+                "rule": self.rule}
 
 
 @dataclass(frozen=True)
@@ -364,15 +401,23 @@ def _match_rule(text: str, hits: Iterable[bytes]) -> _Rule | None:
     return None
 
 
+def _is_exception_name(token: bytes) -> bool:
+    """A class-like name such as NullPointerException or AssertionError."""
+    return token[:1].isupper() and token.endswith((b"Exception", b"Error")) and token not in _BARE_NAMES
+
+
 def _is_unrecognised_error(text: str, words: bytes, tokens: Sequence[bytes]) -> bool:
-    """Error-level or exception lines. Apache per-client request errors and INFO-level exceptions are noise."""
+    """Error-level or exception lines; Apache per-client request errors and INFO exceptions are noise."""
     if not (b"error" in words or b"exception" in words or not _LEVEL_WORDS.isdisjoint(tokens)):
         return False
     if _CLIENT_REQUEST.search(text):
         return False
-    if _ERROR_LEVEL.search(text):
+    cased = text.encode("utf-8", "replace").translate(_SPLIT).split()
+    if not _UPPER_LEVELS.isdisjoint(cased) or _ERROR_MARKER.search(text):
         return True
-    return bool(_EXCEPTION.search(text)) and not _LOW_LEVEL.search(text)
+    if not any(map(_is_exception_name, cased)):
+        return False
+    return _LOW_LEVELS.isdisjoint(cased) and not _LOW_MARKER.search(text)
 
 
 def classify_line(line: str) -> Signal | None:
@@ -380,6 +425,8 @@ def classify_line(line: str) -> Signal | None:
     if not isinstance(line, str):
         return None
     text = line[:MAX_LINE_CHARS]
+    if "\x1b" in text:
+        text = _ANSI_ESCAPE.sub("", text)
     words = _words(text)
     tokens = words.split()
     hits = _TRIGGER_WORDS.intersection(tokens)
@@ -414,10 +461,29 @@ def _figure(health: Mapping[str, object], key: str) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
+def _figures(health: Mapping[str, object] | None) -> tuple[float | None, float | None]:
+    """(cpu_percent, memory_percent), each None when unavailable."""
+    if not isinstance(health, Mapping):
+        return None, None
+    return _figure(health, "cpu_percent"), _figure(health, "memory_percent")
+
+
+def _figures_normal(health: Mapping[str, object] | None) -> bool:
+    """Both figures readable and under threshold (status aside)."""
+    cpu, memory = _figures(health)
+    return (cpu is not None and memory is not None
+            and cpu < CPU_SATURATION_PERCENT and memory < MEMORY_PRESSURE_PERCENT)
+
+
 def _status(health: Mapping[str, object]) -> str:
-    """The reported status, normalised; empty when missing."""
+    """The reported status, normalised and cut short; empty when missing."""
     status = health.get("status")
-    return status.strip().lower() if isinstance(status, str) else ""
+    return _quote(status.lower())[:40] if isinstance(status, str) else ""
+
+
+def _slug(text: str) -> str:
+    """A rule-name-safe form of a status word."""
+    return re.sub(r"[^a-z0-9]+", "_", text).strip("_") or "other"
 
 
 def _format_number(value: float) -> str:
@@ -430,42 +496,24 @@ def classify_health(health: Mapping[str, object] | None) -> list[Signal]:
     if not isinstance(health, Mapping):
         return []
     signals: list[Signal] = []
+    cpu, memory = _figures(health)
     checks = (
-        ("cpu_percent", CPU_SATURATION_PERCENT, Category.CPU_SATURATION, "cpu_high"),
-        ("memory_percent", MEMORY_PRESSURE_PERCENT, Category.MEMORY_PRESSURE, "memory_high"),
+        ("cpu_percent", cpu, CPU_SATURATION_PERCENT, Category.CPU_SATURATION, "cpu_high"),
+        ("memory_percent", memory, MEMORY_PRESSURE_PERCENT, Category.MEMORY_PRESSURE, "memory_high"),
     )
-    for key, threshold, category, rule in checks:
-        value = _figure(health, key)
+    for key, value, threshold, category, rule in checks:
         if value is not None and value >= threshold:
             detail = f"{key}={_format_number(value)} (>= {_format_number(threshold)})"
             signals.append(Signal(category, "health", detail, rule))
     status = _status(health)
     if status and status != "healthy":
-        signals.append(Signal(Category.UNKNOWN, "health", f"status={status[:40]}", f"status_{_slug(status)}"))
+        signals.append(Signal(Category.UNKNOWN, "health", f"status={status}", f"status_{_slug(status)}"))
     return signals
 
 
-def _slug(text: str) -> str:
-    """A short rule-name-safe form of a status word."""
-    return re.sub(r"[^a-z0-9]+", "_", text[:40]).strip("_") or "other"
-
-
-def _figures_readable(health: Mapping[str, object] | None) -> bool:
-    """Both CPU and memory figures are present and numeric."""
-    if not isinstance(health, Mapping):
-        return False
-    return _figure(health, "cpu_percent") is not None and _figure(health, "memory_percent") is not None
-
-
 def is_healthy(health: Mapping[str, object] | None) -> bool:
-    """Status healthy and both figures readable and under threshold; anything missing counts as not healthy."""
-    if not isinstance(health, Mapping) or _status(health) != "healthy":
-        return False
-    cpu = _figure(health, "cpu_percent")
-    memory = _figure(health, "memory_percent")
-    if cpu is None or memory is None:
-        return False
-    return cpu < CPU_SATURATION_PERCENT and memory < MEMORY_PRESSURE_PERCENT
+    """Status healthy and both figures readable and under threshold; anything missing is not healthy."""
+    return isinstance(health, Mapping) and _status(health) == "healthy" and _figures_normal(health)
 
 
 def _security_counts(signals: Sequence[Signal]) -> bool:
@@ -477,8 +525,7 @@ def _security_counts(signals: Sequence[Signal]) -> bool:
 
 def _counted(signals: Sequence[Signal]) -> frozenset[Category]:
     """Categories that count: blocking from logs (security needs a burst), recoverable from health or logs."""
-    present = {signal.category for signal in signals}
-    counted = {category for category in present if category in RECOVERABLE or category in BLOCKING}
+    counted = {signal.category for signal in signals} & (RECOVERABLE | BLOCKING)
     if Category.SECURITY_EVENT in counted and not _security_counts(signals):
         counted.discard(Category.SECURITY_EVENT)
     return frozenset(counted)
@@ -486,14 +533,14 @@ def _counted(signals: Sequence[Signal]) -> frozenset[Category]:
 
 def _primary(counted: frozenset[Category], healthy: bool, has_unknown: bool) -> Category:
     """Blocking by priority, else recoverable by priority, else unknown, else no fault."""
-    for category in BLOCKING_PRIORITY + RECOVERABLE_PRIORITY:
+    for category in LINE_PRIORITY:
         if category in counted:
             return category
     return Category.UNKNOWN if has_unknown or not healthy else Category.NO_FAULT
 
 
 def _evidence(signals: Sequence[Signal], order: Sequence[Category]) -> tuple[str, ...]:
-    """Up to MAX_EVIDENCE distinct details: one per category first (in order), then the rest in order."""
+    """Up to MAX_EVIDENCE distinct details: the first of each category (in order), then the rest in order."""
     grouped = [[signal.detail for signal in signals if signal.category is category] for category in order]
     picked: list[str] = []
     for details in [group[:1] for group in grouped] + grouped:
@@ -503,32 +550,40 @@ def _evidence(signals: Sequence[Signal], order: Sequence[Category]) -> tuple[str
     return tuple(picked)
 
 
-def _rules_text(signals: Sequence[Signal], category: Category) -> str:
-    """The distinct rule names behind a category, readable, at most three."""
-    names: list[str] = []
+def _labels(signals: Sequence[Signal], category: Category) -> str:
+    """What was seen for a category: health figures as such, log rules by name; at most three."""
+    labels: list[str] = []
     for signal in signals:
-        label = signal.rule.replace("_", " ")
-        if signal.category is category and label not in names:
-            names.append(label)
-    return ", ".join(names[:3])
+        label = signal.detail.split(" ")[0] if signal.source == "health" else signal.rule.replace("_", " ")
+        if signal.category is category and label not in labels:
+            labels.append(label)
+    return ", ".join(labels[:3])
 
 
 def _describe(signals: Sequence[Signal], categories: Sequence[Category]) -> str:
-    """'dependency failures (connection refused) and high CPU (cpu high)' style text."""
-    parts = [f"{_PHRASES[category]} ({_rules_text(signals, category)})" for category in categories]
+    """'dependency failures (connection refused) and high CPU (cpu_percent=98.5)' style text."""
+    parts = [f"{_PHRASES[category]} ({_labels(signals, category)})" for category in categories]
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def _sources(signals: Sequence[Signal], categories: Sequence[Category]) -> str:
+    """'Logs show', 'Health figures show' or 'Health figures and logs show', from where the evidence came."""
+    sources = {signal.source for signal in signals if signal.category in categories}
+    if sources == {"health"}:
+        return "Health figures show"
+    return "Health figures and logs show" if "health" in sources else "Logs show"
+
+
 def _unknown_text(health: Mapping[str, object] | None, signals: Sequence[Signal]) -> str:
-    """Why the outcome is unknown: health unavailable, bad status, unreadable figures, error lines."""
+    """Why something looks wrong: health unavailable, bad status, unreadable figures, error lines."""
     reasons: list[str] = []
     if not isinstance(health, Mapping):
         reasons.append("health figures are unavailable")
     else:
         status = _status(health)
         if status != "healthy":
-            reasons.append(f"status is {status[:40]}" if status else "status is not reported")
-        if not _figures_readable(health):
+            reasons.append(f"status is {status}" if status else "status is not reported")
+        if None in _figures(health):
             reasons.append("CPU/memory figures are missing or unreadable")
     errors = sum(1 for signal in signals if signal.rule == UNRECOGNISED_RULE)
     if errors:
@@ -545,24 +600,18 @@ def _reason(primary: Category, counted: frozenset[Category], signals: Sequence[S
         context = (f"alongside {_describe(signals, recoverable)}" if recoverable
                    else "while CPU and memory are normal" if _figures_normal(health)
                    else "with no sign of a local recoverable fault")
-        return f"Evidence shows {_describe(signals, blocking)} {context}; a restart would not help."
+        return (f"{_sources(signals, blocking)} {_describe(signals, blocking)} {context}; "
+                "a restart would not help.")
     if recoverable:
-        found = f"Evidence shows {_describe(signals, recoverable)} with no sign of an external cause"
+        found = (f"{_sources(signals, recoverable)} {_describe(signals, recoverable)} "
+                 "with no sign of an external cause")
         if not isinstance(health, Mapping):
             return f"{found}, but health figures are unavailable; escalate rather than restart blind."
         return f"{found}; a restart is recommended."
     if primary is Category.UNKNOWN:
-        return f"Something is wrong ({_unknown_text(health, signals)}) but there is no recognised cause; escalate."
+        return (f"Something is wrong ({_unknown_text(health, signals)}) but there is no recognised cause; "
+                "escalate.")
     return "Health figures are normal and the logs show nothing alarming; no fault found."
-
-
-def _figures_normal(health: Mapping[str, object] | None) -> bool:
-    """Both figures readable and under threshold (status aside)."""
-    if not isinstance(health, Mapping):
-        return False
-    cpu = _figure(health, "cpu_percent")
-    memory = _figure(health, "memory_percent")
-    return cpu is not None and memory is not None and cpu < CPU_SATURATION_PERCENT and memory < MEMORY_PRESSURE_PERCENT
 
 
 def diagnose(health: Mapping[str, object] | None, lines: Sequence[str]) -> Diagnosis:
@@ -571,15 +620,13 @@ def diagnose(health: Mapping[str, object] | None, lines: Sequence[str]) -> Diagn
     signals = tuple(classify_health(health) + classify_logs(lines or ()))
     counted = _counted(signals)
     has_unknown = any(signal.category is Category.UNKNOWN for signal in signals)
-    healthy = is_healthy(health)
-    primary = _primary(counted, healthy, has_unknown)
+    primary = _primary(counted, is_healthy(health), has_unknown)
     restart = health is not None and bool(counted & RECOVERABLE) and not counted & BLOCKING
     order = [category for category in LINE_PRIORITY if category in counted] + [Category.UNKNOWN]
-    shown = [signal for signal in signals if signal.category in order]
     return Diagnosis(
         category=primary,
         restart_recommended=restart,
         signals=signals,
-        evidence=_evidence(shown, order),
+        evidence=_evidence([signal for signal in signals if signal.category in order], order),
         reason=_reason(primary, counted, signals, health),
     )
