@@ -84,13 +84,13 @@ class _Rule:
 _RULES: tuple[_Rule, ...] = (
     # --- security: bursts of auth failures (BURST_RULES), or one explicit alert ---
     _Rule(Category.SECURITY_EVENT, "auth_failure",
-          "failed authentication auth authenticate denied login",
+          "failed authentication auth authenticate denied login account eventid",
           r"\bfailed (?:password|none|publickey|keyboard-interactive(?:/pam)?) for\b"
           r"|\bauthentication (?:failure|failed)|\bauth(?:entication)? fail\b"
           r"|\btoo many authentication failures\b|\bmaximum authentication attempts exceeded\b"
           r"|\bno more user authentication methods\b|\bcouldn't authenticate user\b"
           r"|\bpermission denied \((?:publickey|password|keyboard)|\bfailed login\b|\blogin fail(?:ed|ure)\b"
-          r"|\baccess denied for user\b"),
+          r"|\baccess denied for user\b|\ban account failed to log ?on\b|\beventid[=: ]*4625\b"),
     _Rule(Category.SECURITY_EVENT, "invalid_user", "invalid", r"invalid user \S"),
     _Rule(Category.SECURITY_EVENT, "break_in_attempt", "break", r"possible break-in attempt\b"),
     _Rule(Category.SECURITY_EVENT, "intrusion_alert",
@@ -235,9 +235,10 @@ _RULES: tuple[_Rule, ...] = (
     # --- recoverable, local to the process ---
     _Rule(Category.OOM_KILL, "oom_kill",
           "outofmemoryerror memory oom oomkill oomkilled oomkiller oom_kill oom_killer oom_killed killed"
-          " memoryerror",
+          " memoryerror runtime javascript allocation",
           r"\boutofmemoryerror\b|\bout of memory: kill|\binvoked oom-killer\b|\boom[-_ ]?kill(?:er|ed)?\b"
-          r"|\bkilled process \d+|\bmemory cgroup out of memory\b|\bmemoryerror\b|\boom-kill:"),
+          r"|\bkilled process \d+|\bmemory cgroup out of memory\b|\bmemoryerror\b|\boom-kill:"
+          r"|\bruntime: out of memory\b|\bjavascript heap out of memory\b|\bheap limit allocation failed\b"),
     _Rule(Category.HUNG_PROCESS, "deadlock", "deadlock deadlocks deadlocked",
           r"\bjava-level deadlock\b|\bfound \d+ deadlocks?\b|\bdeadlocked threads?\b"
           r"|\bthreads? (?:are |is )?deadlocked\b"
@@ -420,6 +421,23 @@ def _is_unrecognised_error(text: str, words: bytes, tokens: Sequence[bytes]) -> 
     return _LOW_LEVELS.isdisjoint(cased) and not _LOW_MARKER.search(text)
 
 
+# Security and hardware lines count whatever level the software gave them (sshd and kernels log them as info).
+_ANY_LEVEL = frozenset({Category.SECURITY_EVENT, Category.HARDWARE_FAULT})
+_DEBUG_MARKER = re.compile(r"\[(?:debug|trace)\]")
+_LOW_JSON_LEVEL = re.compile(r"\"level\"\s*:\s*(?:\"(?:debug|trace)\"|[12]0\b)|\blevel=[\"']?(?:debug|trace)\b",
+                             re.IGNORECASE)
+
+
+def _is_low_level(text: str) -> bool:
+    """A line its software marked DEBUG/TRACE (and nothing error-level): diagnostics chatter such as "deadlock
+    check: no deadlocked threads found". INFO is not enough: Hadoop and ZooKeeper report real faults at INFO."""
+    cased = text[:200].encode("utf-8", "replace").translate(_SPLIT).split()
+    if not _UPPER_LEVELS.isdisjoint(cased) or _ERROR_MARKER.search(text):
+        return False
+    return bool(_LOW_JSON_LEVEL.search(text) or _DEBUG_MARKER.search(text.lower())
+                or not {b"DEBUG", b"TRACE"}.isdisjoint(cased[:12]))
+
+
 def classify_line(line: str) -> Signal | None:
     """Signal for one log line: first matching category by priority, else unrecognised error, else None."""
     if not isinstance(line, str):
@@ -431,6 +449,8 @@ def classify_line(line: str) -> Signal | None:
     tokens = words.split()
     hits = _TRIGGER_WORDS.intersection(tokens)
     rule = _match_rule(text, hits) if hits else None
+    if rule is not None and rule.category not in _ANY_LEVEL and _is_low_level(text):
+        return None
     if rule is not None:
         return Signal(rule.category, "logs", _quote(text), rule.name)
     if _is_unrecognised_error(text, words, tokens):
@@ -614,11 +634,31 @@ def _reason(primary: Category, counted: frozenset[Category], signals: Sequence[S
     return "Health figures are normal and the logs show nothing alarming; no fault found."
 
 
+_RECOVERED = re.compile(r"\b(?:succeeded|recovered|reconnected|restored|re-?established|back online)\b",
+                        re.IGNORECASE)
+
+
+def _transient_dependency(lines: Sequence[str], signals: Sequence[Signal]) -> bool:
+    """A single dependency failure followed by a line saying it recovered (a retry that worked) is noise."""
+    failures = [signal for signal in signals if signal.category is Category.DEPENDENCY_FAILURE]
+    if len(failures) != 1:
+        return False
+    texts = [line for line in lines if isinstance(line, str)]
+    for position, line in enumerate(texts):
+        if _quote(line[:MAX_LINE_CHARS]) == failures[0].detail:
+            return any(_RECOVERED.search(later) for later in texts[position + 1:])
+    return False
+
+
 def diagnose(health: Mapping[str, object] | None, lines: Sequence[str]) -> Diagnosis:
     """Classify health and logs, apply the counting thresholds and decide restart vs escalate."""
     health = health if isinstance(health, Mapping) else None
+    if isinstance(lines, str):
+        lines = lines.splitlines()
     signals = tuple(classify_health(health) + classify_logs(lines or ()))
     counted = _counted(signals)
+    if Category.DEPENDENCY_FAILURE in counted and _transient_dependency(lines or (), signals):
+        counted = counted - {Category.DEPENDENCY_FAILURE}
     has_unknown = any(signal.category is Category.UNKNOWN for signal in signals)
     primary = _primary(counted, is_healthy(health), has_unknown)
     restart = health is not None and bool(counted & RECOVERABLE) and not counted & BLOCKING
