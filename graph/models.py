@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
@@ -10,6 +11,13 @@ from graph.context import Context
 from graph.triage_model import OFFLINE_MODEL_NAME, OfflineTriageModel
 
 OFFLINE_NAMES = frozenset({"", "offline", "offline-triage", "rules"})
+DEFAULT_TIMEOUT_S = 60.0
+"""Per HTTP attempt; a local model on a CPU may need more (OPENAI_TIMEOUT_S)."""
+DEFAULT_MAX_RETRIES = 3
+"""Retries on 408/409/429/5xx, timeouts and connection errors, with exponential back-off (0.5 s doubling, at
+most 8 s, or the server's Retry-After); then the node escalates as "model unavailable"."""
+DEFAULT_MAX_TOKENS = 4_096
+"""Completion cap per call, so a looping local model cannot run up cost or time (0 = no cap)."""
 
 
 class ModelConfigError(ValueError):
@@ -38,11 +46,52 @@ def load_chat_model(context: Context) -> BaseChatModel:
         )
     from langchain_openai import ChatOpenAI
 
+    max_tokens = _env_int("OPENAI_MAX_TOKENS", DEFAULT_MAX_TOKENS)
+    streaming = _env_flag("OPENAI_STREAMING")
+    # unset: stream only when the caller streams (LangGraph's "messages" mode, as Studio uses); true: always
+    options: dict[str, Any] = {} if streaming is None else {"streaming": streaming}
     return ChatOpenAI(
-        model=context.model,
+        model=context.model.strip(),
         base_url=base_url,
         api_key=api_key or "not-needed",  # type: ignore[arg-type]
         temperature=0,
-        timeout=float(os.environ.get("OPENAI_TIMEOUT_S", "60")),
-        max_retries=int(os.environ.get("OPENAI_MAX_RETRIES", "3")),
+        timeout=_env_float("OPENAI_TIMEOUT_S", DEFAULT_TIMEOUT_S),
+        max_retries=_env_int("OPENAI_MAX_RETRIES", DEFAULT_MAX_RETRIES),
+        max_tokens=max_tokens or None,  # type: ignore[call-arg]
+        stream_usage=_env_flag("OPENAI_STREAM_USAGE") is not False,
+        use_responses_api=False,
+        **options,
     )
+
+
+def _env_float(name: str, default: float) -> float:
+    """A non-negative number from the environment; a bad value is an error naming the variable."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ModelConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ModelConfigError(f"{name} must be a finite number >= 0, not {raw!r}")
+    return value
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env_float(name, default)
+    if value != int(value):
+        raise ModelConfigError(f"{name} must be a whole number, not {value}")
+    return int(value)
+
+
+def _env_flag(name: str) -> bool | None:
+    """A yes/no setting from the environment; None when unset."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ModelConfigError(f"{name} must be true or false, not {raw!r}")

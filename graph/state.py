@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal, TypedDict
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
+from graph.usage import add_usage
+
 Outcome = Literal["restart", "escalate", "none", "awaiting_approval"]
 
 
@@ -41,3 +43,4 @@ class IncidentState(TypedDict, total=False):
     summary: str
     model: str
     model_error: str
+    usage: Annotated[dict[str, Any], add_usage]

@@ -8,6 +8,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 
+from graph.usage import describe_usage
 from nodes.common import health_figures
 
 WIDTH = 13
@@ -56,6 +57,8 @@ def trace_lines(node: str, update: Mapping[str, Any] | None) -> list[str]:
             lines.extend(f"{label}model calls {_format_call(call)}" for call in message.tool_calls)
         elif isinstance(message, ToolMessage) and node == "tools":
             lines.append(f"{label}{describe_tool_result(message)}")
+    if node in ("diagnose", "decide") and update.get("usage"):
+        lines.append(f"{label}usage: {describe_usage(update['usage'])}")
     if node == "decide":
         diagnosis = update.get("diagnosis", {})
         decision = update.get("decision", {})
@@ -116,4 +119,5 @@ def result_object(thread_id: str, values: Mapping[str, Any], interrupts: list[An
         "request": interrupts[0] if awaiting else None,
         "notes": values.get("notes", []),
         "model": values.get("model"),
+        "usage": values.get("usage") or {},
     }

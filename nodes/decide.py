@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.models import load_chat_model, model_label
+from graph.signals import Diagnosis
 from graph.signals import diagnose as classify
 from graph.state import IncidentState
-from nodes.common import gathered_evidence, infrastructure
-from nodes.diagnose import _describe
+from nodes.common import current_thread_id, gathered_evidence, infrastructure
+from nodes.model_turn import take_turn
 from prompts import render
+from tools import audit
 from tools.backend import BackendError
 from tools.incident_tools import DECISION_TOOLS
 from tools.log_reduce import clean_line
@@ -31,32 +33,44 @@ def decide(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
                               "model": model_label(context)}
     if state.get("model_error"):
         update["decision"] = _escalation(f"model unavailable: {state['model_error']}", context)
-        return update
-    system = SystemMessage(content=render("decide", policy=render("policy"), server_id=state.get("server_id")))
-    try:
-        model = load_chat_model(context).bind_tools(DECISION_TOOLS, tool_choice="any")
-        response = model.invoke([system, *state.get("messages", [])])
-    except Exception as exc:  # noqa: BLE001 - any model failure becomes an escalation, never a restart
-        update["decision"] = _escalation(f"model unavailable: {_describe(exc)}", context)
-        return update
-    if not isinstance(response, AIMessage):
-        response = AIMessage(content=str(getattr(response, "content", "")))
-    update["decision"] = read_decision(response, state.get("server_id"), context)
-    update["messages"] = [response, *[ToolMessage(content="decision recorded", tool_call_id=call["id"] or "",
-                                                  name=call["name"]) for call in response.tool_calls]]
+    else:
+        update.update(_ask_model(state, context, finding))
+    decision = update["decision"]
+    audit.record(context.state_path, current_thread_id(), "model_decision", server_id=state.get("server_id"),
+                 action=decision["action"], tool=decision.get("tool"), by=decision.get("by"),
+                 reason=decision.get("reason"))
     return update
 
 
+def _ask_model(state: IncidentState, context: Context, finding: Diagnosis) -> dict[str, Any]:
+    """One model turn with the decision tools offered and a tool call required; its decision and usage."""
+    system = render("decide", policy=render("policy"), server_id=state.get("server_id"),
+                    finding=_reading(finding))
+    turn = take_turn("decide", lambda: load_chat_model(context).bind_tools(DECISION_TOOLS, tool_choice="any"),
+                     system, state.get("messages", []), DECISION_TOOLS)
+    if turn.response is None:
+        return {"usage": turn.usage, "decision": _escalation(f"model unavailable: {turn.error}", context)}
+    response = turn.response
+    return {"usage": turn.usage, "decision": read_decision(response, state.get("server_id"), context),
+            "messages": [response, *[ToolMessage(content="decision recorded", tool_call_id=call["id"] or "",
+                                                 name=call["name"]) for call in response.tool_calls]]}
+
+
 def read_decision(response: AIMessage, server_id: str | None, context: Context) -> dict[str, Any]:
-    """Turn the model's tool calls into a decision; anything irregular becomes an escalation with the reason."""
+    """Turn the model's tool calls into a decision; anything irregular becomes an escalation saying why."""
     calls = response.tool_calls
+    if response.response_metadata.get("finish_reason") == "length":
+        # checked first: a streamed answer's arguments are parsed leniently, so a cut-off call can look complete
+        return _escalation("the model's answer was cut short (completion token limit); its tool call is "
+                           "incomplete", context)
     if response.invalid_tool_calls:
         return _escalation("the model's tool call was malformed (arguments were not valid JSON)", context)
     if not calls:
         return _escalation("the model made no decision (no tool call)", context)
     unknown = [call["name"] for call in calls if call["name"] not in _ACTIONS]
     if unknown:
-        return _escalation(f"the model called a tool it was not offered: {clean_line(unknown[0])[:60]}", context)
+        shown_name = clean_line(unknown[0])[:60]
+        return _escalation(f"the model called a tool it was not offered: {shown_name}", context)
     actions = {_ACTIONS[call["name"]] for call in calls}
     if len(actions) > 1:
         return _escalation("the model asked for conflicting decisions", context)
@@ -76,6 +90,12 @@ def read_decision(response: AIMessage, server_id: str | None, context: Context) 
     text = clean_line(text)[:MAX_SUMMARY_CHARS] if isinstance(text, str) else ""
     return {"action": action, "server_id": server_id, "tool": call["name"], "by": model_label(context),
             "reason": text or ("the model escalated" if action == "escalate" else "the model found no fault")}
+
+
+def _reading(finding: Diagnosis) -> str:
+    """The code-made reading of the evidence, as the decide prompt states it."""
+    verdict = "a restart may help" if finding.restart_recommended else "a restart is not expected to help"
+    return f"{finding.category.value} ({verdict}). {finding.reason}"
 
 
 def _escalation(reason: str, context: Context) -> dict[str, Any]:

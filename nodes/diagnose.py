@@ -4,30 +4,47 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessage, SystemMessage
+from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.models import load_chat_model
 from graph.state import IncidentState
+from nodes.model_turn import take_turn
 from prompts import render
 from tools.incident_tools import DIAGNOSIS_TOOLS
 
+MAX_TOOL_CALLS_PER_TURN = 4
+"""A model asking for more tool calls in one turn gets the first ones run (keeps the prompt bounded)."""
+
+PROMPT_CUT_NOTE = "the diagnosis prompt was cut to fit the prompt budget"
+
 
 def diagnose(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """One model turn with get_server_health and fetch_recent_logs offered."""
+    """One model turn with only get_server_health and fetch_recent_logs offered."""
     rounds = state.get("diagnose_rounds", 0) + 1
-    system = SystemMessage(content=render("diagnose", policy=render("policy"), server_id=state.get("server_id"),
-                                          symptom=state.get("symptom", "unspecified")))
-    try:
-        model = load_chat_model(runtime.context).bind_tools(DIAGNOSIS_TOOLS)
-        response = model.invoke([system, *state.get("messages", [])])
-    except Exception as exc:  # noqa: BLE001 - any model failure ends diagnosis; decide escalates with the reason
-        return {"diagnose_rounds": rounds, "notes": [f"model unavailable during diagnosis: {_describe(exc)}"],
-                "messages": [AIMessage(content="(model unavailable)")], "model_error": _describe(exc)}
-    return {"diagnose_rounds": rounds, "messages": [response]}
+    system = render("diagnose", policy=render("policy"), server_id=state.get("server_id"),
+                    symptom=state.get("symptom", "unspecified"))
+    turn = take_turn("diagnose", lambda: load_chat_model(runtime.context).bind_tools(DIAGNOSIS_TOOLS), system,
+                     state.get("messages", []), DIAGNOSIS_TOOLS)
+    notes = [PROMPT_CUT_NOTE] if turn.prompt_cut else []
+    update: dict[str, Any] = {"diagnose_rounds": rounds, "usage": turn.usage}
+    if turn.response is None:
+        notes.append(f"model unavailable during diagnosis: {turn.error}")
+        update.update(messages=[AIMessage(content="(model unavailable)")], model_error=turn.error)
+    else:
+        response, trimmed = bounded_calls(turn.response)
+        notes.extend(trimmed)
+        update["messages"] = [response]
+    update["notes"] = [note for note in notes if note not in state.get("notes", [])]
+    return update
 
 
-def _describe(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+def bounded_calls(response: AIMessage) -> tuple[AIMessage, list[str]]:
+    """The model's turn with at most MAX_TOOL_CALLS_PER_TURN tool calls, and a note when some were dropped."""
+    calls = response.tool_calls
+    if len(calls) <= MAX_TOOL_CALLS_PER_TURN:
+        return response, []
+    note = (f"the model asked for {len(calls)} tool calls in one turn; "
+            f"the first {MAX_TOOL_CALLS_PER_TURN} were run")
+    return response.model_copy(update={"tool_calls": calls[:MAX_TOOL_CALLS_PER_TURN]}), [note]

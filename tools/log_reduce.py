@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -9,17 +10,20 @@ from typing import Any
 MAX_LINE_CHARS = 300
 DEFAULT_BUDGET_TOKENS = 1_200
 _VOLATILE = re.compile(r"\d+|0x[0-9a-f]+", re.IGNORECASE)
-_SEVERE = re.compile(
+_ERROR = re.compile(
     r"\b(?:error|err|fatal|critical|crit|panic|emerg|alert|severe|exception|fail(?:ed|ure)?|refused|"
-    r"timed? ?out|warn(?:ing)?|killed|denied|unreachable)\b",
+    r"timed? ?out|killed|denied|unreachable)\b",
     re.IGNORECASE,
 )
+_WARNING = re.compile(r"\bwarn(?:ing)?\b", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def estimate_tokens(text: str) -> int:
-    """Offline token estimate (about four characters per token for English and log text)."""
-    return (len(text) + 3) // 4
+    """Offline token estimate, no tokenizer: about four ASCII characters per token (English, log text), and
+    one token per other character (CJK, symbols), so that non-English text is not underestimated."""
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    return (ascii_chars + 3) // 4 + (len(text) - ascii_chars)
 
 
 def clean_line(line: str) -> str:
@@ -42,13 +46,10 @@ def reduce_logs(lines: Sequence[str], budget_tokens: int = DEFAULT_BUDGET_TOKENS
         else:
             group[2] += 1
     entries = sorted(groups.values(), key=lambda group: group[0])
-    severe = [entry for entry in entries if _SEVERE.search(entry[1])]
-    other = [entry for entry in entries if not _SEVERE.search(entry[1])]
     chosen: list[list[Any]] = []
     used = 0
-    for entry in severe + _spread(other):
-        text = _render(entry)
-        cost = estimate_tokens(text) + 1
+    for entry in _by_priority(entries):
+        cost = line_tokens(_render(entry))
         if used + cost > budget_tokens:
             continue
         chosen.append(entry)
@@ -62,6 +63,31 @@ def reduce_logs(lines: Sequence[str], budget_tokens: int = DEFAULT_BUDGET_TOKENS
         "omitted_lines": len(lines) - kept,
         "estimated_tokens": used,
     }
+
+
+def line_tokens(line: str) -> int:
+    """What one shown line costs in the prompt: the line as a JSON string plus its separator."""
+    return estimate_tokens(json.dumps(line, ensure_ascii=False)) + 1
+
+
+def _by_priority(entries: list[list[Any]]) -> list[list[Any]]:
+    """Error lines, then warnings, then the rest; each group starts with its first line (the onset) and then
+    samples evenly over time, newest first."""
+    groups: tuple[list[list[Any]], ...] = ([], [], [])
+    for entry in entries:
+        groups[_severity(entry[1])].append(entry)
+    ordered: list[list[Any]] = []
+    for group in groups:
+        if group:
+            ordered.append(group[0])
+            ordered.extend(_spread(group[1:]))
+    return ordered
+
+
+def _severity(line: str) -> int:
+    if _ERROR.search(line):
+        return 0
+    return 1 if _WARNING.search(line) else 2
 
 
 def _render(entry: list[Any]) -> str:

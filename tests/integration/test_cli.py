@@ -142,4 +142,7 @@ def test_audit_trail_records_the_verdict_and_the_action(state_dir: Path) -> None
     _, result = run_json(state_dir, "payment-server-01 is slow")
     done = cli(state_dir, "audit", result["thread_id"])
     kinds = [json.loads(line)["kind"] for line in done.stdout.splitlines()]
-    assert kinds == ["policy_verdict", "action_intent", "action_result"]
+    assert kinds == ["tool_call", "tool_call", "model_decision", "policy_verdict", "action_intent", "action_result"]
+    first = json.loads(done.stdout.splitlines()[0])
+    assert first["tool"] == "get_server_health" and first["status"] == "success"
+    assert first["thread_id"] == result["thread_id"] and first["ts"].endswith("Z")

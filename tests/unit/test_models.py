@@ -1,0 +1,57 @@
+"""Model selection and its configuration: offline by default, ChatOpenAI by name, bad settings named."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_openai import ChatOpenAI
+
+from graph.context import Context
+from graph.models import ModelConfigError, load_chat_model, model_label
+from graph.triage_model import OfflineTriageModel
+
+SETTINGS = ("OPENAI_MAX_RETRIES", "OPENAI_TIMEOUT_S", "OPENAI_MAX_TOKENS", "OPENAI_STREAMING", "OPENAI_STREAM_USAGE")
+
+
+@pytest.fixture(autouse=True)
+def _default_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_offline_is_the_default() -> None:
+    assert isinstance(load_chat_model(Context()), OfflineTriageModel)
+    assert model_label(Context()) == "offline triage model"
+
+
+def test_model_name_from_the_environment_and_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_NAME", "gpt-4o")
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    assert model_label(Context()) == "LLM gpt-4o"
+    assert model_label(Context(model="llama3.1:8b")) == "LLM llama3.1:8b"
+
+
+def test_chat_openai_is_bounded_and_speaks_chat_completions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_MAX_RETRIES", "1")
+    monkeypatch.setenv("OPENAI_TIMEOUT_S", "2.5")
+    model = load_chat_model(Context(model="qwen2.5:7b"))
+    assert isinstance(model, ChatOpenAI)
+    assert (model.model_name, model.max_retries, model.request_timeout) == ("qwen2.5:7b", 1, 2.5)
+    assert model.use_responses_api is False and model.temperature == 0
+    assert model.max_tokens == 4_096 and model.stream_usage is True
+    assert "streaming" not in model.model_fields_set  # streams only when the caller streams
+
+
+def test_missing_key_names_the_variable() -> None:
+    with pytest.raises(ModelConfigError, match="OPENAI_API_KEY"):
+        load_chat_model(Context(model="gpt-4o"))
+
+
+@pytest.mark.parametrize(("name", "value"), [("OPENAI_MAX_RETRIES", "many"), ("OPENAI_TIMEOUT_S", "-1"),
+                                             ("OPENAI_MAX_RETRIES", "1.5"), ("OPENAI_STREAMING", "maybe")])
+def test_bad_settings_are_errors_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str,
+                                                     value: str) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ModelConfigError, match=name):
+        load_chat_model(Context(model="gpt-4o"))
