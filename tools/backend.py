@@ -1,16 +1,28 @@
-"""The small protocol every infrastructure backend implements, and how one is chosen for a fleet."""
+"""The small protocol every infrastructure backend implements, and how each server reaches its sources."""
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from graph.matching import ServerIndex
-from tools.fleet import Fleet, load_fleet
+from tools.fleet import Fleet, ServerSpec, load_fleet
+from tools.sources import (
+    FileLogSource,
+    JournaldSource,
+    PrometheusSource,
+    SupervisordSource,
+    SystemdSource,
+)
+from tools.statefile import locked_json
+
+RESTART_KEYS_FILE = "restart-keys.json"
+KEEP_KEYS_S = 30 * 24 * 3600.0
 
 
 class BackendError(RuntimeError):
@@ -39,6 +51,32 @@ class InfraBackend(Protocol):
     def restart(self, server_id: str, service: str, idempotency_key: str) -> RestartOutcome: ...
 
 
+class HealthReader(Protocol):
+    """One server's health from a real source."""
+
+    def health(self) -> Mapping[str, Any]: ...
+
+
+class LogReader(Protocol):
+    """One server's recent log lines from a real source."""
+
+    def logs(self, lines: int) -> list[str]: ...
+
+
+class Restarter(Protocol):
+    """Restarts one server's service for real and verifies it came back; returns what it did, or raises."""
+
+    settle_s: float
+
+    def restart(self) -> str: ...
+
+
+class SimulatedParts(InfraBackend, Protocol):
+    """The simulated backend, which also follows a restart that a real source performed."""
+
+    def mark_restarted(self, server_id: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Infrastructure:
     """The fleet inventory plus the backend that reaches its servers."""
@@ -46,6 +84,59 @@ class Infrastructure:
     fleet: Fleet
     index: ServerIndex
     backend: InfraBackend
+
+
+class RoutedBackend:
+    """Sends each server's health, logs and restart to its configured source; simulated where none is set."""
+
+    def __init__(self, simulated: SimulatedParts, state_dir: Path, health: Mapping[str, HealthReader],
+                 logs: Mapping[str, LogReader], restarts: Mapping[str, Restarter]) -> None:
+        self._simulated = simulated
+        self._keys_path = state_dir / RESTART_KEYS_FILE
+        self._health = dict(health)
+        self._logs = dict(logs)
+        self._restarts = dict(restarts)
+
+    def health(self, server_id: str) -> Mapping[str, Any]:
+        reader = self._health.get(server_id)
+        return reader.health() if reader else self._simulated.health(server_id)
+
+    def logs(self, server_id: str, lines: int) -> list[str]:
+        reader = self._logs.get(server_id)
+        if reader is None:
+            return self._simulated.logs(server_id, lines)
+        return reader.logs(lines) if lines > 0 else []
+
+    def restart(self, server_id: str, service: str, idempotency_key: str) -> RestartOutcome:
+        restarter = self._restarts.get(server_id)
+        if restarter is None:
+            return self._simulated.restart(server_id, service, idempotency_key)
+        outcome = perform_once(self._keys_path, server_id, service, idempotency_key, restarter.restart)
+        if outcome.performed:
+            self._simulated.mark_restarted(server_id)
+            if restarter.settle_s:
+                time.sleep(restarter.settle_s)
+        return outcome
+
+
+def perform_once(keys_path: Path, server_id: str, service: str, idempotency_key: str,
+                 action: Callable[[], str]) -> RestartOutcome:
+    """Run a restart unless its key already ran; the key is recorded only after the restart succeeded.
+
+    The key file stays locked while the restart runs, so a concurrent retry waits and then sees it done.
+    """
+    with locked_json(keys_path) as document:
+        done: dict[str, Any] = document.setdefault("keys", {})
+        if idempotency_key in done:
+            return RestartOutcome(server_id, service, idempotency_key, performed=False, already_done=True,
+                                  detail=f"already restarted under key {idempotency_key}")
+        detail = action()
+        now = time.time()
+        done[idempotency_key] = {"server_id": server_id, "service": service, "at": now, "detail": detail}
+        document["keys"] = {key: entry for key, entry in done.items()
+                            if now - float(entry.get("at", 0)) < KEEP_KEYS_S}
+    return RestartOutcome(server_id, service, idempotency_key, performed=True, already_done=False,
+                          detail=detail)
 
 
 def open_infrastructure(fleet_file: str, state_dir: str) -> Infrastructure:
@@ -61,12 +152,57 @@ def open_infrastructure(fleet_file: str, state_dir: str) -> Infrastructure:
 
 @functools.lru_cache(maxsize=16)
 def _open_cached(fleet_file: str, stamp: tuple[int, int], state_dir: str) -> Infrastructure:
-    from tools.simulated import SimulatedBackend
-
     fleet = load_fleet(fleet_file)
     os.makedirs(state_dir, exist_ok=True)
-    return Infrastructure(
-        fleet=fleet,
-        index=ServerIndex.build(fleet.servers),
-        backend=SimulatedBackend(fleet, Path(state_dir)),
-    )
+    return Infrastructure(fleet=fleet, index=ServerIndex.build(fleet.servers),
+                          backend=build_backend(fleet, Path(state_dir)))
+
+
+def build_backend(fleet: Fleet, state_dir: Path) -> RoutedBackend:
+    """A backend for the fleet: each server's configured sources, simulated for the rest."""
+    from tools.simulated import SimulatedBackend
+
+    health: dict[str, HealthReader] = {}
+    logs: dict[str, LogReader] = {}
+    restarts: dict[str, Restarter] = {}
+    for server_id, spec in fleet.servers.items():
+        if "health" in spec.sources:
+            health[server_id] = _health_reader(spec)
+        if "logs" in spec.sources:
+            logs[server_id] = _log_reader(spec)
+        if "restart" in spec.sources:
+            restarts[server_id] = _restarter(spec)
+    return RoutedBackend(SimulatedBackend(fleet, state_dir), state_dir, health, logs, restarts)
+
+
+def _health_reader(spec: ServerSpec) -> HealthReader:
+    from tools.prometheus import PrometheusHealth
+
+    source = spec.sources["health"]
+    if isinstance(source, PrometheusSource):
+        return PrometheusHealth(source)
+    raise TypeError(f"{spec.server_id}: no health reader for {type(source).__name__}")
+
+
+def _log_reader(spec: ServerSpec) -> LogReader:
+    from tools.journald import JournaldLogs
+    from tools.logfiles import FileLogs
+
+    source = spec.sources["logs"]
+    if isinstance(source, FileLogSource):
+        return FileLogs(source)
+    if isinstance(source, JournaldSource):
+        return JournaldLogs(source)
+    raise TypeError(f"{spec.server_id}: no log reader for {type(source).__name__}")
+
+
+def _restarter(spec: ServerSpec) -> Restarter:
+    from tools.supervisor import SupervisordRestarter
+    from tools.systemd import SystemdRestarter
+
+    source = spec.sources["restart"]
+    if isinstance(source, SupervisordSource):
+        return SupervisordRestarter(source, process=source.process or spec.service)
+    if isinstance(source, SystemdSource):
+        return SystemdRestarter(source, unit=source.unit or spec.service)
+    raise TypeError(f"{spec.server_id}: no restarter for {type(source).__name__}")

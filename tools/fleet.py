@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from tools.sources import Source, SourceError, parse_sources
+
 HEALTH_STATUSES = frozenset({"healthy", "degraded", "down"})
 MAX_LOG_LINE_CHARS = 4_000
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -39,7 +41,7 @@ class ServerSpec:
     dependencies: tuple[str, ...] = ()
     state: ServerState = field(default_factory=lambda: ServerState({}, ()))
     after_restart: ServerState | None = None
-    sources: Mapping[str, Any] = field(default_factory=dict)
+    sources: Mapping[str, Source] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,10 @@ def _parse_server(server_id: str, entry: Any) -> ServerSpec:
     service = entry.get("service")
     if not isinstance(service, str) or not service.strip():
         raise FleetError("missing required field 'service'")
-    sources = {key: entry[key] for key in ("health", "logs", "restart") if isinstance(entry.get(key), Mapping)
-               and "type" in entry[key]}
+    try:
+        sources = parse_sources(entry)
+    except SourceError as exc:
+        raise FleetError(str(exc)) from None
     state = _parse_state(entry, required="health" not in sources)
     after = entry.get("after_restart")
     if after is not None and not isinstance(after, Mapping):

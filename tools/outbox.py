@@ -1,17 +1,18 @@
-"""Ticket delivery: the JSONL outbox (the default sink), deduplicated by ticket id, with a spool on failure."""
+"""Ticket delivery: the JSONL outbox (the default) and configured sinks, deduplicated, spooled on failure."""
 
 from __future__ import annotations
 
 import fcntl
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.sinks import Sink, configured_sinks, deliver_to_sinks
+
 OUTBOX_FILE = "tickets.jsonl"
 SPOOL_DIR = "spool"
-Sink = Callable[[Mapping[str, Any]], None]
 
 
 class DeliveryError(RuntimeError):
@@ -58,11 +59,12 @@ def write_to_outbox(path: Path, ticket: Mapping[str, Any]) -> bool:
 
 
 class TicketDesk:
-    """Delivers tickets to the outbox, keeping any it cannot deliver in a spool for `flush`."""
+    """Delivers tickets to the outbox and configured sinks, spooling any a sink did not take for `flush`."""
 
-    def __init__(self, state_dir: str | Path) -> None:
+    def __init__(self, state_dir: str | Path, sinks: Sequence[Sink] | None = None) -> None:
         self._state_dir = Path(state_dir)
         self._spool = self._state_dir / SPOOL_DIR
+        self._sinks = configured_sinks() if sinks is None else list(sinks)
 
     @property
     def outbox(self) -> Path:
@@ -70,13 +72,23 @@ class TicketDesk:
 
     def deliver(self, ticket: Mapping[str, Any]) -> dict[str, Any]:
         """Deliver now, or spool; the answer says which (never raises for a sink that is down)."""
-        try:
-            written = write_to_outbox(self.outbox, ticket)
-        except DeliveryError as exc:
+        results = self._send(ticket)
+        statuses = {name: status for name, (status, _) in results.items()}
+        failed = [(name, error) for name, (status, error) in results.items() if status == "failed"]
+        if failed:
             self._spool_ticket(ticket)
-            return {"status": "spooled", "sink": "outbox", "error": str(exc),
+            return {"status": "spooled", "sink": failed[0][0], "error": failed[0][1], "sinks": statuses,
                     "spool": str(self._spool / f"{ticket['id']}.json")}
-        return {"status": "delivered" if written else "duplicate", "sink": "outbox", "path": str(self.outbox)}
+        status = "delivered" if "delivered" in statuses.values() else "duplicate"
+        return {"status": status, "sink": "outbox", "path": str(self.outbox), "sinks": statuses}
+
+    def _send(self, ticket: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+        """The outbox first, then every sink that has not taken the ticket yet."""
+        try:
+            outbox = ("delivered" if write_to_outbox(self.outbox, ticket) else "duplicate", "")
+        except DeliveryError as exc:
+            outbox = ("failed", str(exc))
+        return {"outbox": outbox, **deliver_to_sinks(self._state_dir, ticket, self._sinks)}
 
     def _spool_ticket(self, ticket: Mapping[str, Any]) -> None:
         self._spool.mkdir(parents=True, exist_ok=True)
@@ -89,15 +101,14 @@ class TicketDesk:
         return sorted(self._spool.glob("*.json")) if self._spool.is_dir() else []
 
     def flush(self) -> dict[str, int]:
-        """Retry every spooled ticket; delivered (or already present) ones leave the spool."""
+        """Retry every spooled ticket where it is still missing; fully delivered ones leave the spool."""
         counts = {"delivered": 0, "duplicate": 0, "failed": 0}
         for path in self.spooled():
             ticket = json.loads(path.read_text(encoding="utf-8"))
-            try:
-                written = write_to_outbox(self.outbox, ticket)
-            except DeliveryError:
+            statuses = [status for status, _ in self._send(ticket).values()]
+            if "failed" in statuses:
                 counts["failed"] += 1
                 continue
-            counts["delivered" if written else "duplicate"] += 1
+            counts["delivered" if "delivered" in statuses else "duplicate"] += 1
             path.unlink()
         return counts

@@ -45,10 +45,19 @@ class SimulatedBackend:
             if idempotency_key in done:
                 return RestartOutcome(server_id, service, idempotency_key, performed=False, already_done=True,
                                       detail=f"already restarted under key {idempotency_key}")
-            server = document.setdefault("servers", {}).setdefault(server_id, {})
-            server["restarted"] = True
-            server["restart_count"] = int(server.get("restart_count", 0)) + 1
-            server["last_restart_at"] = time.time()
+            _record_restart(document, server_id)
             done[idempotency_key] = {"server_id": server_id, "service": service, "at": time.time()}
         return RestartOutcome(server_id, service, idempotency_key, performed=True, already_done=False,
                               detail=f"restarted {service} on {server_id} (simulated)")
+
+    def mark_restarted(self, server_id: str) -> None:
+        """A real source restarted the server: its simulated parts switch to `after_restart` too."""
+        with locked_json(self._state_path) as document:
+            _record_restart(document, server_id)
+
+
+def _record_restart(document: dict[str, Any], server_id: str) -> None:
+    server = document.setdefault("servers", {}).setdefault(server_id, {})
+    server["restarted"] = True
+    server["restart_count"] = int(server.get("restart_count", 0)) + 1
+    server["last_restart_at"] = time.time()

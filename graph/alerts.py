@@ -1,0 +1,116 @@
+"""Alertmanager webhook payloads (version 4): validation, the server an alert names, its incident text and thread."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graph.matching import ServerIndex
+from tools.fleet import Fleet
+from tools.sources import PrometheusSource
+
+DEFAULT_SERVER_LABEL = "instance"
+MAX_INCIDENT_CHARS = 1_000
+
+
+class PayloadError(ValueError):
+    """The body is not an Alertmanager version 4 webhook payload; the message says why."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert of a group, as Alertmanager sends it."""
+
+    status: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    fingerprint: str
+    starts_at: str
+
+
+@dataclass(frozen=True)
+class AlertGroup:
+    """A webhook payload: the group key and its alerts."""
+
+    group_key: str
+    alerts: tuple[Alert, ...]
+
+
+def parse_payload(body: bytes) -> AlertGroup:
+    """Validate a webhook body; raise PayloadError naming the first problem."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise PayloadError("body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise PayloadError("payload must be a JSON object")
+    if document.get("version") != "4":
+        raise PayloadError(f"unsupported payload version {document.get('version')!r}; "
+                           "expected an Alertmanager webhook payload with version \"4\"")
+    group_key = document.get("groupKey")
+    if not isinstance(group_key, str) or not group_key:
+        raise PayloadError("'groupKey' must be a non-empty string")
+    alerts = document.get("alerts")
+    if not isinstance(alerts, list):
+        raise PayloadError("'alerts' must be a list")
+    return AlertGroup(group_key, tuple(_alert(item, index) for index, item in enumerate(alerts)))
+
+
+def _alert(item: Any, index: int) -> Alert:
+    where = f"alerts[{index}]"
+    if not isinstance(item, dict):
+        raise PayloadError(f"{where} must be an object")
+    status = item.get("status")
+    if status not in ("firing", "resolved"):
+        raise PayloadError(f"{where}.status must be 'firing' or 'resolved', not {status!r}")
+    labels = _strings(item.get("labels"), f"{where}.labels", required=True)
+    annotations = _strings(item.get("annotations"), f"{where}.annotations", required=False)
+    fingerprint = item.get("fingerprint")
+    if not isinstance(fingerprint, str) or not fingerprint:
+        fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
+    starts_at = item.get("startsAt")
+    return Alert(status, labels, annotations, fingerprint, starts_at if isinstance(starts_at, str) else "")
+
+
+def _strings(value: Any, where: str, *, required: bool) -> dict[str, str]:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
+        raise PayloadError(f"{where} must be an object of strings")
+    return {str(key): item for key, item in value.items()}
+
+
+def thread_id(group_key: str, alert: Alert) -> str:
+    """One thread per alert of a group per firing episode: repeats share it, a re-fire after resolving does not."""
+    digest = hashlib.sha256(f"{group_key}\n{alert.fingerprint}\n{alert.starts_at}".encode()).hexdigest()
+    return f"alert-{digest[:20]}"
+
+
+def strip_port(value: str) -> str:
+    """`host:9100` -> `host`, `[::1]:9100` -> `::1`; a bare IPv6 address stays whole."""
+    if value.startswith("[") and "]" in value:
+        return value[1:value.index("]")]
+    host, separator, port = value.rpartition(":")
+    return host if separator and port.isdigit() and ":" not in host else value
+
+
+def server_for(label_value: str, fleet: Fleet, index: ServerIndex) -> str | None:
+    """The fleet server an alert label names: a Prometheus `instance` setting, else the host (or its first name)."""
+    for server_id, spec in fleet.servers.items():
+        source = spec.sources.get("health")
+        if isinstance(source, PrometheusSource) and source.instance == label_value:
+            return server_id
+    host = strip_port(label_value.strip())
+    return index.resolve(host) or (index.resolve(host.split(".")[0]) if "." in host else None)
+
+
+def incident_text(alert: Alert, server_id: str | None, label: str) -> str:
+    """What the operator would have typed: the server first, then the alert name, summary and description."""
+    name = alert.labels.get("alertname", "alert")
+    subject = server_id or alert.labels.get(label) or "unknown server"
+    details = [alert.annotations.get(key, "").strip() for key in ("summary", "description")]
+    text = f"{subject}: {name} firing. " + " ".join(detail for detail in details if detail)
+    return text.strip()[:MAX_INCIDENT_CHARS]

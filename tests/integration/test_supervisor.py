@@ -1,0 +1,97 @@
+"""Restarts through a real supervisord: the PID changes once, a repeated idempotency key never restarts again."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nodes.restart import restart_key
+from tests.conftest import write_fleet
+from tests.integration.services import Supervisord, supervisord
+from tools.backend import BackendError, open_infrastructure
+from tools.sources import SupervisordSource
+from tools.supervisor import SupervisordRestarter
+
+SLEEPER = f'{sys.executable} -c "import time; time.sleep(1e6)"'
+HOT = {"cpu_percent": 98.0, "memory_percent": 50.0, "status": "degraded"}
+HUNG_LOGS = ["2026-11-27T09:58:01Z ERROR worker pool exhausted: 200/200 threads busy, 1412 requests queued"]
+
+
+@pytest.fixture(scope="module")
+def sv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisord]:
+    with supervisord(tmp_path_factory.mktemp("supervisord"), {"worker": SLEEPER, "other": SLEEPER}) as running:
+        yield running
+
+
+def worker_fleet(directory: Path, sv: Supervisord, *, recovers: bool = True, **restart: Any) -> Path:
+    """A simulated hot server whose restart is real: supervisord's `worker` program."""
+    server: dict[str, Any] = {
+        "service": "worker", "health": HOT, "logs": HUNG_LOGS,
+        "restart": {"type": "supervisord", "url": sv.url, "username": sv.username, "password": sv.password,
+                    **restart},
+    }
+    if recovers:
+        server["after_restart"] = {"health": {"cpu_percent": 20.0, "memory_percent": 40.0, "status": "healthy"}}
+    return write_fleet(directory, {"worker-01": server})
+
+
+def test_agent_restarts_the_supervised_process_and_its_pid_changes(sv: Supervisord, runner: Any, tmp_path: Path,
+                                                                   state_dir: Path) -> None:
+    before = sv.info("worker")
+    other_before = sv.info("other")["pid"]
+    result = runner(worker_fleet(tmp_path, sv)).run("worker-01 is hanging", thread_id="inc-sv-1")
+    after = sv.info("worker")
+    assert result["outcome"] == "restart", result.get("escalation_reason")
+    assert result["restart"]["performed"] and result["restart"]["verified"]
+    assert after["pid"] != before["pid"] and after["statename"] == "RUNNING"
+    assert f"PID {before['pid']} -> {after['pid']}" in result["restart"]["detail"]
+    assert sv.info("other")["pid"] == other_before
+
+    infra = open_infrastructure(str(worker_fleet(tmp_path, sv)), str(state_dir))
+    again = infra.backend.restart("worker-01", "worker", restart_key("inc-sv-1", "worker-01"))
+    assert again.already_done and not again.performed
+    assert sv.info("worker")["pid"] == after["pid"]
+
+
+def test_a_retried_thread_reuses_its_key_and_does_not_restart_twice(sv: Supervisord, runner: Any, tmp_path: Path,
+                                                                    state_dir: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("restart_cooldown_s: 0\n", encoding="utf-8")
+    agent = runner(worker_fleet(tmp_path, sv, recovers=False), policy_file=str(policy))
+    first = agent.run("worker-01 is hanging", thread_id="inc-sv-2")
+    pid_after_first = sv.info("worker")["pid"]
+    second = agent.run("worker-01 is still hanging", thread_id="inc-sv-2")
+    assert first["restart"]["performed"] and "restart did not help" in first["escalation_reason"]
+    assert second["restart"]["already_done"] and not second["restart"]["performed"]
+    assert sv.info("worker")["pid"] == pid_after_first
+
+
+def test_restart_over_the_unix_socket(sv: Supervisord) -> None:
+    before = sv.info("worker")["pid"]
+    detail = SupervisordRestarter(SupervisordSource(url=sv.socket_url), process="worker").restart()
+    after = sv.info("worker")
+    assert after["pid"] != before and after["statename"] == "RUNNING"
+    assert detail.endswith(f"PID {before} -> {after['pid']}, RUNNING")
+
+
+@pytest.mark.parametrize(("settings", "problem"), [
+    ({"password": "wrong"}, "401 Unauthorized (check username and password)"),
+    ({"process": "no-such-program"}, "supervisord has no process named 'no-such-program'"),
+])
+def test_refused_restarts_are_backend_errors(sv: Supervisord, settings: dict[str, str], problem: str) -> None:
+    source = SupervisordSource(**{"url": sv.url, "username": sv.username, "password": sv.password, **settings})
+    with pytest.raises(BackendError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        SupervisordRestarter(source, process=source.process or "worker").restart()
+
+
+def test_a_failed_restart_escalates_and_records_no_key(sv: Supervisord, runner: Any, tmp_path: Path,
+                                                       state_dir: Path) -> None:
+    result = runner(worker_fleet(tmp_path, sv, password="wrong")).run("worker-01 is hanging")
+    assert result["outcome"] == "escalate"
+    assert "restart of worker on worker-01 failed" in result["escalation_reason"]
+    assert "401" in result["escalation_reason"]
+    assert not (state_dir / "restart-keys.json").exists()  # a retry may try again

@@ -1,0 +1,197 @@
+"""Per-server sources in the fleet file: which backend reads a server's health or logs or restarts it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+QUERY_KEYS = ("cpu_percent", "memory_percent", "up")
+SOURCE_TYPES = {"health": ("prometheus",), "logs": ("file", "journald"),
+                "restart": ("supervisord", "systemd")}
+
+
+class SourceError(ValueError):
+    """A source mapping names an unknown type or misses or mistypes a setting."""
+
+
+@dataclass(frozen=True)
+class PrometheusSource:
+    """Health from Prometheus: PromQL queries with `$instance` replaced by the server's instance label."""
+
+    url: str
+    instance: str
+    queries: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class FileLogSource:
+    """Logs from files on this machine, read from the end (each file may have a rotated `.1` sibling)."""
+
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JournaldSource:
+    """Logs of a systemd unit from the local journal."""
+
+    unit: str
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class SupervisordSource:
+    """Restarts through supervisord's XML-RPC API over HTTP or a unix socket."""
+
+    url: str
+    process: str = ""
+    username: str = ""
+    password: str = ""
+    password_env: str = ""
+    timeout_s: float = 30.0
+    settle_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class SystemdSource:
+    """Restarts through `systemctl restart UNIT` on this machine."""
+
+    unit: str = ""
+    timeout_s: float = 60.0
+    settle_s: float = 0.0
+
+
+HealthSource = PrometheusSource
+LogSource = FileLogSource | JournaldSource
+RestartSource = SupervisordSource | SystemdSource
+Source = PrometheusSource | FileLogSource | JournaldSource | SupervisordSource | SystemdSource
+
+
+def parse_sources(entry: Mapping[str, Any]) -> dict[str, Source]:
+    """The `health`, `logs` and `restart` sources of a server entry (inline simulated data is none)."""
+    sources: dict[str, Source] = {}
+    for kind in SOURCE_TYPES:
+        value = entry.get(kind)
+        if kind == "restart" and value is not None and not isinstance(value, Mapping):
+            raise SourceError("'restart' must be a mapping with a 'type', e.g. {type: supervisord, url: ...}")
+        if not isinstance(value, Mapping) or (kind == "health" and "type" not in value):
+            continue
+        sources[kind] = parse_source(kind, value)
+    return sources
+
+
+def parse_source(kind: str, settings: Mapping[str, Any]) -> Source:
+    """One source mapping, validated: a known `type` for its kind and that type's settings."""
+    kind_types = SOURCE_TYPES[kind]
+    source_type = settings.get("type")
+    if source_type is None:
+        raise SourceError(f"'{kind}' needs a 'type' (one of {', '.join(kind_types)})")
+    if source_type not in kind_types:
+        raise SourceError(f"{kind}.type {source_type!r} is unknown; use one of {', '.join(kind_types)}")
+    reader = _Settings(kind, settings)
+    source = _PARSERS[source_type](reader)
+    reader.reject_unknown()
+    return source
+
+
+def _prometheus(settings: _Settings) -> PrometheusSource:
+    url = settings.url("url", ("http", "https"))
+    queries = settings.mapping("queries")
+    unknown = sorted(set(queries) - set(QUERY_KEYS))
+    if unknown:
+        raise SourceError(f"health.queries has unknown key {unknown[0]!r}; use {', '.join(QUERY_KEYS)}")
+    for key, query in queries.items():
+        if not isinstance(query, str) or not query.strip():
+            raise SourceError(f"health.queries.{key} must be a PromQL expression")
+    return PrometheusSource(url=url.rstrip("/"), instance=settings.text("instance", required=True),
+                            queries=dict(queries), timeout_s=settings.seconds("timeout_s", 5.0))
+
+
+def _file(settings: _Settings) -> FileLogSource:
+    paths = settings.raw("paths")
+    if isinstance(paths, str):
+        paths = [paths]
+    if not isinstance(paths, list) or not paths or not all(isinstance(path, str) and path for path in paths):
+        raise SourceError("logs.paths must be a non-empty list of file paths")
+    return FileLogSource(paths=tuple(paths))
+
+
+def _journald(settings: _Settings) -> JournaldSource:
+    return JournaldSource(unit=settings.text("unit", required=True),
+                          timeout_s=settings.seconds("timeout_s", 10.0))
+
+
+def _supervisord(settings: _Settings) -> SupervisordSource:
+    url = settings.url("url", ("http", "https", "unix"))
+    if url.startswith("unix:") and not urlsplit(url).path.startswith("/"):
+        raise SourceError("restart.url must name an absolute socket path, e.g. unix:///run/supervisor.sock")
+    return SupervisordSource(url=url, process=settings.text("process"), username=settings.text("username"),
+                             password=settings.text("password"), password_env=settings.text("password_env"),
+                             timeout_s=settings.seconds("timeout_s", 30.0),
+                             settle_s=settings.seconds("settle_s", 0.0))
+
+
+def _systemd(settings: _Settings) -> SystemdSource:
+    return SystemdSource(unit=settings.text("unit"), timeout_s=settings.seconds("timeout_s", 60.0),
+                         settle_s=settings.seconds("settle_s", 0.0))
+
+
+_PARSERS: Mapping[str, Callable[[_Settings], Source]] = {
+    "prometheus": _prometheus, "file": _file, "journald": _journald, "supervisord": _supervisord, "systemd": _systemd,
+}
+
+
+class _Settings:
+    """Typed reads of one source mapping that remember which keys were used (the rest are typos)."""
+
+    def __init__(self, kind: str, settings: Mapping[str, Any]) -> None:
+        self._kind = kind
+        self._settings = settings
+        self._used = {"type"}
+
+    def raw(self, key: str) -> Any:
+        self._used.add(key)
+        return self._settings.get(key)
+
+    def text(self, key: str, *, required: bool = False) -> str:
+        value = self.raw(key)
+        if value is None and not required:
+            return ""
+        if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
+            raise SourceError(f"{self._kind}.{key} is required" if value is None
+                              else f"{self._kind}.{key} must be a non-empty string")
+        return str(value).strip()
+
+    def url(self, key: str, schemes: tuple[str, ...]) -> str:
+        url = self.text(key, required=True)
+        parts = urlsplit(url)
+        if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
+            raise SourceError(f"{self._kind}.{key} must be a {' or '.join(s + '://' for s in schemes)} URL, "
+                              f"not {url!r}")
+        return url
+
+    def seconds(self, key: str, default: float) -> float:
+        value = self.raw(key)
+        if value is None:
+            return default
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric or not math.isfinite(value) or value < 0:
+            raise SourceError(f"{self._kind}.{key} must be a number of seconds")
+        return float(value)
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        value = self.raw(key)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise SourceError(f"{self._kind}.{key} must be a mapping")
+        return value
+
+    def reject_unknown(self) -> None:
+        unknown = sorted(str(key) for key in self._settings if key not in self._used)
+        if unknown:
+            raise SourceError(f"{self._kind} has unknown setting {unknown[0]!r} for type "
+                              f"{self._settings.get('type')!r}")

@@ -1,0 +1,53 @@
+"""Restarts through systemd on this machine: `systemctl restart UNIT`, verified by state and main PID."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tools.backend import BackendError
+from tools.sources import SystemdSource
+
+SYSTEMCTL = "systemctl"
+
+
+class SystemdRestarter:
+    """Restarts one unit; succeeds only when it is active again (under a new main PID when it has one)."""
+
+    def __init__(self, source: SystemdSource, unit: str) -> None:
+        self._source = source
+        self._unit = unit
+        self.settle_s = source.settle_s
+
+    def restart(self) -> str:
+        before = self._show()
+        self._systemctl("restart", self._unit)
+        after = self._show()
+        if after.get("ActiveState") != "active":
+            raise BackendError(f"unit {self._unit} is {after.get('ActiveState', 'unknown')} "
+                               f"({after.get('SubState', '?')}) after the restart")
+        old_pid, new_pid = before.get("MainPID", "0"), after.get("MainPID", "0")
+        if new_pid != "0" and new_pid == old_pid:
+            raise BackendError(f"unit {self._unit} kept main PID {new_pid}: not restarted")
+        return f"restarted {self._unit} through systemd: main PID {old_pid} -> {new_pid}, active"
+
+    def _show(self) -> dict[str, str]:
+        output = self._systemctl("show", "-p", "ActiveState", "-p", "SubState", "-p", "MainPID", self._unit)
+        pairs = (line.split("=", 1) for line in output.splitlines() if "=" in line)
+        return {key.strip(): value.strip() for key, value in pairs}
+
+    def _systemctl(self, *arguments: str) -> str:
+        command = [SYSTEMCTL, *arguments]
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=self._source.timeout_s, check=False)
+        except FileNotFoundError:
+            raise BackendError("systemctl not found: systemd restarts need systemd on this machine") from None
+        except subprocess.TimeoutExpired:
+            raise BackendError(f"systemctl {arguments[0]} {self._unit} timed out after "
+                               f"{self._source.timeout_s:g}s") from None
+        except OSError as exc:
+            raise BackendError(f"cannot run systemctl: {exc.strerror or exc}") from None
+        if done.returncode != 0:
+            lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
+            raise BackendError(f"systemctl {arguments[0]} {self._unit} failed (exit {done.returncode}): "
+                               f"{lines[0] if lines else 'no message'}")
+        return done.stdout.decode("utf-8", errors="replace")
