@@ -6,6 +6,7 @@ import hashlib
 import time
 from typing import Any
 
+from langchain_core.messages import ToolMessage
 from langgraph.runtime import Runtime
 
 from graph.context import Context
@@ -43,6 +44,17 @@ def escalation_reason(state: IncidentState) -> str:
     return "escalated"
 
 
+def tool_errors(state: IncidentState) -> list[str]:
+    """What the read-only tools could not get (e.g. 'health unavailable: Prometheus unreachable')."""
+    errors: list[str] = []
+    for message in state.get("messages", []):
+        if isinstance(message, ToolMessage) and isinstance(message.artifact, dict):
+            error = message.artifact.get("error")
+            if message.artifact.get("status") != "success" and error and error not in errors:
+                errors.append(f"{message.name}: {error}")
+    return errors[:5]
+
+
 def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Build the ticket and deliver it to the outbox (or its spool when the outbox is down)."""
     context = runtime.context
@@ -67,6 +79,7 @@ def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
             "health_summary": health_figures(state.get("health")),
             "category": diagnosis.get("category"),
             "log_lines": list(diagnosis.get("evidence", [])),
+            "tool_errors": tool_errors(state),
         },
         "actions_taken": [action for action in state.get("actions", []) if action.get("action") != "escalate"],
         "restart": state.get("restart"),

@@ -25,7 +25,9 @@ DEMO_FLEET = REPO / "scenarios" / "demo-fleet.yaml"
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's .env, state directory or API keys."""
     for name in ("MODEL_NAME", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FLEET_FILE", "IT_SUPPORT_STATE_DIR",
-                 "AUTONOMY", "POLICY_FILE", "IT_SUPPORT_OUTBOX"):
+                 "AUTONOMY", "POLICY_FILE", "IT_SUPPORT_OUTBOX", "IT_SUPPORT_INTERACTIVE", "IT_SUPPORT_WEBHOOK_URL",
+                 "IT_SUPPORT_WEBHOOK_TOKEN", "IT_SUPPORT_SLACK_WEBHOOK_URL", "IT_SUPPORT_PAGERDUTY_ROUTING_KEY",
+                 "IT_SUPPORT_PAGERDUTY_URL", "OPENAI_STREAMING", "OPENAI_MAX_RETRIES", "OPENAI_TIMEOUT_S"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
 

@@ -166,6 +166,7 @@ def assert_escalated_blind(result: dict[str, Any], state_dir: Path, cause: str) 
     assert result["diagnosis"]["restart_recommended"] is False
     assert "health figures are unavailable" in result["diagnosis"]["reason"]
     assert result["outcome"] == "escalate" and result["ticket"]["evidence"]["health_summary"] == "health unavailable"
+    assert any(cause in error for error in result["ticket"]["evidence"]["tool_errors"])
     assert not any(step.get("action") == "restart_service" for step in result["actions"])
     assert not (state_dir / "restart-ledger.json").exists()
 
