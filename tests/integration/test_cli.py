@@ -146,3 +146,19 @@ def test_audit_trail_records_the_verdict_and_the_action(state_dir: Path) -> None
     first = json.loads(done.stdout.splitlines()[0])
     assert first["tool"] == "get_server_health" and first["status"] == "success"
     assert first["thread_id"] == result["thread_id"] and first["ts"].endswith("Z")
+
+
+def test_interactive_terminal_asks_and_applies_the_answer(state_dir: Path) -> None:
+    controller, terminal = os.openpty()
+    env = {key: value for key, value in os.environ.items() if key not in ("MODEL_NAME", "OPENAI_API_KEY")}
+    env["IT_SUPPORT_STATE_DIR"] = str(state_dir)
+    os.write(controller, b"n\nnot during the sale\n")
+    done = subprocess.run([sys.executable, "-m", "graph.cli", "run", "payment-server-01 is slow", "--autonomy",
+                           "approve"], cwd=REPO, env=env, stdin=terminal, capture_output=True, text=True, timeout=120)
+    os.close(controller)
+    os.close(terminal)
+    assert done.returncode == 0, done.stderr
+    assert "Approve the restart?" in done.stdout
+    assert "outcome: escalate" in done.stdout
+    assert "operator rejected the restart: not during the sale" in done.stdout
+    assert not (state_dir / "fleet-state.json").exists()
