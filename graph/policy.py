@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,7 +57,8 @@ def load_policy(path: str) -> RestartPolicy:
         raise PolicyFileError(f"policy file {path}: unknown keys {sorted(unknown)}")
     cooldown = document.get("restart_cooldown_s", RestartPolicy.restart_cooldown_s)
     limit = document.get("fleet_restarts_per_hour", RestartPolicy.fleet_restarts_per_hour)
-    if isinstance(cooldown, bool) or not isinstance(cooldown, int | float) or cooldown < 0:
+    if (isinstance(cooldown, bool) or not isinstance(cooldown, int | float) or not math.isfinite(cooldown)
+            or cooldown < 0):
         raise PolicyFileError(f"policy file {path}: restart_cooldown_s must be a number >= 0")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise PolicyFileError(f"policy file {path}: fleet_restarts_per_hour must be an integer >= 0")

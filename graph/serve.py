@@ -10,6 +10,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,8 +23,10 @@ from graph.alerts import thread_id as alert_thread_id
 from graph.checkpoints import open_checkpointer
 from graph.context import Context
 from graph.state import IncidentInput
+from nodes.escalate import ticket_id
 from tools import audit
 from tools.backend import open_infrastructure
+from tools.outbox import TicketDesk
 
 ALERTS_PATH = "/alerts"
 HEALTH_PATH = "/healthz"
@@ -118,9 +121,26 @@ class AlertIntake:
         except Exception as exc:  # noqa: BLE001 - one failed run must not stop the intake
             log.exception("incident %s failed", task.thread_id)
             audit.record(self._context.state_path, task.thread_id, "intake_error", error=repr(exc)[:500])
+            self._fallback_ticket(task, exc)
             return
         log.info("incident %s (%s on %s): %s", task.thread_id, task.alertname, task.server_id,
                  result.get("outcome", "awaiting approval"))
+
+
+    def _fallback_ticket(self, task: IncidentTask, exc: Exception) -> None:
+        """A run that crashed still reaches a human: the alert as received, and why the agent could not handle it."""
+        incident_id = f"{task.thread_id}:intake-failure"
+        ticket: dict[str, Any] = {
+            "id": ticket_id(incident_id), "dedup_key": ticket_id(incident_id), "thread_id": task.thread_id,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "server_id": task.server_id,
+            "severity": "high", "reason": f"the agent failed while handling this alert: {type(exc).__name__}",
+            "summary": f"alert {task.alertname} could not be diagnosed automatically; please look",
+            "incident": task.incident.encode("utf-8", "replace").decode("utf-8")[:500],
+            "evidence": {}, "actions_taken": [], "restart": None, "operator_comment": None, "model": None,
+        }
+        delivery = TicketDesk(self._context.state_path).deliver(ticket)
+        audit.record(self._context.state_path, task.thread_id, "escalation", ticket_id=ticket["id"],
+                     reason=ticket["reason"], delivery=delivery["status"])
 
 
 class AlertServer(ThreadingHTTPServer):

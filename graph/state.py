@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.messages import AnyMessage
@@ -11,6 +10,13 @@ from langgraph.graph.message import add_messages
 from graph.usage import add_usage
 
 Outcome = Literal["restart", "escalate", "none", "awaiting_approval"]
+
+
+def extend_or_reset(left: list[Any] | None, right: list[Any] | dict[str, list[Any]] | None) -> list[Any]:
+    """Append updates; {"replace": [...]} starts the list afresh (a new incident on a reused thread)."""
+    if isinstance(right, dict):
+        return list(right.get("replace", []))
+    return [*(left or []), *(right or [])]
 
 
 class IncidentInput(TypedDict):
@@ -23,7 +29,9 @@ class IncidentState(TypedDict, total=False):
     """Everything known about one incident, one thread per incident."""
 
     incident: str
-    notes: Annotated[list[str], operator.add]
+    incident_id: str
+    settings: dict[str, str]
+    notes: Annotated[list[str], extend_or_reset]
     server_id: str | None
     symptom: str
     candidates: list[str]
@@ -37,8 +45,8 @@ class IncidentState(TypedDict, total=False):
     restart: dict[str, Any]
     ticket: dict[str, Any] | None
     escalation_reason: str
-    actions: Annotated[list[dict[str, Any]], operator.add]
-    outcome: Outcome
+    actions: Annotated[list[dict[str, Any]], extend_or_reset]
+    outcome: Outcome | None
     would_restart: bool
     summary: str
     model: str

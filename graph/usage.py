@@ -17,6 +17,8 @@ COUNTERS = ("model_calls", "failed_calls", "estimated_calls", "prompt_tokens", "
 def add_usage(current: Mapping[str, Any] | None, update: Mapping[str, Any] | None) -> Usage:
     """The state reducer: counters and latency add up, the largest prompt is kept, per-node figures merge."""
     current = current or {}
+    if update is not None and update.get("reset"):
+        return {}
     if not update:
         return dict(current)
     merged = _add_figures(current, update)

@@ -67,7 +67,7 @@ def approve(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     answer = parse_answer(interrupt(request))
     audit.record(runtime.context.state_path, request["thread_id"], "operator_answer", question="approve_restart",
                  server_id=server_id, **answer)
-    update: dict[str, Any] = {"approval": dict(answer),
+    update: dict[str, Any] = {"approval": {**answer, "server_id": server_id},
                               "actions": [{"action": "operator_answer", "status": answer["decision"],
                                            "detail": answer.get("comment", "")}]}
     if answer["decision"] != "approve":

@@ -118,8 +118,15 @@ def _evidence(state: IncidentState, context: Context) -> tuple[dict[str, Any] | 
             health_result = {"status": "success", "data": {"health": dict(backend.health(server_id))}}
         except BackendError as exc:
             health_result = {"status": "no_data", "error": str(exc)}
+    requested = (logs_result or {}).get("data", {}).get("requested_lines")
+    if logs_result is not None and logs_result.get("status") == "success" and (
+            not isinstance(requested, int) or requested < context.log_lines):
+        # The model chose how many lines to read; the evidence rules never depend on that choice.
+        notes.append(f"logs re-read by the agent: the model read fewer than {context.log_lines} lines")
+        logs_result = None
     if (logs_result is None or logs_result.get("server_id") != server_id) and server_id:
-        notes.append("logs read by the agent: the model did not read them")
+        if not notes or not notes[-1].startswith("logs re-read"):
+            notes.append("logs read by the agent: the model did not read them")
         try:
             logs_result = {"status": "success", "data": {"lines": backend.logs(server_id, context.log_lines)}}
         except BackendError as exc:

@@ -19,9 +19,9 @@ _CRITICAL = {"security_event", "hardware_fault"}
 _HIGH = {"dependency_failure", "disk_full", "config_error"}
 
 
-def ticket_id(thread_id: str) -> str:
-    """A stable ticket id per incident thread, which doubles as the delivery dedup key."""
-    return "INC-" + hashlib.sha256(thread_id.encode()).hexdigest()[:10].upper()
+def ticket_id(incident_id: str) -> str:
+    """A stable ticket id per incident, which doubles as the delivery dedup key."""
+    return "INC-" + hashlib.sha256(incident_id.encode()).hexdigest()[:10].upper()
 
 
 def severity(state: IncidentState) -> str:
@@ -64,9 +64,10 @@ def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     reason = escalation_reason(state)
     summary = decision.get("reason") if decision.get("action") == "escalate" and not decision.get("problem") else (
         diagnosis.get("reason") or reason)
+    incident_id = state.get("incident_id") or thread_id
     ticket = {
-        "id": ticket_id(thread_id),
-        "dedup_key": ticket_id(thread_id),
+        "id": ticket_id(incident_id),
+        "dedup_key": ticket_id(incident_id),
         "thread_id": thread_id,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "server_id": state.get("server_id"),

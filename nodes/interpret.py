@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import HumanMessage, RemoveMessage
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
@@ -36,10 +38,28 @@ def classify_symptom(text: str) -> str:
     return "unspecified"
 
 
+# Every per-incident field starts afresh, so a thread reused for a new incident carries nothing over.
+FRESH_INCIDENT: dict[str, Any] = {
+    "actions": {"replace": []}, "usage": {"reset": True}, "diagnose_rounds": 0, "health": None, "diagnosis": {},
+    "decision": {}, "policy": {}, "approval": {}, "restart": {}, "ticket": None, "escalation_reason": "",
+    "outcome": None, "would_restart": False, "summary": "", "model_error": "", "candidates": [],
+}
+
+
+def settings_of(context: Context) -> dict[str, str]:
+    """The configuration an incident was decided under; a restart refuses to run under a different one."""
+    return {"fleet": context.fleet_path, "state_dir": context.state_path, "policy_file": context.policy_file}
+
+
+def clean_text(raw: object) -> str:
+    """Incident text as safe, encodable text: NULs and lone surrogates replaced."""
+    text = raw if isinstance(raw, str) else ""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ").strip()
+
+
 def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Match the incident against the fleet; ask the operator when interactive and nothing matches."""
-    raw = state.get("incident") or ""
-    text = raw.replace("\x00", " ").strip()
+    text = clean_text(state.get("incident"))
     notes: list[str] = []
     if len(text) > MAX_INCIDENT_CHARS:
         notes.append(f"incident text cut from {len(text):,} to {MAX_INCIDENT_CHARS:,} characters")
@@ -62,11 +82,15 @@ def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
     symptom = classify_symptom(text)
     brief = {"incident": text, "server_id": server_id, "symptom": symptom}
     update: dict[str, Any] = {
+        **FRESH_INCIDENT,
+        "incident_id": uuid.uuid4().hex,
+        "settings": settings_of(runtime.context),
         "incident": text,
         "server_id": server_id,
         "symptom": symptom,
-        "notes": notes,
-        "messages": [HumanMessage(content=json.dumps(brief, ensure_ascii=False))],
+        "notes": {"replace": notes},
+        "messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES),
+                     HumanMessage(content=json.dumps(brief, ensure_ascii=False))],
     }
     if server_id is None:
         update["escalation_reason"] = ("server not identified: the incident names no server of the inventory"

@@ -13,6 +13,7 @@ from graph.state import IncidentState
 from nodes.common import current_thread_id, infrastructure
 from tools import audit
 from tools.ledger import RestartLedger
+from tools.statefile import StateFileError
 
 
 def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -29,8 +30,13 @@ def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, A
                               f"the evidence shows {diagnosis.get('category', 'unknown')}, not a healthy server")
     else:
         spec = infrastructure(context).fleet.get(server_id) if server_id else None
-        verdict = evaluate_restart(spec, diagnosis, RestartLedger(context.state_path).history(), time.time(),
-                                   load_policy(context.policy_file), context.autonomy)
+        try:
+            history = RestartLedger(context.state_path).history()
+        except StateFileError as exc:
+            verdict = Verdict(False, "ledger_unreadable", str(exc))
+        else:
+            verdict = evaluate_restart(spec, diagnosis, history, time.time(), load_policy(context.policy_file),
+                                       context.autonomy)
     audit.record(context.state_path, current_thread_id(), "policy_verdict", server_id=server_id,
                  proposal=decision.get("action"), **verdict.to_dict())
     update: dict[str, Any] = {"policy": verdict.to_dict()}

@@ -1,57 +1,109 @@
-"""The restart node: the one remediation, performed at most once per incident, then verified."""
+"""The restart node: the one remediation, re-checked against fresh evidence, performed at most once, verified."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from graph.context import Context
-from graph.policy import check_rate, load_policy
-from graph.signals import is_healthy
+from graph.policy import Verdict, evaluate_restart, load_policy
+from graph.signals import diagnose, is_healthy
 from graph.state import IncidentState
 from nodes.common import current_thread_id, health_figures, infrastructure
+from nodes.interpret import settings_of
 from tools import audit
-from tools.backend import BackendError
+from tools.backend import BackendError, Infrastructure
 from tools.ledger import RestartLedger
+from tools.statefile import StateFileError
 
 
-def restart_key(thread_id: str, server_id: str) -> str:
-    """The idempotency key of an incident's restart: one per thread and server."""
-    return f"{thread_id}:restart:{server_id}"
+def restart_key(incident_id: str, server_id: str) -> str:
+    """The idempotency key of an incident's restart: one per incident and server."""
+    return f"{incident_id}:restart:{server_id}"
+
+
+def _mandate_problem(state: IncidentState, context: Context) -> str:
+    """Why this state does not authorise a restart ('' when it does): the graph's own decisions, not edits."""
+    server_id = state.get("server_id")
+    if state.get("decision", {}).get("action") != "restart" or state.get("decision", {}).get("server_id") != server_id:
+        return "no restart decision for this server"
+    if not state.get("policy", {}).get("allowed"):
+        return "the policy did not allow a restart"
+    if context.autonomy == "dry-run":
+        return "dry-run mode never restarts"
+    approval = state.get("approval") or {}
+    if context.autonomy == "approve" and (approval.get("decision") != "approve"
+                                          or approval.get("server_id") != server_id):
+        return "no operator approval for this server"
+    if state.get("settings") and state.get("settings") != settings_of(context):
+        return "the configuration (fleet, state directory or policy) changed since the decision"
+    return ""
+
+
+def _fresh_evidence(infra: Infrastructure, server_id: str, lines: int) -> tuple[dict[str, Any] | None, list[str]]:
+    """Health and logs read again right before acting: an approval may have waited while things changed."""
+    try:
+        health: dict[str, Any] | None = dict(infra.backend.health(server_id))
+    except BackendError:
+        health = None
+    try:
+        logs = infra.backend.logs(server_id, lines)
+    except BackendError:
+        logs = []
+    return health, logs
 
 
 def restart(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Reserve the restart in the ledger (re-checking limits atomically), perform it, then re-read health."""
+    """Re-run every policy rule on fresh evidence under the ledger lock, restart, then re-read health."""
     context = runtime.context
     thread_id = current_thread_id()
     server_id = state.get("server_id") or ""
     infra = infrastructure(context)
     spec = infra.fleet.get(server_id)
-    if spec is None:
-        return {"escalation_reason": f"restart refused: {server_id!r} is not in the inventory"}
-    key = restart_key(thread_id, server_id)
+    problem = _mandate_problem(state, context)
+    if spec is None or problem:
+        reason = problem or f"{server_id!r} is not in the inventory"
+        audit.record(context.state_path, thread_id, "policy_verdict", server_id=server_id, allowed=False,
+                     rule="restart_mandate", reason=reason)
+        return {"escalation_reason": f"restart refused: {reason}"}
+    health, logs = _fresh_evidence(infra, server_id, context.log_lines)
+    fresh = diagnose(health, logs).to_dict()
+    key = restart_key(state.get("incident_id") or thread_id, server_id)
     policy = load_policy(context.policy_file)
-    veto = RestartLedger(context.state_path).reserve(
-        {"server_id": server_id, "thread_id": thread_id, "idempotency_key": key},
-        lambda history, now: check_rate(server_id, history, now, policy),
-    )
+
+    def still_allowed(history: Sequence[Mapping[str, Any]], now: float) -> Verdict | None:
+        verdict = evaluate_restart(spec, fresh, history, now, policy, context.autonomy)
+        return None if verdict.allowed else verdict
+
+    try:
+        veto = RestartLedger(context.state_path).reserve(
+            {"server_id": server_id, "thread_id": thread_id, "idempotency_key": key}, still_allowed)
+    except StateFileError as exc:
+        veto = Verdict(False, "ledger_unreadable", str(exc))
     if veto is not None:
         audit.record(context.state_path, thread_id, "policy_verdict", server_id=server_id, **veto.to_dict())
-        return {"escalation_reason": f"restart vetoed by policy ({veto.rule}): {veto.reason}",
-                "policy": veto.to_dict()}
+        return {"escalation_reason": f"restart vetoed by policy at action time ({veto.rule}): {veto.reason}",
+                "policy": veto.to_dict(), "diagnosis": fresh, "health": health}
+    return _perform(state, context, infra, spec.service, key, thread_id)
+
+
+def _perform(state: IncidentState, context: Context, infra: Infrastructure, service: str, key: str,
+             thread_id: str) -> dict[str, Any]:
+    server_id = state.get("server_id") or ""
     before = state.get("health")
     audit.record(context.state_path, thread_id, "action_intent", action="restart_service", server_id=server_id,
-                 service=spec.service, idempotency_key=key)
+                 service=service, idempotency_key=key)
     started = time.perf_counter()
     try:
-        outcome = infra.backend.restart(server_id, spec.service, key)
+        outcome = infra.backend.restart(server_id, service, key)
     except BackendError as exc:
         audit.record(context.state_path, thread_id, "action_result", action="restart_service", status="error",
                      error=str(exc))
         return {"restart": {"idempotency_key": key, "performed": False, "error": str(exc), "verified": False},
-                "escalation_reason": f"restart of {spec.service} on {server_id} failed: {exc}",
+                "escalation_reason": f"restart of {service} on {server_id} failed: {exc}",
                 "actions": [{"action": "restart_service", "server_id": server_id, "status": "error",
                              "detail": str(exc)}]}
     try:
@@ -59,17 +111,16 @@ def restart(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     except BackendError:
         after = None
     verified = is_healthy(after)
-    duration_ms = round((time.perf_counter() - started) * 1000, 2)
     audit.record(context.state_path, thread_id, "action_result", action="restart_service", server_id=server_id,
                  performed=outcome.performed, already_done=outcome.already_done, verified=verified,
-                 duration_ms=duration_ms)
-    result = {"idempotency_key": key, "service": spec.service, "performed": outcome.performed,
+                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+    result = {"idempotency_key": key, "service": service, "performed": outcome.performed,
               "already_done": outcome.already_done, "detail": outcome.detail, "before": before, "after": after,
               "verified": verified}
     update: dict[str, Any] = {
         "restart": result,
         "actions": [
-            {"action": "restart_service", "server_id": server_id, "service": spec.service,
+            {"action": "restart_service", "server_id": server_id, "service": service,
              "status": "already_done" if outcome.already_done else "done", "detail": outcome.detail},
             {"action": "verify_health", "server_id": server_id, "status": "healthy" if verified else "unhealthy",
              "detail": health_figures(after)},

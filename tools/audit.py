@@ -16,7 +16,7 @@ def record(state_dir: str | Path, thread_id: str, kind: str, **fields: Any) -> N
     path = Path(state_dir) / AUDIT_FILE
     event = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
              "thread_id": thread_id, "kind": kind, **fields}
-    line = json.dumps(event, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    line = json.dumps(event, sort_keys=True, ensure_ascii=True, default=str) + "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as handle:

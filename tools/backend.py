@@ -121,22 +121,43 @@ class RoutedBackend:
 
 def perform_once(keys_path: Path, server_id: str, service: str, idempotency_key: str,
                  action: Callable[[], str]) -> RestartOutcome:
-    """Run a restart unless its key already ran; the key is recorded only after the restart succeeded.
+    """Run a restart unless its key already ran.
 
-    The key file stays locked while the restart runs, so a concurrent retry waits and then sees it done.
+    The key is written as in flight, durably, before the action starts. A retry that finds it in flight (the
+    process died mid-restart) does not restart again: the outcome is unknown and a human must look.
     """
     with locked_json(keys_path) as document:
-        done: dict[str, Any] = document.setdefault("keys", {})
-        if idempotency_key in done:
+        keys: dict[str, Any] = document.setdefault("keys", {})
+        previous = keys.get(idempotency_key)
+        if isinstance(previous, dict) and previous.get("status", "done") == "done":
             return RestartOutcome(server_id, service, idempotency_key, performed=False, already_done=True,
                                   detail=f"already restarted under key {idempotency_key}")
-        detail = action()
+        if previous is not None:
+            raise BackendError(f"an earlier attempt of restart {idempotency_key} did not finish "
+                               f"({previous.get('status') if isinstance(previous, dict) else 'unknown'}); "
+                               "its outcome is unknown, not restarting again")
         now = time.time()
-        done[idempotency_key] = {"server_id": server_id, "service": service, "at": now, "detail": detail}
-        document["keys"] = {key: entry for key, entry in done.items()
-                            if now - float(entry.get("at", 0)) < KEEP_KEYS_S}
+        keys[idempotency_key] = {"server_id": server_id, "service": service, "at": now, "status": "in_flight"}
+        document["keys"] = {key: entry for key, entry in keys.items()
+                            if isinstance(entry, dict) and now - float(entry.get("at", 0)) < KEEP_KEYS_S}
+    try:
+        detail = action()
+    except BackendError:
+        _settle_key(keys_path, idempotency_key, None, "")
+        raise
+    _settle_key(keys_path, idempotency_key, "done", detail)
     return RestartOutcome(server_id, service, idempotency_key, performed=True, already_done=False,
                           detail=detail)
+
+
+def _settle_key(keys_path: Path, idempotency_key: str, status: str | None, detail: str) -> None:
+    """Mark a key done, or forget it (status None) when the backend reported a clean failure: a retry may try."""
+    with locked_json(keys_path) as document:
+        keys = document.setdefault("keys", {})
+        if status is None:
+            keys.pop(idempotency_key, None)
+        else:
+            keys.setdefault(idempotency_key, {"at": time.time()}).update(status=status, detail=detail)
 
 
 def open_infrastructure(fleet_file: str, state_dir: str) -> Infrastructure:

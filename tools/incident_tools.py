@@ -80,7 +80,8 @@ def fetch_recent_logs(server_id: str, runtime: ToolRuntime[Context], lines: int 
                         started)
     digest = reduce_logs(raw, budget_tokens=context.log_budget_tokens)
     shown = success("fetch_recent_logs", resolved, **digest)
-    full = success("fetch_recent_logs", resolved, lines=[clean_line(line) for line in raw], **digest)
+    full = success("fetch_recent_logs", resolved, lines=[clean_line(line) for line in raw], requested_lines=count,
+                   **digest)
     return _audited(runtime, arguments, full, started, shown=shown)
 
 

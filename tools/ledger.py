@@ -7,11 +7,21 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tools.statefile import locked_json, read_json
+from tools.statefile import StateFileError, locked_json, read_json
 
 LEDGER_FILE = "restart-ledger.json"
 KEEP_S = 7 * 24 * 3600.0
 T = TypeVar("T")
+
+
+def _entries(document: Mapping[str, Any], path: Path) -> list[dict[str, Any]]:
+    """The restart entries, checked: a ledger of the wrong shape must never read as 'no restarts yet'."""
+    restarts = document.get("restarts", [])
+    if not isinstance(restarts, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("at"), int | float) and not isinstance(item.get("at"), bool)
+            for item in restarts):
+        raise StateFileError(f"restart ledger {path} has entries of the wrong shape; fix or remove it")
+    return restarts
 
 
 class RestartLedger:
@@ -21,7 +31,8 @@ class RestartLedger:
         self._path = Path(state_dir) / LEDGER_FILE
 
     def history(self) -> list[dict[str, Any]]:
-        return list(read_json(self._path).get("restarts", []))
+        """Every recorded restart; StateFileError when the ledger cannot be trusted."""
+        return _entries(read_json(self._path), self._path)
 
     def reserve(self, entry: Mapping[str, Any],
                 check: Callable[[Sequence[Mapping[str, Any]], float], T | None]) -> T | None:
@@ -30,7 +41,8 @@ class RestartLedger:
         A reservation with an idempotency key already in the ledger passes without a second entry.
         """
         with locked_json(self._path) as document:
-            restarts: list[dict[str, Any]] = document.setdefault("restarts", [])
+            restarts = _entries(document, self._path)
+            document["restarts"] = restarts
             now = time.time()
             key = entry.get("idempotency_key")
             if key and any(item.get("idempotency_key") == key for item in restarts):

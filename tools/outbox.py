@@ -43,19 +43,35 @@ def read_outbox(path: Path) -> list[dict[str, Any]]:
 def write_to_outbox(path: Path, ticket: Mapping[str, Any]) -> bool:
     """Append a ticket unless one with its id is already there; True when written. Raises DeliveryError."""
     try:
+        line = json.dumps(ticket, sort_keys=True, ensure_ascii=True) + "\n"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a+", encoding="utf-8") as handle:
+        with path.open("a+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
-            for line in handle:
-                if f'"id": "{ticket["id"]}"' in line:
-                    return False
-            handle.write(json.dumps(ticket, sort_keys=True, ensure_ascii=False) + "\n")
+            content = handle.read()
+            if ticket["id"] in _ticket_ids(content):
+                return False
+            if content and not content.endswith(b"\n"):
+                handle.write(b"\n")
+            handle.write(line.encode("ascii"))
             handle.flush()
             os.fsync(handle.fileno())
-    except OSError as exc:
-        raise DeliveryError(f"outbox {path} not writable: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:
+        raise DeliveryError(f"outbox {path} not writable: {getattr(exc, 'strerror', None) or exc}") from None
     return True
+
+
+def _ticket_ids(content: bytes) -> set[str]:
+    """Ids of the tickets in outbox content; torn or foreign lines are skipped."""
+    ids: set[str] = set()
+    for raw in content.splitlines():
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            ids.add(entry["id"])
+    return ids
 
 
 class TicketDesk:
@@ -76,7 +92,7 @@ class TicketDesk:
         statuses = {name: status for name, (status, _) in results.items()}
         failed = [(name, error) for name, (status, error) in results.items() if status == "failed"]
         if failed:
-            self._spool_ticket(ticket)
+            self._spool_ticket(ticket, [name for name, _ in failed])
             return {"status": "spooled", "sink": failed[0][0], "error": failed[0][1], "sinks": statuses,
                     "spool": str(self._spool / f"{ticket['id']}.json")}
         status = "delivered" if "delivered" in statuses.values() else "duplicate"
@@ -90,11 +106,13 @@ class TicketDesk:
             outbox = ("failed", str(exc))
         return {"outbox": outbox, **deliver_to_sinks(self._state_dir, ticket, self._sinks)}
 
-    def _spool_ticket(self, ticket: Mapping[str, Any]) -> None:
+    def _spool_ticket(self, ticket: Mapping[str, Any], pending: list[str]) -> None:
+        """Keep the ticket and the sinks that still owe it a delivery."""
         self._spool.mkdir(parents=True, exist_ok=True)
         target = self._spool / f"{ticket['id']}.json"
         temporary = target.with_suffix(".tmp")
-        temporary.write_text(json.dumps(ticket, sort_keys=True), encoding="utf-8")
+        temporary.write_text(json.dumps({"ticket": ticket, "pending_sinks": pending}, sort_keys=True,
+                                        ensure_ascii=True), encoding="utf-8")
         os.replace(temporary, target)
 
     def spooled(self) -> list[Path]:
@@ -103,8 +121,18 @@ class TicketDesk:
     def flush(self) -> dict[str, int]:
         """Retry every spooled ticket where it is still missing; fully delivered ones leave the spool."""
         counts = {"delivered": 0, "duplicate": 0, "failed": 0}
+        configured = {"outbox", *(sink.name for sink in self._sinks)}
         for path in self.spooled():
-            ticket = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                entry = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                counts["failed"] += 1
+                continue
+            ticket = entry.get("ticket", entry) if isinstance(entry, dict) else {}
+            pending = set(entry.get("pending_sinks", [])) if isinstance(entry, dict) else set()
+            if not isinstance(ticket.get("id"), str) or pending - configured:
+                counts["failed"] += 1
+                continue
             statuses = [status for status, _ in self._send(ticket).values()]
             if "failed" in statuses:
                 counts["failed"] += 1

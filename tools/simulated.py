@@ -9,7 +9,7 @@ from typing import Any
 
 from tools.backend import BackendError, RestartOutcome
 from tools.fleet import Fleet, ServerState
-from tools.statefile import locked_json, read_json
+from tools.statefile import StateFileError, locked_json, read_json
 
 STATE_FILE = "fleet-state.json"
 
@@ -25,7 +25,14 @@ class SimulatedBackend:
         spec = self._fleet.get(server_id)
         if spec is None:
             raise BackendError(f"unknown server {server_id!r}")
-        restarted = read_json(self._state_path).get("servers", {}).get(server_id, {}).get("restarted", False)
+        try:
+            servers = read_json(self._state_path).get("servers", {})
+        except StateFileError as exc:
+            raise BackendError(str(exc)) from None
+        if not isinstance(servers, dict):
+            raise BackendError(f"state file {self._state_path} is corrupt (servers is not a mapping); fix or remove it")
+        entry = servers.get(server_id)
+        restarted = isinstance(entry, dict) and entry.get("restarted") is True
         if restarted and spec.after_restart is not None:
             return spec.after_restart
         return spec.state
@@ -40,6 +47,7 @@ class SimulatedBackend:
     def restart(self, server_id: str, service: str, idempotency_key: str) -> RestartOutcome:
         if self._fleet.get(server_id) is None:
             raise BackendError(f"unknown server {server_id!r}")
+        self._current(server_id)
         with locked_json(self._state_path) as document:
             done = document.setdefault("restart_keys", {})
             if idempotency_key in done:

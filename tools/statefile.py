@@ -11,16 +11,22 @@ from pathlib import Path
 from typing import Any
 
 
+class StateFileError(ValueError):
+    """A state file exists but cannot be trusted (corrupt JSON or the wrong shape)."""
+
+
 def read_json(path: Path) -> dict[str, Any]:
-    """The document at path, or an empty one when it does not exist yet."""
+    """The document at path, or an empty one when it does not exist yet; StateFileError when unreadable."""
     try:
         with path.open(encoding="utf-8") as handle:
             document = json.load(handle)
     except FileNotFoundError:
         return {}
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"state file {path} is corrupt: {exc.msg} at line {exc.lineno}") from None
-    return document if isinstance(document, dict) else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StateFileError(f"state file {path} is corrupt ({exc}); fix or remove it") from None
+    if not isinstance(document, dict):
+        raise StateFileError(f"state file {path} is not a JSON object; fix or remove it")
+    return document
 
 
 @contextlib.contextmanager

@@ -50,7 +50,7 @@ def test_seed_search_index_is_escalated_with_the_dependency_evidence(runner: Any
     result = runner().run(SEARCH)
     assert result["outcome"] == "escalate"
     assert result["diagnosis"]["category"] == "dependency_failure"
-    assert "restart" not in result
+    assert not result.get("restart")
     ticket = result["ticket"]
     assert ticket["server_id"] == "search-index-09"
     assert any("connection refused" in line.lower() for line in ticket["evidence"]["log_lines"])
@@ -140,7 +140,7 @@ def test_irregular_decisions_route_to_escalate_never_restart(runner: Any, script
     scripted_model(script)
     result = runner().run(PAYMENT)
     assert result["outcome"] == "escalate"
-    assert "restart" not in result
+    assert not result.get("restart")
     assert reason in result["ticket"]["reason"]
     assert not (state_dir / "fleet-state.json").exists()
 
@@ -191,6 +191,6 @@ def test_dry_run_restarts_nothing_and_says_what_it_would_do(runner: Any, state_d
     result = runner(autonomy="dry-run").run(PAYMENT)
     assert result["outcome"] == "none"
     assert result["would_restart"] is True
-    assert "restart" not in result
+    assert not result.get("restart")
     assert "would have been performed" in result["summary"]
     assert not (state_dir / "fleet-state.json").exists()

@@ -61,7 +61,7 @@ def decisions(server: FakeOpenAI) -> list[dict[str, Any]]:
 
 def assert_nothing_restarted(result: dict[str, Any], state_dir: Path) -> None:
     assert result["outcome"] == "escalate"
-    assert "restart" not in result
+    assert not result.get("restart")
     assert not (state_dir / "fleet-state.json").exists()
 
 

@@ -22,6 +22,7 @@ from graph.checkpoints import open_checkpointer
 from graph.context import Context
 from graph.serve import AlertIntake, AlertServer, serving
 from tests.integration.services import binary, free_port, http_ok, running, wait_until
+from tools.outbox import read_outbox
 
 REPO = Path(__file__).resolve().parents[2]
 STARTS_AT = "2026-11-27T10:00:00Z"
@@ -183,3 +184,16 @@ def test_through_a_real_alertmanager(state_dir: Path, tmp_path: Path) -> None:
             settled(server)
     assert threads(state_dir) == [thread_id]
     assert final_state(state_dir, thread_id)["outcome"] == "restart"
+
+
+def test_a_run_that_crashes_still_files_a_ticket(server: AlertServer, state_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("backend exploded")
+
+    monkeypatch.setattr(server.intake._app, "invoke", broken)
+    _, answer = post(server.url, payload(alert("payment-server-01:9100")))
+    settled(server)
+    tickets = read_outbox(state_dir / "tickets.jsonl")
+    assert [ticket["thread_id"] for ticket in tickets] == [answer["accepted"][0]["thread_id"]]
+    assert "failed while handling this alert: RuntimeError" in tickets[0]["reason"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -264,3 +265,13 @@ def test_sink_payloads_and_configuration() -> None:
     names = [sink.name for sink in configured_sinks({"IT_SUPPORT_SLACK_WEBHOOK_URL": "http://s",
                                                      "IT_SUPPORT_PAGERDUTY_ROUTING_KEY": "k"})]
     assert names == ["slack", "pagerduty"]
+
+
+def test_a_restart_interrupted_mid_flight_is_never_repeated(tmp_path: Path) -> None:
+    keys = tmp_path / "restart-keys.json"
+    keys.write_text(json.dumps({"keys": {"k9": {"server_id": "app-01", "service": "app", "at": time.time(),
+                                                "status": "in_flight"}}}))
+    calls: list[str] = []
+    with pytest.raises(BackendError, match="did not finish"):
+        perform_once(keys, "app-01", "app", "k9", lambda: calls.append("restart") or "done")
+    assert calls == []
