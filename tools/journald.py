@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-
-from tools.backend import BackendError
+from tools.commands import run_command
 from tools.fleet import MAX_LOG_LINE_CHARS
 from tools.sources import JournaldSource
 
@@ -22,21 +20,9 @@ class JournaldLogs:
         self._source = source
 
     def logs(self, lines: int) -> list[str]:
-        command = journalctl_command(self._source.unit, lines)
-        try:
-            done = subprocess.run(command, capture_output=True, timeout=self._source.timeout_s, check=False)
-        except FileNotFoundError:
-            raise BackendError("journalctl not found: journald logs need systemd's journalctl") from None
-        except subprocess.TimeoutExpired:
-            raise BackendError(f"journalctl -u {self._source.unit} timed out after "
-                               f"{self._source.timeout_s:g}s") from None
-        except OSError as exc:
-            raise BackendError(f"cannot run journalctl: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            problem = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-            raise BackendError(f"journalctl -u {self._source.unit} failed (exit {done.returncode}): "
-                               f"{problem[0] if problem else 'no message'}")
-        text = done.stdout.decode("utf-8", errors="replace").replace("\x00", "")
+        output = run_command(journalctl_command(self._source.unit, lines), f"journalctl -u {self._source.unit}",
+                             self._source.timeout_s, "journalctl not found: journald logs need systemd's journalctl")
+        text = output.decode("utf-8", errors="replace").replace("\x00", "")
         kept = [line[:MAX_LOG_LINE_CHARS] for line in text.splitlines()
                 if line.strip() and not line.startswith("-- ")]
         return kept[-lines:]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-
 from tools.backend import BackendError
+from tools.commands import run_command
 from tools.sources import SystemdSource
 
 SYSTEMCTL = "systemctl"
@@ -36,18 +35,6 @@ class SystemdRestarter:
         return {key.strip(): value.strip() for key, value in pairs}
 
     def _systemctl(self, *arguments: str) -> str:
-        command = [SYSTEMCTL, *arguments]
-        try:
-            done = subprocess.run(command, capture_output=True, timeout=self._source.timeout_s, check=False)
-        except FileNotFoundError:
-            raise BackendError("systemctl not found: systemd restarts need systemd on this machine") from None
-        except subprocess.TimeoutExpired:
-            raise BackendError(f"systemctl {arguments[0]} {self._unit} timed out after "
-                               f"{self._source.timeout_s:g}s") from None
-        except OSError as exc:
-            raise BackendError(f"cannot run systemctl: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-            raise BackendError(f"systemctl {arguments[0]} {self._unit} failed (exit {done.returncode}): "
-                               f"{lines[0] if lines else 'no message'}")
-        return done.stdout.decode("utf-8", errors="replace")
+        output = run_command([SYSTEMCTL, *arguments], f"systemctl {arguments[0]} {self._unit}", self._source.timeout_s,
+                             "systemctl not found: systemd restarts need systemd on this machine")
+        return output.decode("utf-8", errors="replace")
