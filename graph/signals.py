@@ -6,9 +6,26 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
+
+from graph.log_rules import (
+    BLOCKING,
+    BLOCKING_PRIORITY,
+    BURST_RULES,
+    LINE_PRIORITY,
+    RECOVERABLE,
+    RECOVERABLE_PRIORITY,
+    RULES,
+    UNRECOGNISED_RULE,
+    Category,
+    Rule,
+)
+
+__all__ = [
+    "BLOCKING", "BURST_RULES", "CPU_SATURATION_PERCENT", "MEMORY_PRESSURE_PERCENT", "RECOVERABLE", "Category",
+    "Diagnosis", "Signal", "classify_health", "classify_line", "classify_logs", "diagnose", "is_healthy",
+]
 
 MAX_LINE_CHARS = 2000
 DETAIL_CHARS = 300
@@ -18,41 +35,6 @@ CPU_SATURATION_PERCENT = 90.0
 MEMORY_PRESSURE_PERCENT = 90.0
 
 
-class Category(StrEnum):
-    """What a piece of evidence points to."""
-
-    CPU_SATURATION = "cpu_saturation"
-    MEMORY_PRESSURE = "memory_pressure"
-    OOM_KILL = "oom_kill"
-    HUNG_PROCESS = "hung_process"
-    DEPENDENCY_FAILURE = "dependency_failure"
-    DISK_FULL = "disk_full"
-    SECURITY_EVENT = "security_event"
-    HARDWARE_FAULT = "hardware_fault"
-    CONFIG_ERROR = "config_error"
-    UNKNOWN = "unknown"
-    NO_FAULT = "no_fault"
-
-
-RECOVERABLE: frozenset[Category] = frozenset(
-    {Category.CPU_SATURATION, Category.MEMORY_PRESSURE, Category.OOM_KILL, Category.HUNG_PROCESS}
-)
-BLOCKING: frozenset[Category] = frozenset(
-    {Category.DEPENDENCY_FAILURE, Category.DISK_FULL, Category.SECURITY_EVENT,
-     Category.HARDWARE_FAULT, Category.CONFIG_ERROR}
-)
-BLOCKING_PRIORITY: tuple[Category, ...] = (
-    Category.SECURITY_EVENT, Category.HARDWARE_FAULT, Category.DISK_FULL,
-    Category.CONFIG_ERROR, Category.DEPENDENCY_FAILURE,
-)
-RECOVERABLE_PRIORITY: tuple[Category, ...] = (
-    Category.OOM_KILL, Category.HUNG_PROCESS, Category.MEMORY_PRESSURE, Category.CPU_SATURATION,
-)
-LINE_PRIORITY: tuple[Category, ...] = BLOCKING_PRIORITY + RECOVERABLE_PRIORITY
-
-# Security rules that only count as a burst (>= SECURITY_BURST lines); one failed login is noise.
-BURST_RULES: frozenset[str] = frozenset({"auth_failure", "invalid_user", "break_in_attempt"})
-UNRECOGNISED_RULE = "unrecognised_error"
 
 _PHRASES: Mapping[Category, str] = MappingProxyType({
     Category.CPU_SATURATION: "high CPU",
@@ -67,214 +49,6 @@ _PHRASES: Mapping[Category, str] = MappingProxyType({
 })
 
 
-@dataclass(frozen=True)
-class _Rule:
-    """One named pattern. It runs only when one of its trigger `words` is a token of the line;
-    `unless` vetoes the match when it also occurs in the line."""
-
-    category: Category
-    name: str
-    words: str
-    pattern: str
-    unless: str | None = None
-
-
-# Patterns are lowercase and run on the lowercased line, cut to MAX_LINE_CHARS. Gaps are bounded
-# ([^\n]{0,N}) and there are no nested quantifiers, so matching stays linear on hostile input.
-_RULES: tuple[_Rule, ...] = (
-    # --- security: bursts of auth failures (BURST_RULES), or one explicit alert ---
-    _Rule(Category.SECURITY_EVENT, "auth_failure",
-          "failed authentication auth authenticate denied login account eventid",
-          r"\bfailed (?:password|none|publickey|keyboard-interactive(?:/pam)?) for\b"
-          r"|\bauthentication (?:failure|failed)|\bauth(?:entication)? fail\b"
-          r"|\btoo many authentication failures\b|\bmaximum authentication attempts exceeded\b"
-          r"|\bno more user authentication methods\b|\bcouldn't authenticate user\b"
-          r"|\bpermission denied \((?:publickey|password|keyboard)|\bfailed login\b|\blogin fail(?:ed|ure)\b"
-          r"|\baccess denied for user\b|\ban account failed to log ?on\b|\beventid[=: ]*4625\b"),
-    _Rule(Category.SECURITY_EVENT, "invalid_user", "invalid", r"invalid user \S"),
-    _Rule(Category.SECURITY_EVENT, "break_in_attempt", "break", r"possible break-in attempt\b"),
-    _Rule(Category.SECURITY_EVENT, "intrusion_alert",
-          "intrusion malware ransomware rootkit trojan virus webshell threat threats infected unauthorized"
-          " unauthorised privilege brute shell xmrig cryptominer coin coinminer suspicious",
-          r"\bintrusion (?:detected|attempt|alert)|\b(?:malware|ransomware|rootkit|trojan|virus|webshell)"
-          r" (?:detected|found)\b|\bdetected (?:malware|ransomware|a rootkit|a webshell)\b"
-          r"|\b[1-9]\d* (?:threats?|infected files?) (?:detected|found)\b|\bunauthori[sz]ed (?:access|root)\b"
-          r"|\bprivilege escalation\b|\bbrute[- ]force (?:attack|attempt)|\breverse shell\b"
-          r"|\b(?:xmrig|cryptominer|coin ?miner)\b|\bsuspicious (?:process|binary|login|outbound)"),
-    _Rule(Category.SECURITY_EVENT, "prompt_injection",
-          "ignore disregard forget im_start system assistant tool_call",
-          r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier)\s+"
-          r"(?:instructions|prompts?|rules)\b|<\|im_start\|>|</?(?:system|assistant|tool_call)>"),
-    # --- hardware ---
-    _Rule(Category.HARDWARE_FAULT, "kernel_fatal", "fatal", r"kernel fatal\b"),
-    _Rule(Category.HARDWARE_FAULT, "kernel_panic", "panic", r"kernel panic\b"),
-    _Rule(Category.HARDWARE_FAULT, "kernel_lockup", "lockup stall stalls",
-          r"\b(?:soft|hard) lockup\b|\brcu_\w+ (?:self-)?detected stalls?\b|\brcu[^\n]{0,20}? stall\b"),
-    _Rule(Category.HARDWARE_FAULT, "machine_check", "machine hardware",
-          r"\bmachine check (?:exception|events? logged|error)|\[hardware error\]"
-          r"|\bhardware (?:error|failure|fault)"),
-    _Rule(Category.HARDWARE_FAULT, "memory_error", "uncorrectable uncorrected ecc edac",
-          r"\buncorrect(?:able|ed) (?:ecc |memory |ddr )?errors?\b|\becc (?:error|failure)s?\b"
-          r"|\bedac [^\n]{0,60}?\bue\b",
-          unless=r"(?<!un)correct(?:ed|able)\b"),
-    _Rule(Category.HARDWARE_FAULT, "disk_io_error",
-          "i input medium smart failing_now failing disk emask command",
-          r"\bi/o error\b|\binput/output error\b|\bmedium error\b|\bsmart (?:failure|error)|\bfailing_now\b"
-          r"|\b(?:drive|disk) (?:is )?failing\b|\bdisk failure\b|\bexception emask\b|\bfailed command: "),
-    _Rule(Category.HARDWARE_FAULT, "raid_degraded", "degraded",
-          r"\braid\S* (?:array )?(?:\S+ )?(?:is )?degraded|\bdegraded (?:raid|array)\b"
-          r"|\bmd\d+:[^\n]{0,60}?degraded"),
-    _Rule(Category.HARDWARE_FAULT, "hardware_alarm",
-          "temperature thermal overheat overheated overheating fan power psu functional fallen hang link"
-          " carrier",
-          r"\btemperature above threshold\b|\bthermal (?:shutdown|event|trip)|\boverheat\w*"
-          r"|\b(?:fan|power supply|psu) (?:failure|failed|fault)\b|\bnot fully functional\b"
-          r"|\bfallen off the bus\b|\bhardware unit hang\b|\bnic link is down\b|\bcarrier lost\b"),
-    # --- disk full ---
-    _Rule(Category.DISK_FULL, "no_space", "space enospc diskoutofspaceexception full disk watermark",
-          r"\bno space left on device\b|\benospc\b|\bdiskoutofspace|\bout of (?:disk )?space\b"
-          r"|\b(?:not enough|insufficient) (?:free )?(?:disk )?space\b"
-          r"|\b(?:disk|volume|filesystem|file system|partition)(?: \S+)? (?:is )?full\b"
-          r"|\bdisk (?:usage|utili[sz]ation) (?:is )?(?:at |above |over )?(?:9[5-9]|100)(?:\.\d+)?\s?%"
-          r"|\bdisk watermark[^\n]{0,40}?exceeded\b"),
-    _Rule(Category.DISK_FULL, "quota_exceeded", "quota edquot", r"\b(?:disk )?quota exceeded\b|\bedquot\b"),
-    _Rule(Category.DISK_FULL, "inodes_exhausted", "inodes inode",
-          r"\bout of inodes\b|\bno (?:free )?inodes\b"
-          r"|\binodes? (?:usage )?(?:is |are )?(?:full|exhausted|at 100\s?%)"),
-    # --- configuration / bad deploy ---
-    _Rule(Category.CONFIG_ERROR, "invalid_config",
-          "invalid misconfigured misconfiguration bad parse parsing syntax config configuration settings"
-          " directive bind application",
-          r"\binvalid (?:config(?:uration)?|setting|value for)\b|\bmisconfigur\w+|\bbad config(?:uration)?\b"
-          r"|\b(?:config(?:uration)?|settings|properties|yaml|json|toml|ini)(?: file)?"
-          r" (?:parse|parsing|syntax) error"
-          r"|\b(?:error|failed|failure) (?:parsing|loading|reading|to (?:parse|load|read)) (?:the )?"
-          r"(?:config|configuration|settings)\b"
-          r"|\bunknown (?:directive|configuration (?:option|key|property)|config (?:option|key))\b"
-          r"|\bfailed to bind propert(?:y|ies)\b|\bapplication failed to start\b"),
-    _Rule(Category.CONFIG_ERROR, "config_change", "applied change",
-          r"\bapplied (?:config(?:uration)? )?change\b"
-          r"|\bconfig(?:uration)? (?:change|update) (?:applied|deployed|pushed|rolled out)\b"),
-    _Rule(Category.CONFIG_ERROR, "missing_setting",
-          "missing environment secret api_key apikey key credential credentials keyerror",
-          r"\bmissing (?:required )?(?:env(?:ironment)? var(?:iable)?|config(?:uration)?|secret|setting"
-          r"|property)\b|\benvironment variable \S+ (?:is )?(?:not set|missing|undefined|required)"
-          r"|\b(?:secret|api[_ ]?key|credentials?) \S*\s?(?:is )?(?:missing|not (?:set|found|provided))\b"
-          r"|\bkeyerror: '[a-z][a-z0-9_]*'"),
-    _Rule(Category.CONFIG_ERROR, "class_not_found",
-          "classnotfoundexception noclassdeffounderror nosuchmethoderror modulenotfounderror importerror"
-          " unsatisfiedlinkerror",
-          r"\bclassnotfoundexception\b|\bnoclassdeffounderror\b|\bnosuchmethoderror\b|\bmodulenotfounderror\b"
-          r"|\bimporterror\b|\bunsatisfiedlinkerror\b"),
-    _Rule(Category.CONFIG_ERROR, "version_mismatch", "version",
-          r"\bversion mismatch\b|\bincompatible (?:schema |protocol |api )?version\b"
-          r"|\bunsupported (?:\w+ )?version\b"),
-    _Rule(Category.CONFIG_ERROR, "migration_failed", "migration migrations",
-          r"\bmigration[^\n]{0,40}?\bfail(?:ed|ure)\b|\bfailed to (?:run|apply) migration"),
-    _Rule(Category.CONFIG_ERROR, "permission_denied", "denied eacces accessdeniedexception",
-          r"\bpermission denied\b|\beacces\b|\baccessdeniedexception\b"),
-    _Rule(Category.CONFIG_ERROR, "missing_file", "such enoent filenotfoundexception",
-          r"\bno such file or directory\b|\benoent\b|\bfilenotfoundexception\b"),
-    _Rule(Category.CONFIG_ERROR, "port_in_use", "already eaddrinuse bindexception",
-          r"\baddress already in use\b|\beaddrinuse\b|\bbindexception\b"),
-    # --- dependencies (other hosts and services) ---
-    _Rule(Category.DEPENDENCY_FAILURE, "connection_refused", "refused econnrefused connectexception",
-          r"\bconnection refused\b|\bconnection to \S+ refused\b|\beconnrefused\b|\bconnectexception\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "connection_reset", "reset econnreset",
-          r"\bconnection reset\b|\beconnreset\b", unless=r"\bclient\b|\[preauth\]"),
-    _Rule(Category.DEPENDENCY_FAILURE, "connection_timeout",
-          "connect connection etimedout sockettimeoutexception connecttimeoutexception upstream connecting"
-          " dial",
-          r"\bconnect(?:ion)? timed out\b"
-          r"|\bconnect(?:ion)? timeout (?:after|while|to|expired|exceeded|occurred)\b"
-          r"|\betimedout\b|\bsockettimeoutexception\b|\bconnecttimeoutexception\b|\bupstream timed out\b"
-          r"|\btimed out (?:while )?connecting\b|\bdial tcp [^\n]{0,80}?\bi/o timeout\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "dns_failure",
-          "unknownhostexception nxdomain resolution known resolve enotfound eai_again host servfail",
-          r"\bunknownhostexception\b|\bnxdomain\b|\btemporary failure in name resolution\b"
-          r"|\bname or service not known\b|\bcould not resolve\b|\bfailed to resolve\b|\benotfound\b"
-          r"|\beai_again\b|\bno such host\b|\bservfail\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "no_route_to_host",
-          "route noroutetohost noroutetohostexception ehostunreach enetunreach unreachable",
-          r"\bno ?route ?to ?host|\behostunreach\b|\benetunreach\b|\b(?:host|network) (?:is )?unreachable\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "upstream_error",
-          "502 503 504 upstream upstreams circuit circuitbreaker",
-          r"\b502 bad gateway\b|\b503 service unavailable\b|\b504 gateway time-?out\b"
-          r"|\bupstream[^\n]{0,60}?\b(?:502|503|504)\b|\bno (?:live|healthy|available) upstreams?\b"
-          r"|\b(?:returned|received|got) (?:http |status )?(?:502|503|504)\b"
-          r"|\bcircuit ?breaker (?:is )?open\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "tls_failure",
-          "certificate sslhandshakeexception tls ssl handshake handshake_failure x509 pkix",
-          r"\bcertificate (?:has )?expired\b|\bcertificate verify failed\b|\bsslhandshakeexception\b"
-          r"|\b(?:tls|ssl) handshake (?:failed|failure|error|timeout)|\bhandshake_failure\b"
-          r"|\bx509: certificate\b|\bpkix path building failed\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "dependency_unavailable",
-          "unavailable unreachable down reachable available responding unresponsive offline nfs connections"
-          " clients slots",
-          r"\b(?:database|db|postgres(?:ql)?|mysql|mariadb|mongo(?:db)?|redis|memcached?|cassandra"
-          r"|elasticsearch|kafka|rabbitmq|amqp|broker|cache|ldap|zookeeper|etcd|consul|backend|upstream|dependency)"
-          r"(?: (?:server|cluster|node|host|service|connection))? (?:is )?(?:unavailable|unreachable|down"
-          r"|not reachable|not available|not responding|unresponsive|offline)\b"
-          r"|\bnfs: server \S+ not responding\b|\btoo many (?:connections|clients)\b"
-          r"|\bremaining connection slots are reserved\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "cannot_connect",
-          "connect channel contacting lost broken severed established broker closed acquire renew answer",
-          r"\b(?:could not|couldn't|can ?not|can't|unable to|failed to) (?:connect|open channel) to\b"
-          r"|\berror (?:in )?contacting\b|\bretrying connect to server\b|\blost connection to\b"
-          r"|\bconnection broken\b|\blink has been severed\b|\bbroker may not be available\b"
-          r"|\bconnection to [^\n]{0,80}?could not be established\b"
-          r"|\bserver closed the connection unexpectedly\b"
-          r"|\bcannot acquire connection\b|\bfailed to renew lease\b|\bgot not? answer from any\b"),
-    _Rule(Category.DEPENDENCY_FAILURE, "zookeeper_session",
-          "connectionloss connectionlossexception sessionexpired sessionexpiredexception expired loss"
-          " expiring",
-          r"\bconnectionloss|\bsessionexpired|\bsession ?expired\b|\bconnection ?loss\b"
-          r"|\bexpiring session 0x[0-9a-f]+, timeout of \d+ms exceeded"),
-    _Rule(Category.DEPENDENCY_FAILURE, "mod_jk_error", "mod_jk",
-          r"\bmod_jk child workerenv in error state\b|\bmod_jk child init \d+ -\d+"),
-    # --- recoverable, local to the process ---
-    _Rule(Category.OOM_KILL, "oom_kill",
-          "outofmemoryerror memory oom oomkill oomkilled oomkiller oom_kill oom_killer oom_killed killed"
-          " memoryerror runtime javascript allocation",
-          r"\boutofmemoryerror\b|\bout of memory: kill|\binvoked oom-killer\b|\boom[-_ ]?kill(?:er|ed)?\b"
-          r"|\bkilled process \d+|\bmemory cgroup out of memory\b|\bmemoryerror\b|\boom-kill:"
-          r"|\bruntime: out of memory\b|\bjavascript heap out of memory\b|\bheap limit allocation failed\b"),
-    _Rule(Category.HUNG_PROCESS, "deadlock", "deadlock deadlocks deadlocked",
-          r"\bjava-level deadlock\b|\bfound \d+ deadlocks?\b|\bdeadlocked threads?\b"
-          r"|\bthreads? (?:are |is )?deadlocked\b"
-          r"|\bdeadlock (?:detected )?(?:in|between|among) (?:threads|workers)\b"),
-    _Rule(Category.HUNG_PROCESS, "pool_exhausted",
-          "exhausted saturated depleted busy blocked rejectedexecutionexception reached",
-          r"\b(?:thread|worker|executor|request) ?pool (?:is )?(?:exhausted|saturated|depleted)\b"
-          r"|\ball (?:worker |request )?threads (?:\(\d+\) )?are (?:currently )?busy\b"
-          r"|\b(?P<n_slash>\d+)/(?P=n_slash) (?:\w+ )?(?:threads|workers) (?:busy|blocked)\b"
-          r"|\b(?P<n_of>\d+) of (?P=n_of) (?:\w+ )?(?:threads|workers) (?:are )?(?:busy|blocked)\b"
-          r"|\brejectedexecutionexception\b|\breached (?:maxrequestworkers|maxclients|pm\.max_children)\b"),
-    _Rule(Category.HUNG_PROCESS, "watchdog_timeout", "watchdog liveness heartbeat timeout",
-          r"\bwatchdog\b[^\n]{0,80}?\b(?:timeout|timed out|expired|unresponsive|stuck|hung)\b"
-          r"|\bliveness probe failed\b|\bheartbeat (?:is )?(?:late|stale)\b|\bworker timeout\b"),
-    _Rule(Category.HUNG_PROCESS, "stuck_request", "stuck responding hung blocked loop",
-          r"\bmay be stuck\b|\bstuck (?:threads?|requests?|workers?)\b"
-          r"|\b(?:threads?|requests?|workers?) (?:is |are )?stuck\b|\bnot responding\b|\bhung task\b"
-          r"|\bblocked for more than \d+ seconds\b|\bevent loop (?:blocked|lag \d{4,}\s?ms)"),
-    _Rule(Category.HUNG_PROCESS, "gc_thrash", "gc pause garbage",
-          r"\bgc\b[^\n]{0,120}?\bpause\b[^\n]{0,80}?\b\d{4,}(?:\.\d+)?\s?ms\b|\bdetected pause in jvm\b"
-          r"|\bgc (?:time|overhead)(?: ratio)?\s*(?:[=:]|of|at)?\s*(?:[3-9]\d|100)(?:\.\d+)?\s?%"
-          r"|\b(?:long|excessive) (?:gc|garbage collection) pauses?\b|\bgc thrash\w*"),
-    _Rule(Category.MEMORY_PRESSURE, "memory_high", "memory heap swap swapping enomem allocation",
-          r"\bmemory leak\b|\b(?:high|critical|severe) memory (?:pressure|usage)\b"
-          r"|\bmemory pressure (?:high|critical)\b"
-          r"|\bmemory (?:usage|utili[sz]ation|used) (?:is )?(?:at |above |over )?(?:9\d|100)(?:\.\d+)?\s?%"
-          r"|\bheap\b[^\n%]{0,40}?\b(?:9\d|100)(?:\.\d+)?\s?%"
-          r"|\bheap (?:usage |space )?(?:is )?(?:near|close to|approaching|at|above|over)"
-          r" (?:the )?(?:limit|max|maximum|capacity)\b|\bswap(?:ping)? storm\b"
-          r"|\b(?:excessive|heavy) swapping\b|\blow on memory\b|\bcannot allocate memory\b|\benomem\b"
-          r"|\bpage allocation failure\b"),
-    _Rule(Category.CPU_SATURATION, "cpu_high", "cpu",
-          r"\bcpu\b[^\n%]{0,30}?\b(?:9\d|[1-9]\d\d)(?:\.\d+)?\s?%|\b(?:9\d|100)(?:\.\d+)?\s?% cpu\b"
-          r"|\bhigh cpu\b|\bcpu (?:is )?(?:saturat\w+|pegged|starv\w+)",
-          unless=r"\bidle\b"),
-)
 
 # Error-level markers other than an upper-case level word: Apache [error], logfmt/JSON levels (pino 50/60),
 # "error: " prefixes (sshd), Python tracebacks.
@@ -308,14 +82,14 @@ _SPLIT = bytes(code if code in _WORD_CHARS or 65 <= code <= 90 else 32 for code 
 class _Compiled:
     """A rule with its patterns compiled."""
 
-    rule: _Rule
+    rule: Rule
     regex: re.Pattern[str]
     unless: re.Pattern[str] | None
 
 
 def _compile_rules() -> tuple[_Compiled, ...]:
     """All rules compiled, ordered by LINE_PRIORITY (blocking before recoverable)."""
-    ordered = sorted(_RULES, key=lambda rule: LINE_PRIORITY.index(rule.category))
+    ordered = sorted(RULES, key=lambda rule: LINE_PRIORITY.index(rule.category))
     return tuple(
         _Compiled(rule, re.compile(rule.pattern), re.compile(rule.unless) if rule.unless else None)
         for rule in ordered
@@ -392,7 +166,7 @@ def _words(text: str) -> bytes:
     return text.encode("utf-8", "replace").translate(_FOLD)
 
 
-def _match_rule(text: str, hits: Iterable[bytes]) -> _Rule | None:
+def _match_rule(text: str, hits: Iterable[bytes]) -> Rule | None:
     """The first rule (priority order) among those triggered whose pattern matches the lowercased line."""
     low = text.lower()
     for position in sorted({position for word in hits for position in _TRIGGERS[word]}):

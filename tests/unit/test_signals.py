@@ -350,7 +350,7 @@ def test_hand_written_lines_are_classified(line: str, category: Category, rule: 
 
 def test_every_rule_has_a_hand_written_example() -> None:
     covered = {rule for _, _, rule in HAND_WRITTEN}
-    assert {rule.name for rule in signals._RULES} <= covered
+    assert {rule.name for rule in signals.RULES} <= covered
 
 
 BENIGN = [
