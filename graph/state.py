@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -20,15 +20,17 @@ def extend_or_reset(left: list[Any] | None, right: list[Any] | dict[str, list[An
 
 
 class IncidentInput(TypedDict):
-    """What a caller provides: the operator's incident text."""
+    """What a caller provides: the operator's incident text (and, for alerts, the server their label names)."""
 
     incident: str
+    alert_server: NotRequired[str | None]
 
 
 class IncidentState(TypedDict, total=False):
     """Everything known about one incident, one thread per incident."""
 
     incident: str
+    alert_server: str | None
     incident_id: str
     settings: dict[str, str]
     notes: Annotated[list[str], extend_or_reset]

@@ -65,7 +65,12 @@ def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
         notes.append(f"incident text cut from {len(text):,} to {MAX_INCIDENT_CHARS:,} characters")
         text = text[:MAX_INCIDENT_CHARS]
     infra = infrastructure(runtime.context)
-    mentioned = infra.index.mentions(text)
+    if "alert_server" in state:
+        # An alert names its server in a label; its free text (descriptions naming other hosts) is never searched.
+        label = state.get("alert_server")
+        mentioned = [resolved] if label and (resolved := infra.index.resolve(str(label))) else []
+    else:
+        mentioned = infra.index.mentions(text)
     server_id = mentioned[0] if mentioned else None
     if len(mentioned) > 1:
         notes.append(f"incident names several servers ({', '.join(mentioned[:5])}); handling {server_id}")
