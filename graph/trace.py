@@ -44,6 +44,12 @@ def _format_call(call: Mapping[str, Any]) -> str:
     return f"{call['name']}({args})"
 
 
+def _short(text: object, limit: int = 160) -> str:
+    """One trace line's worth of a long text (the report and --json keep it whole)."""
+    value = "" if text is None else str(text)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def trace_lines(node: str, update: Mapping[str, Any] | None) -> list[str]:
     """Readable lines for one node's state update."""
     if not update:
@@ -64,13 +70,14 @@ def trace_lines(node: str, update: Mapping[str, Any] | None) -> list[str]:
         decision = update.get("decision", {})
         lines.append(f"{label}evidence: {diagnosis.get('category')} "
                      f"({'restart recommended' if diagnosis.get('restart_recommended') else 'no restart'})")
-        lines.append(f"{label}decision: {decision.get('action')} by {decision.get('by')}: {decision.get('reason')}")
+        lines.append(f"{label}decision: {decision.get('action')} by {decision.get('by')}: "
+                     f"{_short(decision.get('reason'))}")
     if node == "check_policy":
         verdict = update.get("policy", {})
         lines.append(f"{label}{'allowed' if verdict.get('allowed') else 'vetoed'} [{verdict.get('rule')}]: "
                      f"{verdict.get('reason')}")
     if node in ("restart", "escalate", "approve"):
-        lines.extend(f"{label}{action.get('action')}: {action.get('status')} {action.get('detail', '')}".rstrip()
+        lines.extend(f"{label}{action.get('action')}: {action.get('status')} {_short(action.get('detail'))}".rstrip()
                      for action in update.get("actions", []) or [])
         if node == "restart" and update.get("escalation_reason"):
             lines.append(f"{label}{update['escalation_reason']}")
