@@ -1,4 +1,8 @@
-"""Alertmanager webhook payloads (version 4): validation, the server an alert names, its incident text and thread."""
+"""Alertmanager webhook payloads (version 4): validation, the server an alert names, its incident text and thread.
+
+This module owns what a payload must look like to be taken: every field the agent uses is checked, including
+that its text is valid Unicode (a JSON escape such as "\\ud800" is not), before anything of the batch is queued.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ def parse_payload(body: bytes) -> AlertGroup:
     """Validate a webhook body; raise PayloadError naming the first problem."""
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise PayloadError("body is not valid JSON") from None
     if not isinstance(document, dict):
         raise PayloadError("payload must be a JSON object")
@@ -53,6 +57,7 @@ def parse_payload(body: bytes) -> AlertGroup:
     group_key = document.get("groupKey")
     if not isinstance(group_key, str) or not group_key:
         raise PayloadError("'groupKey' must be a non-empty string")
+    _encodable(group_key, "'groupKey'")
     alerts = document.get("alerts")
     if not isinstance(alerts, list):
         raise PayloadError("'alerts' must be a list")
@@ -72,7 +77,10 @@ def _alert(item: Any, index: int) -> Alert:
     if not isinstance(fingerprint, str) or not fingerprint:
         fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
     starts_at = item.get("startsAt")
-    return Alert(status, labels, annotations, fingerprint, starts_at if isinstance(starts_at, str) else "")
+    starts_at = starts_at if isinstance(starts_at, str) else ""
+    _encodable(fingerprint, f"{where}.fingerprint")
+    _encodable(starts_at, f"{where}.startsAt")
+    return Alert(status, labels, annotations, fingerprint, starts_at)
 
 
 def _strings(value: Any, where: str, *, required: bool) -> dict[str, str]:
@@ -80,7 +88,19 @@ def _strings(value: Any, where: str, *, required: bool) -> dict[str, str]:
         return {}
     if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
         raise PayloadError(f"{where} must be an object of strings")
+    for key, item in value.items():
+        _encodable(key, f"{where} key")
+        _encodable(item, f"{where}.{key}")
     return {str(key): item for key, item in value.items()}
+
+
+def _encodable(text: str, where: str) -> None:
+    """Text the agent can store and hash: a lone surrogate (from a JSON escape like \\ud800) is refused."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError(f"{where} is not valid Unicode text (it holds a lone surrogate such as \\ud800)"
+                           ) from None
 
 
 def thread_id(group_key: str, alert: Alert) -> str:

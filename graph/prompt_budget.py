@@ -25,6 +25,8 @@ MAX_CALL_ARGS_CHARS = 500
 """Tool-call arguments the model wrote in an earlier turn (the tools take a server id and a line count)."""
 
 MIN_CUT_CHARS = 400
+MIN_BRIEF_INCIDENT_CHARS = 200
+"""A brief's incident text is never cut below this (the server name and the gist stay)."""
 MESSAGE_OVERHEAD_TOKENS = 4
 CUT_MARK = " …[cut to fit the prompt budget]"
 SUPERSEDED = '{"status": "superseded", "note": "a newer result of this tool follows; read that one"}'
@@ -59,7 +61,9 @@ def message_tokens(message: BaseMessage) -> int:
 def fit_prompt(system: str, messages: Sequence[BaseMessage], tools: Sequence[Any],
                budget_tokens: int = PROMPT_BUDGET_TOKENS) -> Prompt:
     """The conversation made well-formed and bounded: every tool call answered, only the newest successful
-    result of each tool in full, long texts cut; then, if still over budget, the largest message halved."""
+    result of each tool in full, long texts cut; then, if still over budget, the largest message halved, and
+    once nothing else can be cut, the incident text inside the brief. Only when the system text and tool schemas
+    alone (plus briefs cut to MIN_BRIEF_INCIDENT_CHARS) exceed the budget does the estimate stay above it."""
     answered = _answered(_supersede(messages))
     fitted = [_fit_message(message) for message in answered]
     cut = any(after is not before for after, before in zip(fitted, answered, strict=True))
@@ -67,10 +71,11 @@ def fit_prompt(system: str, messages: Sequence[BaseMessage], tools: Sequence[Any
     sizes = [message_tokens(message) for message in fitted]
     while fixed + sum(sizes) > budget_tokens:
         cuttable = [position for position, message in enumerate(fitted) if _cuttable(message)]
-        if not cuttable:
+        briefs = [position for position, message in enumerate(fitted) if _brief_cuttable(message)]
+        if not cuttable and not briefs:
             break
-        index = max(cuttable, key=lambda position: sizes[position])
-        fitted[index] = _halve(fitted[index])
+        index = max(cuttable or briefs, key=lambda position: sizes[position])
+        fitted[index] = _halve(fitted[index]) if cuttable else _halve_brief(fitted[index])
         sizes[index] = message_tokens(fitted[index])
         cut = True
     return Prompt(fitted, fixed + sum(sizes), cut)
@@ -170,6 +175,35 @@ def _succeeded(message: ToolMessage) -> bool:
 def _cuttable(message: BaseMessage) -> bool:
     return isinstance(message.content, str) and len(message.content) > MIN_CUT_CHARS and not (
         isinstance(message, HumanMessage) and message.content.startswith("{"))
+
+
+def _brief_incident(message: BaseMessage) -> tuple[dict[str, Any], str] | None:
+    """A JSON brief and its incident text (without an earlier cut mark), or None for other messages."""
+    if not isinstance(message, HumanMessage) or not isinstance(message.content, str):
+        return None
+    try:
+        brief = json.loads(message.content)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(brief, dict) or not isinstance(brief.get("incident"), str):
+        return None
+    return brief, brief["incident"].removesuffix(CUT_MARK)
+
+
+def _brief_cuttable(message: BaseMessage) -> bool:
+    found = _brief_incident(message)
+    return found is not None and len(found[1]) > MIN_BRIEF_INCIDENT_CHARS
+
+
+def _halve_brief(message: BaseMessage) -> BaseMessage:
+    """The brief with its incident text halved (never below MIN_BRIEF_INCIDENT_CHARS); still valid JSON."""
+    found = _brief_incident(message)
+    if found is None:
+        return message
+    brief, text = found
+    kept = text[: max(MIN_BRIEF_INCIDENT_CHARS, len(text) // 2)]
+    return message.model_copy(update={"content": json.dumps({**brief, "incident": kept + CUT_MARK},
+                                                            ensure_ascii=False)})
 
 
 def _halve(message: BaseMessage) -> BaseMessage:

@@ -1,4 +1,8 @@
-"""The small protocol every infrastructure backend implements, and how each server reaches its sources."""
+"""The small protocol every infrastructure backend implements, and how each server reaches its sources.
+
+This module also owns exactly-once restarts: the idempotency keys in `restart-keys.json` and which failures free a
+key for a retry (a clean BackendError) and which keep it in flight (RestartOutcomeUnknown, or a crash).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,12 @@ KEEP_KEYS_S = 30 * 24 * 3600.0
 
 class BackendError(RuntimeError):
     """A backend could not answer (unreachable, timed out, refused)."""
+
+
+class RestartOutcomeUnknown(BackendError):
+    """A restart was sent but its result never came back (a timeout or lost connection after the stop): the service
+    may have been restarted, may be down, or may be running still. Its idempotency key stays in flight, so no
+    retry restarts it again; a human must look."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,8 @@ def perform_once(keys_path: Path, server_id: str, service: str, idempotency_key:
     """Run a restart unless its key already ran.
 
     The key is written as in flight, durably, before the action starts. A retry that finds it in flight (the
-    process died mid-restart) does not restart again: the outcome is unknown and a human must look.
+    process died mid-restart, or the backend raised RestartOutcomeUnknown) does not restart again: the outcome is
+    unknown and a human must look. Only a clean BackendError (nothing was changed) frees the key for a retry.
     """
     with locked_json(keys_path) as document:
         keys: dict[str, Any] = document.setdefault("keys", {})
@@ -142,6 +153,8 @@ def perform_once(keys_path: Path, server_id: str, service: str, idempotency_key:
                             if isinstance(entry, dict) and now - float(entry.get("at", 0)) < KEEP_KEYS_S}
     try:
         detail = action()
+    except RestartOutcomeUnknown:
+        raise  # the key stays in flight: a retry must not restart what may already have been restarted
     except BackendError:
         _settle_key(keys_path, idempotency_key, None, "")
         raise

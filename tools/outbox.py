@@ -1,4 +1,8 @@
-"""Ticket delivery: the JSONL outbox (the default) and configured sinks, deduplicated, spooled on failure."""
+"""Ticket delivery: the JSONL outbox (the default) and configured sinks, deduplicated, spooled on failure.
+
+This module owns the outbox file, the spool directory and the answer `deliver` gives; a sink that is down,
+misconfigured or answers garbage never makes it raise: the ticket is spooled for `flush`.
+"""
 
 from __future__ import annotations
 
@@ -104,7 +108,12 @@ class TicketDesk:
             outbox = ("delivered" if write_to_outbox(self.outbox, ticket) else "duplicate", "")
         except DeliveryError as exc:
             outbox = ("failed", str(exc))
-        return {"outbox": outbox, **deliver_to_sinks(self._state_dir, ticket, self._sinks)}
+        try:
+            sinks = deliver_to_sinks(self._state_dir, ticket, self._sinks)
+        except Exception as exc:  # noqa: BLE001 - deliver_to_sinks does not raise; should it, the ticket is spooled
+            problem = f"delivery failed: {type(exc).__name__}"
+            sinks = {sink.name: ("failed", f"{sink.name}: {problem}") for sink in self._sinks}
+        return {"outbox": outbox, **sinks}
 
     def _spool_ticket(self, ticket: Mapping[str, Any], pending: list[str]) -> None:
         """Keep the ticket and the sinks that still owe it a delivery."""

@@ -1,35 +1,167 @@
-"""Escalation sinks besides the outbox: JSON webhook, Slack, PagerDuty Events v2, set by environment."""
+"""Escalation sinks besides the outbox: JSON webhook, Slack, PagerDuty Events v2, set by environment.
+
+This module owns how a ticket reaches an HTTP sink: each sink's payload, the checks on a sink's URL when the
+environment is read, bounded delivery (a deadline per try and per delivery, no redirects, every failure a
+SinkError) and the record of which sink took which ticket (`deliveries.json`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
+import math
 import os
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+from urllib.parse import urlsplit
 
 from tools.statefile import locked_json
 
 DELIVERIES_FILE = "deliveries.json"
 KEEP_DELIVERIES_S = 30 * 24 * 3600.0
+CLAIM_SLACK_S = 30.0
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 PAGERDUTY_SEVERITIES = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_ATTEMPTS = 10
+DEFAULT_PORTS = {"http": 80, "https": 443}
 SLACK_TEXT_LIMIT = 2_900
 Payload = Callable[[Mapping[str, Any]], dict[str, Any]]
+Outcome = tuple[str, str]
+
+# Where each sink's URL comes from, and where its credentials belong instead of the URL.
+URL_VARIABLES = {"webhook": "IT_SUPPORT_WEBHOOK_URL", "slack": "IT_SUPPORT_SLACK_WEBHOOK_URL",
+                 "pagerduty": "IT_SUPPORT_PAGERDUTY_URL"}
+CREDENTIAL_HINTS = {
+    "webhook": "put the token in IT_SUPPORT_WEBHOOK_TOKEN (sent as Authorization: Bearer)",
+    "slack": "use the webhook URL exactly as Slack issued it",
+    "pagerduty": "PagerDuty authenticates by IT_SUPPORT_PAGERDUTY_ROUTING_KEY",
+}
 
 
 class SinkError(RuntimeError):
-    """A sink did not take the ticket (down, timed out, refused)."""
+    """A sink did not take the ticket (down, timed out, refused, redirected, misconfigured)."""
+
+
+def redact_url(url: str) -> str:
+    """A URL as it may appear in messages: scheme://host:port (a webhook's path and query are secrets)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<unparseable URL>"
+    if not parts.scheme or not parts.hostname:
+        return "<URL without scheme or host>"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    port = port or DEFAULT_PORTS.get(parts.scheme.lower())
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def url_problem(name: str, url: str) -> str:
+    """Why a sink URL cannot be used, or "" when it can; never quotes the URL, which may hold a secret."""
+    variable = URL_VARIABLES.get(name, f"the {name} URL")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return f"{variable} is not a valid URL"
+    if "@" in parts.netloc:
+        hint = CREDENTIAL_HINTS.get(name, "set credentials in the sink's own variables")
+        return f"{variable} must not embed credentials (user:password@host); {hint}"
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return f"{variable} must be an http:// or https:// URL with a host"
+    return ""
+
+
+def _scrub(text: str, url: str) -> str:
+    """Text with any secret part of url (the whole URL, its path, query or credentials) replaced by '…'."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text.replace(url, "…") if url else text
+    secrets = [url, parts.path + (f"?{parts.query}" if parts.query else ""), parts.query, parts.path,
+               parts.netloc.rpartition("@")[0]]
+    for secret in sorted({item for item in secrets if len(item) > 1}, key=len, reverse=True):
+        text = text.replace(secret, "…")
+    return text
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Sinks never follow a redirect: the ticket and its Authorization header stay with the configured URL."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: Message, newurl: str) -> urllib.request.Request | None:
+        raise urllib.error.HTTPError(req.full_url, code, f"redirect refused ({msg})", headers, fp)
+
+
+def _tracking(base: Any, sockets: list[socket.socket]) -> Any:
+    """A connection class like `base` that hands its socket to `sockets` once connected (for the watchdog)."""
+
+    class Tracked(base):
+        def connect(self) -> None:
+            super().connect()
+            sockets.append(self.sock)
+
+    return Tracked
+
+
+class _TrackedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        super().__init__()
+        self._sockets = sockets
+
+    def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> http.client.HTTPResponse:
+        return super().do_open(_tracking(http_class, self._sockets), req, **kwargs)
+
+
+class _TrackedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        super().__init__()
+        self._sockets = sockets
+
+    def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> http.client.HTTPResponse:
+        return super().do_open(_tracking(http_class, self._sockets), req, **kwargs)
+
+
+class _Watchdog:
+    """Cuts a try's connections when its time is up, so an answer trickled byte by byte cannot hold it longer."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.sockets: list[socket.socket] = []
+        self.fired = threading.Event()
+        self._timer = threading.Timer(limit_s, self._cut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def _cut(self) -> None:
+        self.fired.set()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket call, also under TLS
 
 
 @dataclass(frozen=True)
 class Sink:
-    """One place tickets go: a name, an endpoint, how a ticket becomes its payload, delivery settings."""
+    """One place tickets go: a name, an endpoint, how a ticket becomes its payload, delivery settings.
+
+    `problem` is a configuration problem found when the environment was read: such a sink fails every delivery
+    with it (the ticket is spooled) and never sends anything.
+    """
 
     name: str
     url: str
@@ -38,30 +170,93 @@ class Sink:
     timeout_s: float = 5.0
     attempts: int = 3
     backoff_s: float = 0.5
+    problem: str = ""
+
+    @property
+    def tries(self) -> int:
+        return max(1, min(self.attempts, MAX_ATTEMPTS))
+
+    @property
+    def deadline_s(self) -> float:
+        """The longest one delivery may take: every try's timeout plus every backoff pause."""
+        return self.tries * self.timeout_s + sum(self.backoff_s * 2**pause for pause in range(self.tries - 1))
+
+    @property
+    def where(self) -> str:
+        return f"{self.name} ({redact_url(self.url)})"
 
     def send(self, ticket: Mapping[str, Any]) -> None:
-        """POST the payload, retrying timeouts, connection errors, 429 and 5xx; raise SinkError in the end."""
-        body = json.dumps(self.payload(ticket), ensure_ascii=False, default=str).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Idempotency-Key": str(ticket["id"]), **self.headers}
+        """POST the payload, retrying timeouts, connection errors, 408/425/429 and 5xx within the deadline;
+        raise SinkError in the end (whatever went wrong, with the URL's secret parts left out)."""
+        if self.problem:
+            raise SinkError(f"{self.where} is not usable: {self.problem}")
+        try:
+            body = json.dumps(self.payload(ticket), ensure_ascii=False, default=str).encode("utf-8")
+            problem = self._deliver(body, str(ticket["id"]))
+        except Exception as exc:  # noqa: BLE001 - whatever happens, the caller sees a SinkError and spools
+            problem = f"unexpected {type(exc).__name__}: {exc}"
+        if problem:
+            raise SinkError(f"{self.where} did not take ticket {ticket.get('id')}: {_scrub(problem, self.url)}")
+
+    def _deliver(self, body: bytes, ticket_id: str) -> str:
+        """Try until taken, a failure not worth retrying, or the deadline; "" when taken, else the last problem."""
+        deadline = time.monotonic() + self.deadline_s
         problem = ""
-        for attempt in range(max(1, self.attempts)):
+        for attempt in range(self.tries):
             if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            try:
-                request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    response.read()
-                return
-            except ValueError as exc:
-                problem = f"bad URL: {exc}"
+                time.sleep(max(0.0, min(self.backoff_s * 2 ** (attempt - 1), deadline - time.monotonic())))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return f"{problem} (delivery deadline of {self.deadline_s:g} s reached)"
+            problem, retry = self._attempt(self._request(body, ticket_id), min(self.timeout_s, remaining))
+            if not problem or not retry:
                 break
+        return problem
+
+    def _request(self, body: bytes, ticket_id: str) -> urllib.request.Request:
+        headers = {"Content-Type": "application/json", "Idempotency-Key": ticket_id}
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        for name, value in self.headers.items():
+            request.add_unredirected_header(name, value)  # credentials never travel to another URL
+        return request
+
+    def _attempt(self, request: urllib.request.Request, limit_s: float) -> tuple[str, bool]:
+        """One POST bounded by limit_s as a whole: ("", False) when taken, else (problem, worth retrying)."""
+        with _Watchdog(limit_s) as watchdog:
+            opener = urllib.request.build_opener(_RefuseRedirects(), _TrackedHTTP(watchdog.sockets),
+                                                 _TrackedHTTPS(watchdog.sockets))
+            try:
+                with opener.open(request, timeout=limit_s) as response:
+                    response.read()
+                    status = int(response.status)
             except urllib.error.HTTPError as exc:
-                problem = f"HTTP {exc.code} {exc.reason}"
-                if exc.code not in RETRY_STATUSES:
-                    break
-            except (urllib.error.URLError, OSError) as exc:
-                problem = str(getattr(exc, "reason", exc))
-        raise SinkError(f"{self.name} did not take ticket {ticket['id']}: {problem}")
+                exc.close()
+                return _status_problem(exc.code, str(exc.reason))
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                if watchdog.fired.is_set():
+                    return f"no complete answer within {limit_s:g} s", True
+                return _describe(exc), True
+        return _status_problem(status, "")
+
+
+def _describe(exc: Exception) -> str:
+    """A transport failure in a few words (a URLError's underlying reason, a malformed answer named as such)."""
+    reason: object = getattr(exc, "reason", None) or exc
+    text = str(reason).strip() or type(reason).__name__
+    if isinstance(reason, http.client.HTTPException):
+        return f"malformed HTTP answer ({type(reason).__name__}: {text[:200]})"
+    return text
+
+
+def _status_problem(status: int, reason: str) -> tuple[str, bool]:
+    """An HTTP status as a delivery outcome: 2xx taken; 3xx refused (never followed); some retried."""
+    if 200 <= status < 300:
+        return "", False
+    if 300 <= status < 400:
+        return f"HTTP {status}: redirect refused; a sink must take the ticket at its configured URL", False
+    return f"HTTP {status} {reason}".strip(), status in RETRY_STATUSES
+
+
 
 
 def webhook_payload(ticket: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,14 +317,20 @@ def pagerduty_payload(routing_key: str) -> Payload:
     return build
 
 
+
 def configured_sinks(environ: Mapping[str, str] = os.environ) -> list[Sink]:
-    """The sinks the environment names (none by default: the JSONL outbox alone)."""
+    """The sinks the environment names (none by default: the JSONL outbox alone).
+
+    A sink whose URL is unusable (credentials in it, not http/https) is kept with its `problem`, so the ticket is
+    spooled with a clear error instead of being sent somewhere unintended.
+    """
     timeout_s = _number(environ, "IT_SUPPORT_SINK_TIMEOUT_S", 5.0)
     attempts = int(_number(environ, "IT_SUPPORT_SINK_ATTEMPTS", 3))
     backoff_s = _number(environ, "IT_SUPPORT_SINK_BACKOFF_S", 0.5)
 
     def sink(name: str, url: str, payload: Payload, headers: Mapping[str, str] | None = None) -> Sink:
-        return Sink(name, url, payload, headers or {}, timeout_s=timeout_s, attempts=attempts, backoff_s=backoff_s)
+        return Sink(name, url, payload, headers or {}, timeout_s=timeout_s, attempts=attempts, backoff_s=backoff_s,
+                    problem=url_problem(name, url))
 
     sinks: list[Sink] = []
     if environ.get("IT_SUPPORT_WEBHOOK_URL"):
@@ -144,42 +345,95 @@ def configured_sinks(environ: Mapping[str, str] = os.environ) -> list[Sink]:
     return sinks
 
 
+def sink_problems(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Configuration problems of the sinks the environment names (for commands that check at start)."""
+    return [f"{sink.name} sink: {sink.problem}" for sink in configured_sinks(environ) if sink.problem]
+
+
 def _number(environ: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(environ.get(name) or default)
     except ValueError:
         return default
-    return value if value >= 0 else default
+    return value if math.isfinite(value) and value >= 0 else default
 
 
 def deliver_to_sinks(state_dir: Path, ticket: Mapping[str, Any],
-                     sinks: Sequence[Sink]) -> dict[str, tuple[str, str]]:
+                     sinks: Sequence[Sink]) -> dict[str, Outcome]:
     """Send a ticket to every sink that has not taken it yet: name -> (delivered | duplicate | failed, error).
 
-    Deliveries are recorded in the state directory under a lock held while sending, so retries and concurrent
-    flushes never send a ticket twice to a sink that took it.
+    Each sink's outcome stands on its own: one that took the ticket is recorded even if a later one fails, and no
+    failure escapes as an exception. The lock on deliveries.json is held only to read and to record, never while
+    sending; a claim in the file (expiring after the sink's deadline) keeps a concurrent delivery of the same
+    ticket from sending it to the same sink meanwhile.
     """
-    if not sinks:
-        return {}
-    results: dict[str, tuple[str, str]] = {}
-    with locked_json(state_dir / DELIVERIES_FILE) as document:
-        record = document.setdefault("tickets", {}).setdefault(str(ticket["id"]), {})
-        for sink in sinks:
-            if sink.name in record:
-                results[sink.name] = ("duplicate", "")
-                continue
-            try:
-                sink.send(ticket)
-            except SinkError as exc:
-                results[sink.name] = ("failed", str(exc))
-                continue
-            record[sink.name] = time.time()
-            results[sink.name] = ("delivered", "")
-        _forget_old(document["tickets"])
-    return results
+    path = state_dir / DELIVERIES_FILE
+    return {sink.name: _deliver_once(path, ticket, sink) for sink in sinks}
 
 
-def _forget_old(tickets: dict[str, dict[str, float]]) -> None:
+def _deliver_once(path: Path, ticket: Mapping[str, Any], sink: Sink) -> Outcome:
+    ticket_id = str(ticket["id"])
+    try:
+        settled = _claim(path, ticket_id, sink)
+    except (OSError, ValueError) as exc:  # unreadable deliveries.json: sending could send twice
+        return "failed", f"{sink.name}: delivery record {path.name} unusable, not sent: {exc}"
+    if settled is not None:
+        return settled
+    try:
+        sink.send(ticket)
+        outcome: Outcome = ("delivered", "")
+    except SinkError as exc:
+        outcome = ("failed", str(exc))
+    except Exception as exc:  # noqa: BLE001 - a sink problem never escapes: the ticket is spooled instead
+        outcome = ("failed", f"{sink.where} did not take ticket {ticket_id}: unexpected {type(exc).__name__}")
+    with contextlib.suppress(OSError, ValueError):  # the claim then simply expires
+        _settle(path, ticket_id, sink.name, delivered=outcome[0] == "delivered")
+    return outcome
+
+
+def _claim(path: Path, ticket_id: str, sink: Sink) -> Outcome | None:
+    """Under the file lock: the outcome when the sink has the ticket or is being sent it; None after claiming."""
+    with locked_json(path) as document:
+        tickets, claims = _section(document, "tickets"), _section(document, "sending")
+        now = time.time()
+        for key in [key for key, until in claims.items() if not isinstance(until, float | int) or until < now]:
+            del claims[key]
+        _forget_old(tickets)
+        record = tickets.get(ticket_id)
+        if isinstance(record, dict) and sink.name in record:
+            return "duplicate", ""
+        claim = f"{ticket_id} {sink.name}"
+        if claim in claims:
+            return "failed", f"{sink.name} is being sent ticket {ticket_id} by another delivery right now"
+        claims[claim] = now + sink.deadline_s + CLAIM_SLACK_S
+    return None
+
+
+def _settle(path: Path, ticket_id: str, sink_name: str, *, delivered: bool) -> None:
+    """Under the file lock: release the claim and, when the sink took the ticket, record that."""
+    with locked_json(path) as document:
+        _section(document, "sending").pop(f"{ticket_id} {sink_name}", None)
+        if delivered:
+            tickets = _section(document, "tickets")
+            record = tickets.get(ticket_id)
+            if not isinstance(record, dict):
+                record = tickets[ticket_id] = {}
+            record[sink_name] = time.time()
+
+
+def _section(document: dict[str, Any], name: str) -> dict[str, Any]:
+    if not isinstance(document.get(name), dict):
+        document[name] = {}
+    section: dict[str, Any] = document[name]
+    return section
+
+
+def _forget_old(tickets: dict[str, Any]) -> None:
     cutoff = time.time() - KEEP_DELIVERIES_S
-    for ticket_id in [key for key, record in tickets.items() if record and max(record.values()) < cutoff]:
+    for ticket_id in [key for key, record in tickets.items() if not _recent(record, cutoff)]:
         del tickets[ticket_id]
+
+
+def _recent(record: Any, cutoff: float) -> bool:
+    stamps = [value for value in record.values() if isinstance(value, float | int)] if isinstance(record, dict) else []
+    return bool(stamps) and max(stamps) >= cutoff

@@ -1,4 +1,8 @@
-"""Per-server sources in the fleet file: which backend reads a server's health or logs or restarts it."""
+"""Per-server sources in the fleet file: which backend reads a server's health or logs or restarts it.
+
+This module owns the parsing and validation of the `health`, `logs` and `restart` mappings, including the rule
+that credentials live in `username` / `password_env` (or `password`), never inside a URL.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,9 @@ class PrometheusSource:
     instance: str
     queries: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = 5.0
+    username: str = ""
+    password: str = ""
+    password_env: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,9 @@ def _prometheus(settings: _Settings) -> PrometheusSource:
         if not isinstance(query, str) or not query.strip():
             raise SourceError(f"health.queries.{key} must be a PromQL expression")
     return PrometheusSource(url=url.rstrip("/"), instance=settings.text("instance", required=True),
-                            queries=dict(queries), timeout_s=settings.seconds("timeout_s", 5.0))
+                            queries=dict(queries), timeout_s=settings.seconds("timeout_s", 5.0),
+                            username=settings.text("username"), password=settings.text("password"),
+                            password_env=settings.text("password_env"))
 
 
 def _file(settings: _Settings) -> FileLogSource:
@@ -167,7 +176,14 @@ class _Settings:
 
     def url(self, key: str, schemes: tuple[str, ...]) -> str:
         url = self.text(key, required=True)
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            raise SourceError(f"{self._kind}.{key} is not a valid URL") from None
+        if "@" in parts.netloc:
+            raise SourceError(f"{self._kind}.{key} must not embed credentials (user:password@host); set "
+                              f"{self._kind}.username and {self._kind}.password_env (the name of an environment "
+                              f"variable holding the password) or {self._kind}.password instead")
         if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
             raise SourceError(f"{self._kind}.{key} must be a {' or '.join(s + '://' for s in schemes)} URL, "
                               f"not {url!r}")

@@ -1,21 +1,40 @@
-"""Restarts through supervisord's XML-RPC API (HTTP or unix socket): stop, start, verify PID and state."""
+"""Restarts through supervisord's XML-RPC API (HTTP or unix socket): stop, start, verify PID and state.
+
+This module owns the RPC transport (timeouts, unix sockets, credentials) and the restart sequence, including what
+happens when supervisord stops answering after the stop was sent: the outcome is unknown (RestartOutcomeUnknown),
+the process is looked at once more and, if it was left STOPPED, started once.
+"""
 
 from __future__ import annotations
 
 import http.client
 import os
 import socket
+import time
 import xmlrpc.client
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from tools.backend import BackendError
+from tools.backend import BackendError, RestartOutcomeUnknown
 from tools.sources import SupervisordSource
 
 # supervisor.xmlrpc.Faults
 BAD_NAME = 10
 ALREADY_STARTED = 60
 NOT_RUNNING = 70
+POLL_S = 0.25
+
+
+class _TransportError(BackendError):
+    """supervisord could not be talked to."""
+
+
+class _Unreachable(_TransportError):
+    """The request never reached supervisord (connection refused, no socket, unknown host)."""
+
+
+class _NoAnswer(_TransportError):
+    """supervisord may have received a request but its answer never came (timeout, lost connection, garbage)."""
 
 
 class _HTTPTransport(xmlrpc.client.Transport):
@@ -101,9 +120,17 @@ class SupervisordRestarter:
     def restart(self) -> str:
         proxy = server_proxy(self._source)
         before = self._info(proxy)
-        self._call(proxy.supervisor.stopProcess, NOT_RUNNING)
-        self._call(proxy.supervisor.startProcess, ALREADY_STARTED)
-        after = self._info(proxy)
+        try:
+            self._call(proxy.supervisor.stopProcess, NOT_RUNNING)
+        except _NoAnswer as exc:  # the stop may be under way; unreachable means it was never sent
+            raise RestartOutcomeUnknown(self._after_lost_answer("stopProcess", exc)) from None
+        stage = "startProcess"
+        try:
+            self._call(proxy.supervisor.startProcess, ALREADY_STARTED)
+            stage = "getProcessInfo"
+            after = self._info(proxy)
+        except _TransportError as exc:  # once stopped, any lost contact leaves the outcome unknown
+            raise RestartOutcomeUnknown(self._after_lost_answer(stage, exc)) from None
         if after.get("statename") != "RUNNING":
             detail = after.get("spawnerr") or after.get("description") or "no detail"
             raise BackendError(f"supervisord process {self._process} is {after.get('statename')} "
@@ -113,6 +140,30 @@ class SupervisordRestarter:
                                "not restarted")
         return (f"restarted {self._process} through supervisord: PID {before.get('pid') or 'none'} -> "
                 f"{after.get('pid')}, RUNNING")
+
+    def _after_lost_answer(self, stage: str, cause: BackendError) -> str:
+        """What is known after an answer was lost mid-restart: the process's state, and whether it was started."""
+        try:
+            found = self._recover()
+        except BackendError as problem:
+            found = f"checking on it afterwards failed too ({problem})"
+        return (f"outcome unknown: supervisord did not answer {stage} for {self._process} after the stop was sent "
+                f"({cause}); {found}. Not retrying; check the process. restart.timeout_s "
+                f"({self._source.timeout_s:g} s) must exceed the program's stopwaitsecs")
+
+    def _recover(self) -> str:
+        """Look once more (waiting out STOPPING for up to timeout_s); a process left STOPPED is started once."""
+        proxy = server_proxy(self._source)
+        deadline = time.monotonic() + self._source.timeout_s
+        info = self._info(proxy)
+        while info.get("statename") == "STOPPING" and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+            info = self._info(proxy)
+        if info.get("statename") != "STOPPED":
+            return f"it is {info.get('statename')} (PID {info.get('pid') or 'none'}), so it was not started again"
+        self._call(proxy.supervisor.startProcess, ALREADY_STARTED)
+        info = self._info(proxy)
+        return f"it was found STOPPED and started once: now {info.get('statename')} (PID {info.get('pid') or 'none'})"
 
     def _info(self, proxy: xmlrpc.client.ServerProxy) -> dict[str, Any]:
         info = self._call(proxy.supervisor.getProcessInfo)
@@ -135,5 +186,11 @@ class SupervisordRestarter:
             hint = " (check username and password)" if exc.errcode == 401 else ""
             raise BackendError(f"supervisord at {self._source.url} answered {exc.errcode} {exc.errmsg}{hint}"
                                ) from None
+        except (ConnectionRefusedError, FileNotFoundError, socket.gaierror) as exc:  # the request never left
+            raise _Unreachable(f"supervisord unreachable at {self._source.url}: {exc}") from None
         except (OSError, http.client.HTTPException) as exc:
-            raise BackendError(f"supervisord unreachable at {self._source.url}: {exc}") from None
+            raise _NoAnswer(f"no answer from supervisord at {self._source.url}: "
+                            f"{str(exc) or type(exc).__name__}") from None
+        except Exception as exc:  # noqa: BLE001 - e.g. a garbled XML answer: treated like no answer
+            raise _NoAnswer(f"unreadable answer from supervisord at {self._source.url}: "
+                            f"{type(exc).__name__}") from None

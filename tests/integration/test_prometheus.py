@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import threading
 import time
@@ -188,3 +189,32 @@ def test_full_stack_restart_through_supervisord_verified_by_prometheus(
     assert result["restart"]["verified"] is True and result["restart"]["after"]["cpu_percent"] < 20
     assert after["pid"] != hung_pid and after["statename"] == "RUNNING"
     assert f"PID {hung_pid} -> {after['pid']}" in result["restart"]["detail"]
+
+
+def test_fractional_and_large_timeouts_are_accepted_by_prometheus(prometheus: str) -> None:
+    for timeout_s in (2.5, 0.75, 1e6):
+        assert query(prometheus, "vector(1)", timeout_s) == [1.0]
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"status\":\"succ",
+    b"garbage\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 37\r\n\r\n" + json.dumps({"status": "success", "data": [1, 2]}).encode(),
+])
+def test_a_broken_answer_is_health_unavailable_not_a_crash(answer: bytes) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(BackendError, match="Prometheus"):
+            query(f"http://127.0.0.1:{listener.getsockname()[1]}", "up", 2.0)
+    finally:
+        thread.join(5)
+        listener.close()

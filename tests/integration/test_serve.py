@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,11 +21,13 @@ from typing import Any
 import pytest
 import yaml
 
+from graph.alerts import Alert, AlertGroup
 from graph.checkpoints import open_checkpointer
 from graph.context import Context
-from graph.serve import AlertIntake, AlertServer, serving
+from graph.serve import AlertIntake, AlertServer, _Handler, serving
 from tests.integration.services import binary, free_port, http_ok, running, wait_until
-from tools.outbox import read_outbox
+from tools import audit
+from tools.outbox import TicketDesk, read_outbox
 
 REPO = Path(__file__).resolve().parents[2]
 STARTS_AT = "2026-11-27T10:00:00Z"
@@ -137,7 +142,7 @@ def test_answers_before_the_incident_runs_and_reports_health(server: AlertServer
         health = json.load(response)
     gate.set()
     settled(server)
-    assert status == 202 and health == {"status": "ok", "pending": 1}
+    assert status == 202 and health == {"status": "ok", "pending": 1, "worker_alive": True}
     assert post(server.url, payload(), path="/other")[0] == 404
 
 
@@ -197,3 +202,114 @@ def test_a_run_that_crashes_still_files_a_ticket(server: AlertServer, state_dir:
     tickets = read_outbox(state_dir / "tickets.jsonl")
     assert [ticket["thread_id"] for ticket in tickets] == [answer["accepted"][0]["thread_id"]]
     assert "failed while handling this alert: RuntimeError" in tickets[0]["reason"]
+
+
+def test_an_unmatched_label_is_never_replaced_by_a_server_named_in_the_text(server: AlertServer,
+                                                                             state_dir: Path) -> None:
+    body = payload(alert("10.20.30.40:9100", name="CheckoutLatency", summary="checkout p99 high",
+                         description="calls to payment-server-01 are slow"))
+    _, answer = post(server.url, body)
+    settled(server)
+    [accepted] = answer["accepted"]
+    state = final_state(state_dir, accepted["thread_id"])
+    assert accepted["server_id"] is None and state["server_id"] is None
+    assert state["outcome"] == "escalate" and "server not identified" in state["escalation_reason"]
+    assert not state["restart"] and "payment-server-01" in state["incident"]
+
+
+def test_the_worker_survives_a_crashing_run_and_a_failing_fallback_ticket(server: AlertServer, state_dir: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("backend exploded")
+
+    def undeliverable(self: Any, ticket: Any) -> Any:
+        raise http.client.BadStatusLine("garbage")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(server.intake._app, "invoke", broken)
+        patch.setattr(TicketDesk, "deliver", undeliverable)
+        _, crashed = post(server.url, payload(alert("payment-server-01:9100")))
+        settled(server)
+    assert server.intake.alive()
+    stages = [event.get("stage") for event in audit.events(state_dir, crashed["accepted"][0]["thread_id"])
+              if event["kind"] == "intake_error"]
+    assert stages == ["run", "fallback_ticket"]
+    _, later = post(server.url, payload(alert("web-frontend-05:9100")))
+    settled(server)
+    assert final_state(state_dir, later["accepted"][0]["thread_id"])["outcome"] == "none"
+
+
+def test_healthz_and_intake_answer_503_when_the_worker_is_gone(server: AlertServer) -> None:
+    server.intake._queue.put(None)  # the worker ends, as if it had died
+    server.intake._worker.join(10)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(server.url + "/healthz", timeout=5)
+    assert caught.value.code == 503
+    assert json.loads(caught.value.read())["worker_alive"] is False
+    assert post(server.url, payload(alert("web-frontend-05:9100")))[0] == 503
+
+
+def test_stop_drops_queued_incidents_and_waits_for_the_running_one(state_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    started, release, ran = threading.Event(), threading.Event(), []
+
+    def slow(self: AlertIntake, task: Any) -> None:
+        ran.append(task.alertname)
+        started.set()
+        release.wait(10)
+        ran.append(f"{task.alertname} done")
+
+    monkeypatch.setattr(AlertIntake, "_run", slow)
+    intake = AlertIntake(Context(state_dir=str(state_dir)))
+    intake.start()
+    alerts = tuple(Alert("firing", {"alertname": f"A{index}", "instance": "web-frontend-05"}, {}, f"fp{index}",
+                         STARTS_AT) for index in range(3))
+    intake.submit(AlertGroup("g", alerts))
+    assert started.wait(10)
+    stopper = threading.Thread(target=intake.stop)
+    stopper.start()
+    stopper.join(0.3)
+    assert stopper.is_alive() and intake.alive()  # still waiting for A0
+    release.set()
+    stopper.join(10)
+    assert not intake.alive() and ran == ["A0", "A0 done"] and intake.pending() == 0
+    assert [event["alertname"] for event in audit.events(state_dir) if event["kind"] == "alert_dropped"] == [
+        "A1", "A2"]
+
+
+def raw_request(server: AlertServer, request: bytes, wait_s: float = 5.0) -> bytes:
+    host, port = server.server_address[:2]
+    with socket.create_connection((str(host), port), timeout=wait_s) as connection:
+        connection.sendall(request)
+        return connection.recv(4096).split(b"\r\n")[0]
+
+
+def test_a_client_that_stalls_mid_body_gets_408_and_frees_its_thread(server: AlertServer,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Handler, "timeout", 0.3)
+    started = time.monotonic()
+    status_line = raw_request(server, b"POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+    assert status_line.endswith(b"408 Request Timeout") and time.monotonic() - started < 3
+
+
+def test_a_content_length_that_is_not_ascii_digits_is_400(server: AlertServer) -> None:
+    assert raw_request(server, b"POST /alerts HTTP/1.0\r\nContent-Length: \xb2\r\n\r\n{}").endswith(
+        b"400 Bad Request")
+
+
+def test_a_lone_surrogate_anywhere_in_a_batch_is_400_and_queues_nothing(server: AlertServer,
+                                                                       state_dir: Path) -> None:
+    good = alert("web-frontend-05:9100")
+    bad = {**alert("payment-server-01:9100"), "fingerprint": "\ud800"}
+    status, answer = post(server.url, json.dumps(payload(good, bad)).encode())
+    assert status == 400 and answer["error"].startswith("alerts[1].fingerprint is not valid Unicode text")
+    assert server.intake.pending() == 0 and not list(audit.events(state_dir))
+
+
+def test_serve_refuses_to_start_with_credentials_in_a_sink_url(state_dir: Path) -> None:
+    env = {**os.environ, "IT_SUPPORT_STATE_DIR": str(state_dir),
+           "IT_SUPPORT_WEBHOOK_URL": "https://ops:hunter2@hooks.example.com/in"}
+    done = subprocess.run([sys.executable, "-m", "graph.cli", "serve", "--port", str(free_port())], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "IT_SUPPORT_WEBHOOK_URL must not embed credentials" in done.stderr
+    assert "hunter2" not in done.stderr

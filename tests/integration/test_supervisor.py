@@ -1,4 +1,5 @@
-"""Restarts through a real supervisord: the PID changes once, a repeated idempotency key never restarts again."""
+"""Restarts through a real supervisord: the PID changes once, a repeated idempotency key never restarts again, and a
+stop that outlasts the RPC timeout is an unknown outcome that keeps its key."""
 
 from __future__ import annotations
 
@@ -12,18 +13,22 @@ import pytest
 
 from tests.conftest import write_fleet
 from tests.integration.services import Supervisord, supervisord
-from tools.backend import BackendError, open_infrastructure
+from tools.backend import BackendError, RestartOutcomeUnknown, open_infrastructure, perform_once
 from tools.sources import SupervisordSource
 from tools.supervisor import SupervisordRestarter
 
 SLEEPER = f'{sys.executable} -c "import time; time.sleep(1e6)"'
+# Takes 1.2 s to stop on SIGTERM: longer than the RPC timeout the test gives, shorter than stopwaitsecs.
+SLOW_TO_STOP = (f'{sys.executable} -c "import signal, sys, time; '
+                f'signal.signal(signal.SIGTERM, lambda *a: (time.sleep(1.2), sys.exit(0))); time.sleep(1e6)"')
 HOT = {"cpu_percent": 98.0, "memory_percent": 50.0, "status": "degraded"}
 HUNG_LOGS = ["2026-11-27T09:58:01Z ERROR worker pool exhausted: 200/200 threads busy, 1412 requests queued"]
 
 
 @pytest.fixture(scope="module")
 def sv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisord]:
-    with supervisord(tmp_path_factory.mktemp("supervisord"), {"worker": SLEEPER, "other": SLEEPER}) as running:
+    with supervisord(tmp_path_factory.mktemp("supervisord"), {"worker": SLEEPER, "other": SLEEPER,
+                                                                "slow-stop": SLOW_TO_STOP}) as running:
         yield running
 
 
@@ -94,3 +99,24 @@ def test_a_failed_restart_escalates_and_records_no_key(sv: Supervisord, runner: 
     assert "401" in result["escalation_reason"]
     keys = state_dir / "restart-keys.json"
     assert not keys.exists() or json.loads(keys.read_text())["keys"] == {}  # a retry may try again
+
+
+def test_a_stop_outlasting_the_timeout_is_an_unknown_outcome_the_process_is_started_once_and_the_key_kept(
+        sv: Supervisord, tmp_path: Path) -> None:
+    before = sv.info("slow-stop")["pid"]
+    source = SupervisordSource(url=sv.url, username=sv.username, password=sv.password, timeout_s=1.0)
+    keys = tmp_path / "restart-keys.json"
+    with pytest.raises(RestartOutcomeUnknown) as caught:
+        perform_once(keys, "slow-01", "slow-stop", "t:restart:slow-01",
+                     SupervisordRestarter(source, process="slow-stop").restart)
+    after = sv.info("slow-stop")
+    message = str(caught.value)
+    assert message.startswith("outcome unknown: supervisord did not answer stopProcess for slow-stop")
+    assert f"found STOPPED and started once: now RUNNING (PID {after['pid']})" in message
+    assert "restart.timeout_s (1 s) must exceed the program's stopwaitsecs" in message
+    assert after["statename"] == "RUNNING" and after["pid"] != before
+    assert json.loads(keys.read_text())["keys"]["t:restart:slow-01"]["status"] == "in_flight"
+    with pytest.raises(BackendError, match="did not finish"):
+        perform_once(keys, "slow-01", "slow-stop", "t:restart:slow-01",
+                     SupervisordRestarter(source, process="slow-stop").restart)
+    assert sv.info("slow-stop")["pid"] == after["pid"]

@@ -1,8 +1,10 @@
-"""Backends without real services: source validation, log tails, journald and systemd through stub binaries, routing."""
+"""Backends without real services: source validation, log tails, journald and systemd through stub binaries, routing,
+supervisord's lost answers through a fake proxy, and the prompt budget's last resort."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -11,17 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from graph.alerts import Alert, server_for, strip_port, thread_id
 from graph.matching import ServerIndex
+from graph.prompt_budget import PROMPT_BUDGET_TOKENS, fit_prompt
 from tests.conftest import write_fleet
-from tools.backend import BackendError, open_infrastructure, perform_once
+from tools import supervisor
+from tools.backend import BackendError, RestartOutcomeUnknown, open_infrastructure, perform_once
 from tools.fleet import FleetError, parse_fleet
+from tools.incident_tools import DECISION_TOOLS
 from tools.journald import JournaldLogs
 from tools.logfiles import MAX_TAIL_BYTES, FileLogs, fair_shares, tail_file, tail_rotated
-from tools.prometheus import _samples, render_queries
-from tools.sinks import configured_sinks, pagerduty_payload, slack_payload
+from tools.prometheus import _samples, auth_headers, query_timeout, render_queries
+from tools.sinks import configured_sinks, pagerduty_payload, redact_url, sink_problems, slack_payload
 from tools.sources import FileLogSource, JournaldSource, PrometheusSource, SupervisordSource, SystemdSource
+from tools.supervisor import SupervisordRestarter
 from tools.systemd import SystemdRestarter
 
 LINES = [f"2026-11-27T10:00:{index % 60:02d}Z INFO request {index} served" for index in range(10_000)]
@@ -62,11 +69,31 @@ def test_sources_parse_with_defaults_and_typed_settings() -> None:
      "unknown setting 'pasword'"),
     ({"health": "{cpu_percent: 1}", "restart": "systemd"}, "'restart' must be a mapping with a 'type'"),
     ({"logs": "{type: journald, unit: app}"}, "missing required field 'health'"),
+    ({"health": "{type: prometheus, url: 'http://ops:hunter2@prom:9090', instance: a}"},
+     "health.url must not embed credentials (user:password@host); set health.username and health.password_env"),
+    ({"health": "{cpu_percent: 1}", "restart": "{type: supervisord, url: 'http://ops:hunter2@h:9001/RPC2'}"},
+     "restart.url must not embed credentials"),
+    ({"health": "{cpu_percent: 1}", "restart": "{type: supervisord, url: 'unix://ops:hunter2@/run/s.sock'}"},
+     "restart.url must not embed credentials"),
 ])
 def test_bad_sources_are_fleet_errors_naming_the_server(fields: dict[str, str], problem: str) -> None:
     with pytest.raises(FleetError, match="server 'app-01'") as caught:
         parse_fleet(fleet_text(**fields))
     assert problem in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_prometheus_takes_basic_auth_from_settings_and_a_whole_millisecond_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = parse_fleet(fleet_text(health="{type: prometheus, url: 'http://p', instance: a, username: ops, "
+                                          "password_env: PROM_PW}"))
+    source = fleet.servers["app-01"].sources["health"]
+    assert isinstance(source, PrometheusSource)
+    monkeypatch.setenv("PROM_PW", "s3cret")
+    assert auth_headers(source) == {"Authorization": "Basic b3BzOnMzY3JldA=="}
+    assert auth_headers(PrometheusSource(url="http://p", instance="a")) == {}
+    assert [query_timeout(seconds) for seconds in (5, 2.5, 0.0001, 1e6)] == ["5000ms", "2500ms", "1ms",
+                                                                              "1000000000ms"]
 
 
 def test_prometheus_queries_default_to_node_exporter_and_quote_the_instance() -> None:
@@ -130,6 +157,36 @@ def test_rotation_reads_the_previous_file_when_the_current_one_is_short(tmp_path
     assert tail_rotated(current, 2) == LINES[48:50]
     rotated.unlink()
     assert tail_rotated(current, 2) is None
+
+
+def test_blank_lines_do_not_count_so_a_full_current_file_never_pulls_in_the_rotated_one(tmp_path: Path) -> None:
+    current, rotated = tmp_path / "app.log", tmp_path / "app.log.1"
+    current.write_text("".join(f"{line}\n\n  \n" for line in LINES[:3000]), encoding="utf-8")
+    rotated.write_text("2026-11-26T03:00:00Z ERROR java.lang.OutOfMemoryError: stale\n" * 50, encoding="utf-8")
+    assert tail_rotated(current, 1000) == LINES[2000:3000]
+    assert tail_file(current, 100, block_bytes=1000).lines == LINES[2900:3000]
+
+
+def test_a_current_file_cut_short_by_the_read_cap_never_pulls_in_the_rotated_one(tmp_path: Path) -> None:
+    current, rotated = tmp_path / "app.log", tmp_path / "app.log.1"
+    with current.open("wb") as handle:
+        handle.truncate(1 << 30)  # sparse: a gigabyte of NUL padding, then one line
+        handle.seek(1 << 30)
+        handle.write(b"2026-11-27T10:00:00Z INFO current\n")
+    rotated.write_text("2026-11-26T03:00:00Z ERROR stale\n" * 10, encoding="utf-8")
+    assert tail_rotated(current, 5) == ["2026-11-27T10:00:00Z INFO current"]
+
+
+def test_an_unreadable_file_among_several_is_skipped_with_a_note(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "a.log").write_text("a1\na2\n", encoding="utf-8")
+    (tmp_path / "unreadable.log").mkdir()  # reading it fails even as root
+    paths = (str(tmp_path / "unreadable.log"), str(tmp_path / "a.log"))
+    with caplog.at_level(logging.WARNING, logger="tools.logfiles"):
+        assert FileLogs(FileLogSource(paths)).logs(3) == ["a1", "a2"]
+    assert "unreadable.log is a directory" in caplog.text
+    with pytest.raises(BackendError, match="no readable log file .*unreadable.log is a directory"):
+        FileLogs(FileLogSource((paths[0], str(tmp_path / "absent.log")))).logs(3)
 
 
 def test_several_files_share_the_lines_and_missing_ones_are_skipped(tmp_path: Path) -> None:
@@ -265,6 +322,89 @@ def test_sink_payloads_and_configuration() -> None:
     names = [sink.name for sink in configured_sinks({"IT_SUPPORT_SLACK_WEBHOOK_URL": "http://s",
                                                      "IT_SUPPORT_PAGERDUTY_ROUTING_KEY": "k"})]
     assert names == ["slack", "pagerduty"]
+
+
+def test_sink_urls_with_credentials_or_no_scheme_are_refused_and_never_shown() -> None:
+    sinks = configured_sinks({"IT_SUPPORT_WEBHOOK_URL": "https://ops:hunter2@hooks.example.com/in",
+                              "IT_SUPPORT_SLACK_WEBHOOK_URL": "hooks.slack.com/services/T0/B0/SlackSecret"})
+    assert [sink.problem for sink in sinks] == [
+        "IT_SUPPORT_WEBHOOK_URL must not embed credentials (user:password@host); put the token in "
+        "IT_SUPPORT_WEBHOOK_TOKEN (sent as Authorization: Bearer)",
+        "IT_SUPPORT_SLACK_WEBHOOK_URL must be an http:// or https:// URL with a host"]
+    assert sink_problems({"IT_SUPPORT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/x"}) == []
+    assert redact_url("https://hooks.slack.com/services/T0/B0/SlackSecret?x=1") == "https://hooks.slack.com:443"
+    assert redact_url("http://[::1]:8080/p") == "http://[::1]:8080"
+
+
+def test_a_restart_whose_outcome_is_unknown_keeps_its_key_in_flight(tmp_path: Path) -> None:
+    keys = tmp_path / "restart-keys.json"
+    calls: list[str] = []
+
+    def lost() -> str:
+        calls.append("lost")
+        raise RestartOutcomeUnknown("outcome unknown: no answer after the stop was sent")
+
+    with pytest.raises(RestartOutcomeUnknown):
+        perform_once(keys, "app-01", "app", "k1", lost)
+    assert json.loads(keys.read_text())["keys"]["k1"]["status"] == "in_flight"
+    with pytest.raises(BackendError, match="did not finish \\(in_flight\\)"):
+        perform_once(keys, "app-01", "app", "k1", lambda: calls.append("again") or "done")
+    assert calls == ["lost"]
+
+
+class FakeSupervisor:
+    """supervisor.* over a fake proxy: stopProcess times out; the states getProcessInfo reports are scripted."""
+
+    def __init__(self, states: list[tuple[str, int]]) -> None:
+        self.states = states
+        self.calls: list[str] = []
+        self.supervisor = self
+
+    def getProcessInfo(self, name: str) -> dict[str, Any]:
+        self.calls.append("getProcessInfo")
+        state, pid = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return {"statename": state, "pid": pid}
+
+    def stopProcess(self, name: str, wait: bool) -> bool:
+        self.calls.append("stopProcess")
+        raise TimeoutError("timed out")
+
+    def startProcess(self, name: str, wait: bool) -> bool:
+        self.calls.append("startProcess")
+        return True
+
+
+@pytest.mark.parametrize(("states", "found", "starts"), [
+    ([("RUNNING", 10), ("STOPPED", 0), ("RUNNING", 11)], "found STOPPED and started once: now RUNNING (PID 11)", 1),
+    ([("RUNNING", 10), ("STOPPING", 10)], "it is STOPPING (PID 10), so it was not started again", 0),
+])
+def test_supervisord_silent_after_the_stop_is_an_unknown_outcome(
+        monkeypatch: pytest.MonkeyPatch, states: list[tuple[str, int]], found: str, starts: int) -> None:
+    fake = FakeSupervisor(states)
+    monkeypatch.setattr(supervisor, "server_proxy", lambda source: fake)
+    monkeypatch.setattr(supervisor, "POLL_S", 0.01)
+    source = SupervisordSource(url="http://127.0.0.1:9/RPC2", timeout_s=0.05)
+    with pytest.raises(RestartOutcomeUnknown) as caught:
+        SupervisordRestarter(source, process="app").restart()
+    message = str(caught.value)
+    assert message.startswith("outcome unknown: supervisord did not answer stopProcess for app after the stop")
+    assert found in message and "must exceed the program's stopwaitsecs" in message
+    assert fake.calls.count("startProcess") == starts
+
+
+def test_when_nothing_else_can_be_cut_the_brief_incident_text_is() -> None:
+    text = ("payment-server-01 " + "支付服务器非常慢并且超时" * 400)[:4000]
+    brief = HumanMessage(content=json.dumps({"incident": text, "server_id": "payment-server-01"},
+                                            ensure_ascii=False))
+    call = {"name": "get_server_health", "args": {"server_id": "payment-server-01"}, "id": "h1",
+            "type": "tool_call"}
+    messages = [brief, AIMessage(content="", tool_calls=[call]),
+                ToolMessage(content='{"status": "success"}', tool_call_id="h1", name="get_server_health"),
+                AIMessage(content="CPU高，日志显示连接池耗尽。" * 30)]
+    prompt = fit_prompt("system " * 2000, messages, DECISION_TOOLS)
+    assert prompt.cut and prompt.estimated_tokens <= PROMPT_BUDGET_TOKENS
+    kept = json.loads(str(prompt.messages[0].content))
+    assert kept["server_id"] == "payment-server-01" and kept["incident"].startswith("payment-server-01 支付")
 
 
 def test_a_restart_interrupted_mid_flight_is_never_repeated(tmp_path: Path) -> None:
