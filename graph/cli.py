@@ -23,6 +23,7 @@ from graph.trace import result_object, trace_lines
 from tools import audit
 from tools.fleet import FleetError, load_fleet
 from tools.outbox import TicketDesk
+from tools.sinks import sink_problems
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -52,6 +53,9 @@ def _context(args: argparse.Namespace) -> Context:
             load_chat_model(context)
     except (FleetError, PolicyFileError, ModelConfigError) as exc:
         raise CliError(str(exc)) from None
+    problems = sink_problems()
+    if problems:
+        raise CliError(problems[0])
     return context
 
 

@@ -8,6 +8,10 @@ from collections.abc import Sequence
 from tools.backend import BackendError
 
 
+class CommandTimeout(BackendError):
+    """The command was started but did not finish in time: whatever it does may still be happening."""
+
+
 def run_command(command: Sequence[str], label: str, timeout_s: float, missing: str) -> bytes:
     """The command's stdout; BackendError naming `label` when it is missing, slow or fails."""
     try:
@@ -15,7 +19,7 @@ def run_command(command: Sequence[str], label: str, timeout_s: float, missing: s
     except FileNotFoundError:
         raise BackendError(missing) from None
     except subprocess.TimeoutExpired:
-        raise BackendError(f"{label} timed out after {timeout_s:g}s") from None
+        raise CommandTimeout(f"{label} timed out after {timeout_s:g}s") from None
     except OSError as exc:
         raise BackendError(f"cannot run {command[0]}: {exc.strerror or exc}") from None
     if done.returncode != 0:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tools.backend import BackendError
-from tools.commands import run_command
+from tools.backend import BackendError, RestartOutcomeUnknown
+from tools.commands import CommandTimeout, run_command
 from tools.sources import SystemdSource
 
 SYSTEMCTL = "systemctl"
@@ -19,8 +19,12 @@ class SystemdRestarter:
 
     def restart(self) -> str:
         before = self._show()
-        self._systemctl("restart", self._unit)
-        after = self._show()
+        try:
+            self._systemctl("restart", self._unit)
+            after = self._show()
+        except CommandTimeout as exc:
+            raise RestartOutcomeUnknown(f"outcome unknown: {exc}; the unit may be restarting, stopped or running "
+                                        "(check `systemctl status`)") from None
         if after.get("ActiveState") != "active":
             raise BackendError(f"unit {self._unit} is {after.get('ActiveState', 'unknown')} "
                                f"({after.get('SubState', '?')}) after the restart")

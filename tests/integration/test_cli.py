@@ -161,3 +161,11 @@ def test_interactive_terminal_asks_and_applies_the_answer(state_dir: Path) -> No
     assert "outcome: escalate" in done.stdout
     assert "operator rejected the restart: not during the sale" in done.stdout
     assert not (state_dir / "fleet-state.json").exists()
+
+
+def test_a_misconfigured_sink_stops_the_cli_before_anything_runs(state_dir: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("IT_SUPPORT_SLACK_WEBHOOK_URL", "https://user:secret@hooks.example/services/T0/B0/XYZ")
+    done = cli(state_dir, "run", "payment-server-01 is slow")
+    assert done.returncode == 2 and done.stderr.startswith("error: ")
+    assert "IT_SUPPORT_SLACK_WEBHOOK_URL" in done.stderr and "secret" not in done.stderr
+    assert not (state_dir / "fleet-state.json").exists()

@@ -254,6 +254,14 @@ def test_systemd_restart_is_verified_by_a_new_main_pid(tmp_path: Path, monkeypat
         SystemdRestarter(SystemdSource(), unit="broken.service").restart()
 
 
+def test_a_systemctl_restart_that_times_out_is_an_unknown_outcome(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    stub(tmp_path, "systemctl", 'if [ "$1" = restart ]; then sleep 5; fi\necho ActiveState=active; echo MainPID=7\n',
+         monkeypatch)
+    with pytest.raises(RestartOutcomeUnknown, match="outcome unknown: systemctl restart app.service timed out"):
+        SystemdRestarter(SystemdSource(timeout_s=0.5), unit="app.service").restart()
+
+
 # --- routing and exactly-once restarts ---
 
 def test_restart_keys_are_recorded_only_after_success(tmp_path: Path) -> None:
