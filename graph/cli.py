@@ -350,4 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, so `python -m graph.cli` shares one CliError class with graph.serve.
+    from graph.cli import main as module_main
+
+    sys.exit(module_main())

@@ -42,7 +42,6 @@ from tools import audit
 from tools.backend import open_infrastructure
 from tools.fleet import Fleet
 from tools.outbox import TicketDesk
-from tools.sinks import sink_problems
 
 ALERTS_PATH = "/alerts"
 HEALTH_PATH = "/healthz"
@@ -348,14 +347,9 @@ def serving(context: Context, host: str = "127.0.0.1", port: int = 0,
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from graph.cli import EXIT_OK, EXIT_USAGE, _context
+    from graph.cli import EXIT_OK, _context
 
-    context = _context(args)
-    problems = sink_problems()
-    if problems:
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+    context = _context(args)  # refuses a bad fleet, policy, model or sink configuration with a one-line error
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
