@@ -127,7 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     context = _context(args)
     thread_id = args.thread_id or new_thread_id()
     interactive = not args.json and not args.no_input and sys.stdin.isatty() and args.incident != "-"
-    context.interactive = interactive or context.interactive
+    if context.interactive == "auto":
+        context.interactive = "always" if interactive else "never"
     return _drive(_compiled(context), {"incident": incident}, context, thread_id, args.json, interactive)
 
 
@@ -152,6 +153,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if not args.server:
             raise CliError(f"thread {args.thread_id} asks which server the incident is about: pass --server ID")
         answer: dict[str, Any] = {"server_id": args.server}
+        context.interactive = "always"  # the question was asked; the resumed node must take the answer
     else:
         if args.approve == args.reject:
             raise CliError("say either --approve or --reject")

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Literal
 
 Autonomy = Literal["auto", "approve", "dry-run"]
+Interactive = Literal["auto", "always", "never"]
+INTERACTIVE_MODES: tuple[Interactive, ...] = ("auto", "always", "never")
 AUTONOMY_MODES: tuple[Autonomy, ...] = ("auto", "approve", "dry-run")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_FLEET = PROJECT_ROOT / "scenarios" / "demo-fleet.yaml"
@@ -47,8 +49,9 @@ class Context:
     policy_file: str = field(default="")
     """Optional YAML restart policy (cooldowns, fleet limits); empty means safe defaults."""
 
-    interactive: bool = field(default=False)
-    """Ask the operator (via interrupt) when the incident names no known server."""
+    interactive: Interactive = field(default="auto")
+    """Ask the operator (interrupt) which server an incident is about when it names none: 'auto' asks when a person
+    is there (LangGraph Studio or the API server; the CLI in a terminal), 'always', or 'never' (escalate)."""
 
     max_diagnose_rounds: int = field(default=4)
     """How many times the model may call diagnosis tools before deciding."""
@@ -63,9 +66,11 @@ class Context:
         for item in fields(self):
             variable = _ENVIRONMENT.get(item.name)
             if variable and getattr(self, item.name) == item.default and os.environ.get(variable):
-                value = os.environ[variable].strip()
-                setattr(self, item.name, value.lower() in ("1", "true", "yes") if item.type in (bool, "bool")
-                        else value)
+                setattr(self, item.name, os.environ[variable].strip())
+        legacy = {"true": "always", "1": "always", "yes": "always", "false": "never", "0": "never", "no": "never"}
+        self.interactive = legacy.get(str(self.interactive).lower(), self.interactive)  # type: ignore[assignment]
+        if self.interactive not in INTERACTIVE_MODES:
+            raise ValueError(f"interactive must be one of {', '.join(INTERACTIVE_MODES)}, not {self.interactive!r}")
         if self.autonomy not in AUTONOMY_MODES:
             raise ValueError(f"autonomy must be one of {', '.join(AUTONOMY_MODES)}, not {self.autonomy!r}")
 

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from langchain_core.messages import HumanMessage, RemoveMessage
+from langgraph.config import get_config
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
@@ -57,6 +58,16 @@ def clean_text(raw: object) -> str:
     return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ").strip()
 
 
+def asks_operator(context: Context) -> bool:
+    """Whether a person can answer a question now: 'always', or 'auto' under the LangGraph API server (Studio)."""
+    if context.interactive != "auto":
+        return context.interactive == "always"
+    try:
+        return bool(get_config().get("configurable", {}).get("graph_id"))
+    except RuntimeError:
+        return False
+
+
 def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Match the incident against the fleet; ask the operator when interactive and nothing matches."""
     text = clean_text(state.get("incident"))
@@ -74,7 +85,7 @@ def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
     server_id = mentioned[0] if mentioned else None
     if len(mentioned) > 1:
         notes.append(f"incident names several servers ({', '.join(mentioned[:5])}); handling {server_id}")
-    if server_id is None and runtime.context.interactive and text:
+    if server_id is None and asks_operator(runtime.context) and text:
         candidates = sorted(infra.fleet.servers)[:MAX_CANDIDATES]
         answer = interrupt({"type": "choose_server", "thread_id": current_thread_id(), "incident": text,
                             "candidates": candidates,

@@ -33,7 +33,7 @@ def test_unreadable_approval_answer_counts_as_rejection(runner: Any, state_dir: 
 
 
 def test_interactive_run_asks_which_server_and_continues_with_the_choice(runner: Any) -> None:
-    agent = runner(interactive=True)
+    agent = runner(interactive="always")
     config = agent.config("t-choose")
     paused = agent.app.invoke({"incident": "the search box stopped indexing"}, config, context=agent.context)
     request = paused["__interrupt__"][0].value
@@ -45,7 +45,7 @@ def test_interactive_run_asks_which_server_and_continues_with_the_choice(runner:
 
 
 def test_interactive_choice_of_an_unknown_server_is_escalated(runner: Any) -> None:
-    agent = runner(interactive=True)
+    agent = runner(interactive="always")
     config = agent.config("t-choose-bad")
     agent.app.invoke({"incident": "something is off"}, config, context=agent.context)
     done = agent.app.invoke(Command(resume={"server_id": "../../etc/passwd"}), config, context=agent.context)

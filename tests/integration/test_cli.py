@@ -169,3 +169,15 @@ def test_a_misconfigured_sink_stops_the_cli_before_anything_runs(state_dir: Path
     assert done.returncode == 2 and done.stderr.startswith("error: ")
     assert "IT_SUPPORT_SLACK_WEBHOOK_URL" in done.stderr and "secret" not in done.stderr
     assert not (state_dir / "fleet-state.json").exists()
+
+
+def test_which_server_question_answered_from_another_process(state_dir: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("IT_SUPPORT_INTERACTIVE", "always")
+    code, waiting = run_json(state_dir, "the indexer box stopped indexing")
+    assert code == 3 and waiting["request"]["type"] == "choose_server"
+    assert "search-index-09" in waiting["request"]["candidates"]
+    done = cli(state_dir, "resume", waiting["thread_id"], "--server", "search-index-09", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["server_id"] == "search-index-09" and result["outcome"] == "escalate"
+    assert "operator chose server search-index-09" in result["notes"]

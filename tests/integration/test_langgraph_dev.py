@@ -87,3 +87,16 @@ def test_approve_over_the_api_restarts_and_reject_escalates(dev_server: str, tmp
     assert final["ticket"]["operator_comment"] == "change freeze"
     assert not final.get("restart")
     sys.stderr.write(f"two approval round trips over the API in {time.monotonic() - started:.2f}s\n")
+
+
+def test_studio_asks_which_server_when_the_incident_names_none(dev_server: str, tmp_path: Path) -> None:
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=dev_server)
+    context = {"state_dir": str(tmp_path / "state")}
+    thread = client.threads.create()["thread_id"]
+    _run(client, thread, context, input={"incident": "the search box stopped indexing"})
+    request = client.threads.get_state(thread)["interrupts"][0]["value"]
+    assert request["type"] == "choose_server" and "search-index-09" in request["candidates"]
+    final = _run(client, thread, context, command={"resume": {"server_id": "search-index-09"}})
+    assert final["server_id"] == "search-index-09" and final["outcome"] == "escalate"
