@@ -12,6 +12,7 @@ import yaml
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graph.builder import builder
@@ -54,10 +55,10 @@ class IncidentRunner:
         self.context = Context(fleet_file=str(fleet), state_dir=str(state_dir), **context)
 
     def run(self, incident: str, thread_id: str | None = None) -> dict[str, Any]:
-        config = {"configurable": {"thread_id": thread_id or uuid.uuid4().hex}}
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id or uuid.uuid4().hex}}
         return dict(self.app.invoke({"incident": incident}, config, context=self.context))
 
-    def config(self, thread_id: str) -> dict[str, Any]:
+    def config(self, thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}}
 
 

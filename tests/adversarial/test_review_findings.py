@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
@@ -151,7 +152,7 @@ def test_a_nan_cooldown_is_rejected(tmp_path: Path) -> None:
 
 def test_an_approval_resumed_under_another_state_dir_is_refused(tmp_path: Path) -> None:
     app = builder.compile(checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "t-moved"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "t-moved"}}
     first = Context(state_dir=str(tmp_path / "a"), autonomy="approve")
     app.invoke({"incident": "payment-server-01 is slow"}, config, context=first)
     moved = Context(state_dir=str(tmp_path / "b"), autonomy="approve")

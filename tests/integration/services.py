@@ -152,7 +152,8 @@ class Supervisord:
         return xmlrpc.client.ServerProxy(f"http://{self.username}:{self.password}@{host}")
 
     def info(self, program: str) -> dict[str, Any]:
-        return dict(self.client().supervisor.getProcessInfo(program))
+        info: dict[str, Any] = self.client().supervisor.getProcessInfo(program)  # type: ignore[assignment]
+        return dict(info)
 
 
 @contextlib.contextmanager

@@ -55,6 +55,7 @@ def test_studio_graph_exposes_its_configuration(dev_server: str) -> None:
     client = get_sync_client(url=dev_server)
     assistant = client.assistants.search(graph_id="it-support-agent")[0]
     schemas = client.assistants.get_schemas(assistant["assistant_id"])
+    assert schemas["context_schema"] is not None
     fields = set(schemas["context_schema"]["properties"])
     assert {"model", "autonomy", "fleet_file", "state_dir", "interactive"} <= fields
 

@@ -62,7 +62,7 @@ class NodeEmulator:
 def exporter() -> Iterator[tuple[NodeEmulator, str]]:
     registry = CollectorRegistry()
     emulator = NodeEmulator()
-    registry.register(emulator)  # type: ignore[arg-type]
+    registry.register(emulator)
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     yield emulator, f"127.0.0.1:{port}"

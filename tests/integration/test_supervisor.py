@@ -86,7 +86,8 @@ def test_restart_over_the_unix_socket(sv: Supervisord) -> None:
     ({"process": "no-such-program"}, "supervisord has no process named 'no-such-program'"),
 ])
 def test_refused_restarts_are_backend_errors(sv: Supervisord, settings: dict[str, str], problem: str) -> None:
-    source = SupervisordSource(**{"url": sv.url, "username": sv.username, "password": sv.password, **settings})
+    source = SupervisordSource(**{"url": sv.url, "username": sv.username, "password": sv.password,  # type: ignore[arg-type]
+                                  **settings})
     with pytest.raises(BackendError, match=problem.replace("(", r"\(").replace(")", r"\)")):
         SupervisordRestarter(source, process=source.process or "worker").restart()
 

@@ -264,6 +264,12 @@ def test_a_systemctl_restart_that_times_out_is_an_unknown_outcome(tmp_path: Path
 
 # --- routing and exactly-once restarts ---
 
+def _record(calls: list[str], name: str) -> str:
+    """A fake restart action: note that it ran, report done."""
+    calls.append(name)
+    return "done"
+
+
 def test_restart_keys_are_recorded_only_after_success(tmp_path: Path) -> None:
     keys = tmp_path / "restart-keys.json"
     calls: list[str] = []
@@ -274,8 +280,8 @@ def test_restart_keys_are_recorded_only_after_success(tmp_path: Path) -> None:
 
     with pytest.raises(BackendError):
         perform_once(keys, "app-01", "app", "k1", failing)
-    first = perform_once(keys, "app-01", "app", "k1", lambda: calls.append("ok") or "done")
-    second = perform_once(keys, "app-01", "app", "k1", lambda: calls.append("again") or "done")
+    first = perform_once(keys, "app-01", "app", "k1", lambda: _record(calls, "ok"))
+    second = perform_once(keys, "app-01", "app", "k1", lambda: _record(calls, "again"))
     assert calls == ["failing", "ok"]
     assert first.performed and not first.already_done
     assert second.already_done and not second.performed
@@ -356,7 +362,7 @@ def test_a_restart_whose_outcome_is_unknown_keeps_its_key_in_flight(tmp_path: Pa
         perform_once(keys, "app-01", "app", "k1", lost)
     assert json.loads(keys.read_text())["keys"]["k1"]["status"] == "in_flight"
     with pytest.raises(BackendError, match="did not finish \\(in_flight\\)"):
-        perform_once(keys, "app-01", "app", "k1", lambda: calls.append("again") or "done")
+        perform_once(keys, "app-01", "app", "k1", lambda: _record(calls, "again"))
     assert calls == ["lost"]
 
 
@@ -421,5 +427,5 @@ def test_a_restart_interrupted_mid_flight_is_never_repeated(tmp_path: Path) -> N
                                                 "status": "in_flight"}}}))
     calls: list[str] = []
     with pytest.raises(BackendError, match="did not finish"):
-        perform_once(keys, "app-01", "app", "k9", lambda: calls.append("restart") or "done")
+        perform_once(keys, "app-01", "app", "k9", lambda: _record(calls, "restart"))
     assert calls == []
