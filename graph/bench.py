@@ -17,6 +17,7 @@ import yaml
 
 from graph.checkpoints import CHECKPOINT_FILE, open_checkpointer
 from graph.context import DEMO_FLEET, Context
+from graph.evaluation import percentile
 
 SEED_INCIDENTS = ("The payment-server-01 is extremely slow and timing out.",
                   "search-index-09 is failing to index new documents")
@@ -32,11 +33,6 @@ def rss_mib() -> float:
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def percentile(values: Sequence[float], percent: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(percent / 100 * (len(ordered) - 1))))]
 
 
 class Bench:

@@ -21,7 +21,8 @@ from graph.policy import PolicyFileError, load_policy
 from graph.serve import add_serve_command
 from graph.trace import result_object, trace_lines
 from tools import audit
-from tools.fleet import FleetError, load_fleet
+from tools.backend import open_infrastructure
+from tools.fleet import FleetError
 from tools.outbox import TicketDesk
 from tools.sinks import sink_problems
 
@@ -47,7 +48,7 @@ def _context(args: argparse.Namespace) -> Context:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
-        load_fleet(context.fleet_path)
+        open_infrastructure(context.fleet_path, context.state_path)  # parsed once, reused by the graph
         load_policy(context.policy_file)
         if not is_offline(context.model):
             load_chat_model(context)

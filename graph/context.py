@@ -74,6 +74,10 @@ class Context:
         if self.autonomy not in AUTONOMY_MODES:
             raise ValueError(f"autonomy must be one of {', '.join(AUTONOMY_MODES)}, not {self.autonomy!r}")
 
+    def settings(self) -> dict[str, str]:
+        """The configuration an incident is decided under; a restart refuses to run under a different one."""
+        return {"fleet": self.fleet_path, "state_dir": self.state_path, "policy_file": self.policy_file}
+
     @property
     def fleet_path(self) -> str:
         return str(Path(self.fleet_file).expanduser()) if self.fleet_file else str(DEMO_FLEET)

@@ -172,7 +172,7 @@ def score(scenario: Scenario, values: Mapping[str, Any], latency_ms: float, erro
 def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
     """Totals over a run: accuracy, unsafe restarts, missed restarts, noise, wrong server, costs, latency."""
     count = len(results) or 1
-    latencies = sorted(result.latency_ms for result in results) or [0.0]
+    latencies = [result.latency_ms for result in results]
     return {
         "scenarios": len(results),
         "correct": sum(result.ok for result in results),
@@ -185,14 +185,17 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
         "mean_tool_calls": round(statistics.fmean(result.tool_calls for result in results), 2) if results else 0,
         "model_calls": sum(result.model_calls for result in results),
         "tokens": sum(result.tokens for result in results),
-        "latency_p50_ms": round(_percentile(latencies, 50), 2),
-        "latency_p95_ms": round(_percentile(latencies, 95), 2),
+        "latency_p50_ms": round(percentile(latencies, 50), 2),
+        "latency_p95_ms": round(percentile(latencies, 95), 2),
     }
 
 
-def _percentile(ordered: Sequence[float], percent: float) -> float:
-    index = min(len(ordered) - 1, max(0, round(percent / 100 * (len(ordered) - 1))))
-    return ordered[index]
+def percentile(values: Sequence[float], percent: float) -> float:
+    """The nearest-rank percentile of some values (0.0 for none)."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, round(percent / 100 * (len(ordered) - 1))))]
 
 
 def table(results: Iterable[CaseResult]) -> list[str]:

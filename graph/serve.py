@@ -37,11 +37,10 @@ from graph.checkpoints import open_checkpointer
 from graph.context import Context
 from graph.matching import ServerIndex
 from graph.state import IncidentInput
-from nodes.escalate import ticket_id
+from nodes.escalate import file_ticket, new_ticket
 from tools import audit
 from tools.backend import open_infrastructure
 from tools.fleet import Fleet
-from tools.outbox import TicketDesk
 
 ALERTS_PATH = "/alerts"
 HEALTH_PATH = "/healthz"
@@ -223,18 +222,12 @@ class AlertIntake:
 
     def _fallback_ticket(self, task: IncidentTask, exc: Exception) -> None:
         """A run that crashed still reaches a human: the alert as received, and why the agent could not handle it."""
-        incident_id = f"{task.thread_id}:intake-failure"
-        ticket: dict[str, Any] = {
-            "id": ticket_id(incident_id), "dedup_key": ticket_id(incident_id), "thread_id": task.thread_id,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "server_id": task.server_id,
-            "severity": "high", "reason": f"the agent failed while handling this alert: {type(exc).__name__}",
-            "summary": f"alert {task.alertname} could not be diagnosed automatically; please look",
-            "incident": task.incident.encode("utf-8", "replace").decode("utf-8")[:500],
-            "evidence": {}, "actions_taken": [], "restart": None, "operator_comment": None, "model": None,
-        }
-        delivery = TicketDesk(self._context.state_path).deliver(ticket)
-        audit.record(self._context.state_path, task.thread_id, "escalation", ticket_id=ticket["id"],
-                     reason=ticket["reason"], delivery=delivery["status"])
+        ticket = new_ticket(
+            f"{task.thread_id}:intake-failure", task.thread_id, server_id=task.server_id, severity="high",
+            reason=f"the agent failed while handling this alert: {type(exc).__name__}",
+            summary=f"alert {task.alertname} could not be diagnosed automatically; please look",
+            incident=task.incident)
+        file_ticket(self._context.state_path, ticket)
 
 
 class AlertServer(ThreadingHTTPServer):

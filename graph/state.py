@@ -36,7 +36,6 @@ class IncidentState(TypedDict, total=False):
     notes: Annotated[list[str], extend_or_reset]
     server_id: str | None
     symptom: str
-    candidates: list[str]
     messages: Annotated[list[AnyMessage], add_messages]
     diagnose_rounds: int
     health: dict[str, Any] | None

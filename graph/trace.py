@@ -10,18 +10,13 @@ from langchain_core.messages import AIMessage, ToolMessage
 
 from graph.usage import describe_usage
 from nodes.common import health_figures
+from tools.results import tool_result
 
 WIDTH = 13
 
 
 def _tool_result(message: ToolMessage) -> dict[str, Any]:
-    if isinstance(message.artifact, dict):
-        return message.artifact
-    try:
-        parsed = json.loads(message.content) if isinstance(message.content, str) else {}
-    except json.JSONDecodeError:
-        parsed = {}
-    return parsed if isinstance(parsed, dict) else {}
+    return tool_result(message) or {}
 
 
 def describe_tool_result(message: ToolMessage) -> str:

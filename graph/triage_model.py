@@ -15,6 +15,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
 from graph.signals import diagnose
+from tools.results import tool_result
 
 OFFLINE_MODEL_NAME = "offline triage model"
 
@@ -36,13 +37,7 @@ def latest_tool_result(messages: Sequence[BaseMessage], tool_name: str) -> dict[
     """The newest result of a tool in the conversation (the full artifact when present)."""
     for message in reversed(messages):
         if isinstance(message, ToolMessage) and message.name == tool_name:
-            if isinstance(message.artifact, dict):
-                return message.artifact
-            try:
-                parsed = json.loads(message.content) if isinstance(message.content, str) else None
-            except json.JSONDecodeError:
-                return None
-            return parsed if isinstance(parsed, dict) else None
+            return tool_result(message)
     return None
 
 

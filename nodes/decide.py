@@ -32,7 +32,7 @@ def decide(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     update: dict[str, Any] = {"health": health, "diagnosis": finding.to_dict(), "notes": notes,
                               "model": model_label(context)}
     if state.get("model_error"):
-        update["decision"] = _escalation(f"model unavailable: {state['model_error']}", context)
+        update["decision"] = _escalation(f"model unavailable: {state['model_error']}")
     else:
         update.update(_ask_model(state, context, finding))
     decision = update["decision"]
@@ -49,7 +49,7 @@ def _ask_model(state: IncidentState, context: Context, finding: Diagnosis) -> di
     turn = take_turn("decide", lambda: load_chat_model(context).bind_tools(DECISION_TOOLS, tool_choice="any"),
                      system, state.get("messages", []), DECISION_TOOLS)
     if turn.response is None:
-        return {"usage": turn.usage, "decision": _escalation(f"model unavailable: {turn.error}", context)}
+        return {"usage": turn.usage, "decision": _escalation(f"model unavailable: {turn.error}")}
     response = turn.response
     return {"usage": turn.usage, "decision": read_decision(response, state.get("server_id"), context),
             "messages": [response, *[ToolMessage(content="decision recorded", tool_call_id=call["id"] or "",
@@ -62,18 +62,18 @@ def read_decision(response: AIMessage, server_id: str | None, context: Context) 
     if response.response_metadata.get("finish_reason") == "length":
         # checked first: a streamed answer's arguments are parsed leniently, so a cut-off call can look complete
         return _escalation("the model's answer was cut short (completion token limit); its tool call is "
-                           "incomplete", context)
+                           "incomplete")
     if response.invalid_tool_calls:
-        return _escalation("the model's tool call was malformed (arguments were not valid JSON)", context)
+        return _escalation("the model's tool call was malformed (arguments were not valid JSON)")
     if not calls:
-        return _escalation("the model made no decision (no tool call)", context)
+        return _escalation("the model made no decision (no tool call)")
     unknown = [call["name"] for call in calls if call["name"] not in _ACTIONS]
     if unknown:
         shown_name = clean_line(unknown[0])[:60]
-        return _escalation(f"the model called a tool it was not offered: {shown_name}", context)
+        return _escalation(f"the model called a tool it was not offered: {shown_name}")
     actions = {_ACTIONS[call["name"]] for call in calls}
     if len(actions) > 1:
-        return _escalation("the model asked for conflicting decisions", context)
+        return _escalation("the model asked for conflicting decisions")
     call = calls[0]
     action = _ACTIONS[call["name"]]
     args = call.get("args") or {}
@@ -81,8 +81,7 @@ def read_decision(response: AIMessage, server_id: str | None, context: Context) 
         requested = args.get("server_id")
         if not isinstance(requested, str) or _resolve(requested, context) != server_id or server_id is None:
             shown = clean_line(str(requested))[:80]
-            return _escalation(f"the model asked to restart {shown!r}, not the incident's server {server_id}",
-                               context)
+            return _escalation(f"the model asked to restart {shown!r}, not the incident's server {server_id}")
         return {"action": "restart", "server_id": server_id, "tool": call["name"], "by": model_label(context),
                 "reason": "the model chose a restart"}
     text_field = "summary" if action == "escalate" else "reason"
@@ -98,7 +97,7 @@ def _reading(finding: Diagnosis) -> str:
     return f"{finding.category.value} ({verdict}). {finding.reason}"
 
 
-def _escalation(reason: str, context: Context) -> dict[str, Any]:
+def _escalation(reason: str) -> dict[str, Any]:
     return {"action": "escalate", "tool": None, "by": "agent", "reason": reason, "problem": reason}
 
 

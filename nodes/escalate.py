@@ -14,6 +14,7 @@ from graph.state import IncidentState
 from nodes.common import current_thread_id, health_figures
 from tools import audit
 from tools.outbox import TicketDesk
+from tools.results import tool_result
 
 _CRITICAL = {"security_event", "hardware_fault"}
 _HIGH = {"dependency_failure", "disk_full", "config_error"}
@@ -48,11 +49,32 @@ def tool_errors(state: IncidentState) -> list[str]:
     """What the read-only tools could not get (e.g. 'health unavailable: Prometheus unreachable')."""
     errors: list[str] = []
     for message in state.get("messages", []):
-        if isinstance(message, ToolMessage) and isinstance(message.artifact, dict):
-            error = message.artifact.get("error")
-            if message.artifact.get("status") != "success" and error and error not in errors:
-                errors.append(f"{message.name}: {error}")
+        result = tool_result(message) if isinstance(message, ToolMessage) else None
+        if result and result.get("status") != "success" and result.get("error"):
+            line = f"{message.name}: {result['error']}"
+            if line not in errors:
+                errors.append(line)
     return errors[:5]
+
+
+def new_ticket(incident_id: str, thread_id: str, *, server_id: str | None, severity: str, reason: str,
+               summary: str, incident: str, **details: Any) -> dict[str, Any]:
+    """A ticket: stable id and dedup key per incident, when, where, why, and whatever else the caller knows."""
+    return {
+        "id": ticket_id(incident_id), "dedup_key": ticket_id(incident_id), "thread_id": thread_id,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "server_id": server_id,
+        "severity": severity, "reason": reason, "summary": summary,
+        "incident": incident.encode("utf-8", "replace").decode("utf-8")[:500],
+        "evidence": {}, "actions_taken": [], "restart": None, "operator_comment": None, "model": None, **details,
+    }
+
+
+def file_ticket(state_dir: str, ticket: dict[str, Any]) -> dict[str, Any]:
+    """Deliver a ticket (or spool it) and record the escalation in the audit trail; the delivery report."""
+    delivery = TicketDesk(state_dir).deliver(ticket)
+    audit.record(state_dir, ticket["thread_id"], "escalation", ticket_id=ticket["id"], reason=ticket["reason"],
+                 delivery=delivery["status"])
+    return delivery
 
 
 def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -64,32 +86,22 @@ def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     reason = escalation_reason(state)
     summary = decision.get("reason") if decision.get("action") == "escalate" and not decision.get("problem") else (
         diagnosis.get("reason") or reason)
-    incident_id = state.get("incident_id") or thread_id
-    ticket = {
-        "id": ticket_id(incident_id),
-        "dedup_key": ticket_id(incident_id),
-        "thread_id": thread_id,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "server_id": state.get("server_id"),
-        "severity": severity(state),
-        "reason": reason,
-        "summary": summary,
-        "incident": (state.get("incident") or "")[:500],
-        "evidence": {
+    ticket = new_ticket(
+        state.get("incident_id") or thread_id, thread_id, server_id=state.get("server_id"),
+        severity=severity(state), reason=reason, summary=str(summary or reason), incident=state.get("incident") or "",
+        evidence={
             "health": state.get("health"),
             "health_summary": health_figures(state.get("health")),
             "category": diagnosis.get("category"),
             "log_lines": list(diagnosis.get("evidence", [])),
             "tool_errors": tool_errors(state),
         },
-        "actions_taken": [action for action in state.get("actions", []) if action.get("action") != "escalate"],
-        "restart": state.get("restart"),
-        "operator_comment": (state.get("approval") or {}).get("comment"),
-        "model": state.get("model"),
-    }
-    delivery = TicketDesk(context.state_path).deliver(ticket)
-    audit.record(context.state_path, thread_id, "escalation", ticket_id=ticket["id"], reason=reason,
-                 delivery=delivery["status"])
+        actions_taken=[action for action in state.get("actions", []) if action.get("action") != "escalate"],
+        restart=state.get("restart"),
+        operator_comment=(state.get("approval") or {}).get("comment"),
+        model=state.get("model"),
+    )
+    delivery = file_ticket(context.state_path, ticket)
     return {
         "ticket": {**ticket, "delivery": delivery},
         "outcome": "escalate",

@@ -43,13 +43,8 @@ def classify_symptom(text: str) -> str:
 FRESH_INCIDENT: dict[str, Any] = {
     "actions": {"replace": []}, "usage": {"reset": True}, "diagnose_rounds": 0, "health": None, "diagnosis": {},
     "decision": {}, "policy": {}, "approval": {}, "restart": {}, "ticket": None, "escalation_reason": "",
-    "outcome": None, "would_restart": False, "summary": "", "model_error": "", "candidates": [],
+    "outcome": None, "would_restart": False, "summary": "", "model_error": ""
 }
-
-
-def settings_of(context: Context) -> dict[str, str]:
-    """The configuration an incident was decided under; a restart refuses to run under a different one."""
-    return {"fleet": context.fleet_path, "state_dir": context.state_path, "policy_file": context.policy_file}
 
 
 def clean_text(raw: object) -> str:
@@ -100,7 +95,7 @@ def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
     update: dict[str, Any] = {
         **FRESH_INCIDENT,
         "incident_id": uuid.uuid4().hex,
-        "settings": settings_of(runtime.context),
+        "settings": runtime.context.settings(),
         "incident": text,
         "server_id": server_id,
         "symptom": symptom,

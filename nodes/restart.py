@@ -13,7 +13,6 @@ from graph.policy import Verdict, evaluate_restart, load_policy
 from graph.signals import diagnose, is_healthy
 from graph.state import IncidentState
 from nodes.common import current_thread_id, health_figures, infrastructure
-from nodes.interpret import settings_of
 from tools import audit
 from tools.backend import BackendError, Infrastructure
 from tools.ledger import RestartLedger
@@ -38,7 +37,7 @@ def _mandate_problem(state: IncidentState, context: Context) -> str:
     if context.autonomy == "approve" and (approval.get("decision") != "approve"
                                           or approval.get("server_id") != server_id):
         return "no operator approval for this server"
-    if state.get("settings") and state.get("settings") != settings_of(context):
+    if state.get("settings") and state.get("settings") != context.settings():
         return "the configuration (fleet, state directory or policy) changed since the decision"
     return ""
 

@@ -107,6 +107,3 @@ def close_no_fault(reason: str) -> str:
 DIAGNOSIS_TOOLS = [get_server_health, fetch_recent_logs]
 DECISION_TOOLS = [restart_service, escalate_to_engineer, close_no_fault]
 
-
-def tool_names(tools: list[Any]) -> list[str]:
-    return [getattr(item, "name", "") for item in tools]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, TypedDict
+
+from langchain_core.messages import ToolMessage
 
 ResultStatus = Literal["success", "error", "no_data"]
 
@@ -27,3 +30,14 @@ def failure(tool: str, server_id: str | None, error: str) -> ToolResult:
 
 def no_data(tool: str, server_id: str | None, error: str) -> ToolResult:
     return {"status": "no_data", "tool": tool, "server_id": server_id, "error": error}
+
+
+def tool_result(message: ToolMessage) -> dict[str, Any] | None:
+    """A tool message's structured result: the full artifact when present, else its JSON content."""
+    if isinstance(message.artifact, dict):
+        return message.artifact
+    try:
+        parsed = json.loads(message.content) if isinstance(message.content, str) else None
+    except json.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None

@@ -141,7 +141,8 @@ def test_binary_bytes_in_logs_are_tolerated(agent: Any, tmp_path: Path, state_di
     fleet = fleet_with(tmp_path, **{"bin-01": server([junk, "\x00\x1b[31mERROR\x07 worker pool exhausted\x00", junk],
                                                      cpu=97.0, status="degraded", after_restart=HEALTHY_AFTER)})
     result = agent(fleet).run("bin-01 slow")
-    assert result["outcome"] in ("restart", "escalate")
+    assert result["diagnosis"]["category"] == "hung_process"
+    assert result["outcome"] == "restart" and restart_counts(state_dir) == {"bin-01": 1}
     assert all("\x00" not in line for line in result["diagnosis"]["evidence"])
 
 
