@@ -148,7 +148,9 @@ def run_scenario(scenario: Scenario, model: str = "offline") -> CaseResult:
 def score(scenario: Scenario, values: Mapping[str, Any], latency_ms: float, error: str = "") -> CaseResult:
     """Compare one run with its expectation and flag what went wrong."""
     restart = values.get("restart") or {}
-    restarted = bool(restart.get("performed") or restart.get("already_done"))
+    # every restart the agent set in motion counts, whatever came after it (verified, "did not help", an error)
+    restarted = bool(restart.get("performed") or restart.get("already_done")) or any(
+        action.get("action") == "restart_service" for action in values.get("actions", []) or [])
     usage = values.get("usage") or {}
     tool_calls = sum(len(getattr(message, "tool_calls", []) or []) for message in values.get("messages", []))
     result = CaseResult(scenario=scenario, outcome=values.get("outcome"), server_id=values.get("server_id"),

@@ -18,6 +18,9 @@ class Category(StrEnum):
     SECURITY_EVENT = "security_event"
     HARDWARE_FAULT = "hardware_fault"
     CONFIG_ERROR = "config_error"
+    LOAD_SURGE = "load_surge"
+    RECENT_CHANGE = "recent_change"
+    CRASH_LOOP = "crash_loop"
     UNKNOWN = "unknown"
     NO_FAULT = "no_fault"
 
@@ -27,12 +30,16 @@ RECOVERABLE: frozenset[Category] = frozenset(
 )
 BLOCKING: frozenset[Category] = frozenset(
     {Category.DEPENDENCY_FAILURE, Category.DISK_FULL, Category.SECURITY_EVENT,
-     Category.HARDWARE_FAULT, Category.CONFIG_ERROR}
+     Category.HARDWARE_FAULT, Category.CONFIG_ERROR, Category.LOAD_SURGE, Category.RECENT_CHANGE,
+     Category.CRASH_LOOP}
 )
 BLOCKING_PRIORITY: tuple[Category, ...] = (
-    Category.SECURITY_EVENT, Category.HARDWARE_FAULT, Category.DISK_FULL,
-    Category.CONFIG_ERROR, Category.DEPENDENCY_FAILURE,
+    Category.SECURITY_EVENT, Category.HARDWARE_FAULT, Category.DISK_FULL, Category.CONFIG_ERROR,
+    Category.CRASH_LOOP, Category.RECENT_CHANGE, Category.LOAD_SURGE, Category.DEPENDENCY_FAILURE,
 )
+# Context, not a fault: a change or a traffic surge vetoes a restart, but on a healthy server with nothing wrong it
+# is ordinary operation (a reload, a busy hour), not a reason for a ticket.
+CONTEXT: frozenset[Category] = frozenset({Category.RECENT_CHANGE, Category.LOAD_SURGE})
 RECOVERABLE_PRIORITY: tuple[Category, ...] = (
     Category.OOM_KILL, Category.HUNG_PROCESS, Category.MEMORY_PRESSURE, Category.CPU_SATURATION,
 )
@@ -40,7 +47,12 @@ LINE_PRIORITY: tuple[Category, ...] = BLOCKING_PRIORITY + RECOVERABLE_PRIORITY
 
 # Security rules that only count as a burst (>= SECURITY_BURST lines); one failed login is noise.
 BURST_RULES: frozenset[str] = frozenset({"auth_failure", "invalid_user", "break_in_attempt"})
+# Hang wordings that count only when corroborated by a hot figure, a stalled-progress line or a firmer hang rule:
+# on their own they may as well describe a peer or a passing blip.
+WEAK_HANG_RULES: frozenset[str] = frozenset({"heartbeat_missed", "loop_stalled", "scheduler_stalled",
+                                             "defunct_children", "poll_timeout", "descriptor_leak"})
 UNRECOGNISED_RULE = "unrecognised_error"
+UNEXPLAINED_RULE = "unexplained_abnormal"
 
 
 @dataclass(frozen=True)
@@ -112,7 +124,7 @@ RULES: tuple[Rule, ...] = (
           r"|\b(?:not enough|insufficient) (?:free )?(?:disk )?space\b"
           r"|\b(?:disk|volume|filesystem|file system|partition)(?: \S+)? (?:is )?full\b"
           r"|\bdisk (?:usage|utili[sz]ation) (?:is )?(?:at |above |over )?(?:9[5-9]|100)(?:\.\d+)?\s?%"
-          r"|\bdisk watermark[^\n]{0,40}?exceeded\b"),
+          r"|\bdisk watermark[^\n]{0,40}?(?<!no longer )exceeded\b"),
     Rule(Category.DISK_FULL, "quota_exceeded", "quota edquot", r"\b(?:disk )?quota exceeded\b|\bedquot\b"),
     Rule(Category.DISK_FULL, "inodes_exhausted", "inodes inode",
           r"\bout of inodes\b|\bno (?:free )?inodes\b"
@@ -153,6 +165,70 @@ RULES: tuple[Rule, ...] = (
           r"\bno such file or directory\b|\benoent\b|\bfilenotfoundexception\b"),
     Rule(Category.CONFIG_ERROR, "port_in_use", "already eaddrinuse bindexception",
           r"\baddress already in use\b|\beaddrinuse\b|\bbindexception\b"),
+    # --- load: the figure is a symptom of traffic, a restart fixes nothing ---
+    Rule(Category.LOAD_SURGE, "flood",
+          "flooding flood floods ddos dos syn attack attacks botnet bots",
+          r"\bsyn flooding\b|\bflood(?:ing|ed)?\b|\b(?:d?dos|denial of service)\b(?! ?protection enabled)"
+          r"|\b(?:under|detected|possible) (?:a |an )?(?:\w+ )?attack\b|\bbotnet\b|\bbot traffic\b"),
+    Rule(Category.LOAD_SURGE, "rate_limited",
+          "limiting limited limit throttling throttled throttle 429 ratelimit ratelimited shedding shed"
+          " toomanyrequests",
+          r"\blimiting (?:requests|connections)\b|\brate[- ]?limit(?:ed|ing|er)?\b|\bthrottl(?:ed|ing|e)\b"
+          r"|\btoo many requests\b|\b(?:status|code|http|returned|response|got)[ =:]{0,3}429\b|\b429 too\b|\b(?:load )?shedding\b|\bshed(?:ding)? load\b|\btoomanyrequests"),
+    Rule(Category.LOAD_SURGE, "traffic_surge",
+          "traffic surge spike spikes burst requests rps qps connections load",
+          r"\btraffic (?:surge|spike|burst|increase)|\b(?:surge|spike|burst) (?:of|in) (?:traffic|requests"
+          r"|connections|load)\b|\brequest rate\b[^\n]{0,40}?\b(?:above|over|exceed|x normal|times)"
+          r"|\b(?:rps|qps)\b[^\n]{0,30}?\b(?:above|over|exceed|spike|x normal|times normal)"
+          r"|\b\d+(?:\.\d+)?x (?:normal|baseline|usual) (?:traffic|load|rate)"),
+    Rule(Category.LOAD_SURGE, "backlog",
+          "backlog overflow overflowed queue queued listen accept pending",
+          r"\bbacklog (?:full|exceeded|overflow|limit)|\blisten queue (?:of|overflow)|\baccept queue\b|\boverflow(?:ed|ing|s)?\b"
+          r"|\bqueue (?:is )?full\b|\bpending (?:requests? )?overflow\b|\btimes the listen queue"),
+    Rule(Category.LOAD_SURGE, "resource_alarm",
+          "alarm alarms flow blocking publishers watermark maxclients maxconn clients",
+          r"\b(?:memory|disk|resource)(?: resource)?(?: limit)? alarm\b|\balarm (?:set|raised)\b"
+          r"|\bflow control\b|\bblocking (?:publishers|connections)\b|\bhigh watermark\b"
+          r"|\bmax(?:imum)? number of clients reached\b|\bmaxclients\b|\bmaxconn\b"),
+    Rule(Category.LOAD_SURGE, "circuit_breaker",
+          "circuitbreakingexception circuit breaker tripped rejected rejecting execution",
+          r"\bcircuitbreakingexception\b|\bcircuit ?breaker\b(?! (?:is )?(?:closed|reset))"
+          r"|\btripped\b|\brejected execution\b|\bes_rejected_execution"),
+    # --- a change just before the fault: a restart replays it ---
+    Rule(Category.RECENT_CHANGE, "config_management",
+          "ansible invoked catalog chef puppet salt changed resources",
+          r"\bansible[\w.-]*\b[^\n]{0,40}?\binvoked with\b|\bapplied catalog\b|\bapplying configuration version\b"
+          r"|\bchef client finished, [1-9]\d*/\d+ resources updated|\bchanged=[1-9]\d*\b"
+          r"|\b(?:puppet|chef|salt|ansible)\b[^\n]{0,60}?\b(?:changed|updated|applied)\b"),
+    Rule(Category.RECENT_CHANGE, "deploy",
+          "deploy deployed deploying deployment rollout rolled rolling helm upgrade upgraded upgrading release switched"
+          " released canary",
+          r"\bdeploy(?:ed|ing)\b|\bdeploy(?:ment)? (?:of|started|finished|complete\w*|succeeded|to)\b"
+          r"|\bnew deployment\b|\bswitched\b[^\n]{0,60}?\breleases?\b|\broll(?:ed|ing)? ?out\b|\brolling (?:update|upgrade|restart)\b"
+          r"|\bhelm (?:upgrade|install)\b|\bupgrad(?:ed|ing|e)\b|\brelease \S+ (?:installed|applied)"
+          r"|\bcanary\b|\bnew release\b"),
+    Rule(Category.RECENT_CHANGE, "new_image",
+          "image pulled pulling version versions rev revision build was previously replacing",
+          r"\b(?:successfully )?pull(?:ed|ing) image\b|\bnew (?:image|version|build|revision)\b"
+          r"|\bimage (?:changed|updated)\b|\bversion (?:changed|bumped|updated)\b"
+          r"|\b(?:changed|updated|bumped) (?:from )?(?:version|v\d)|\bfrom v?\d+\.\d+\S* to v?\d+\.\d+"
+          r"|\bv?\d+\.\d+\.\d+\S*,? (?:was|previously|replacing|from) v?\d+\.\d+"),
+    Rule(Category.RECENT_CHANGE, "config_reload",
+          "reload reloaded reloading sighup configuration config flag flags feature toggle toggled schema"
+          " migration migrations applying applied",
+          r"\breload(?:ed|ing)? (?:the )?(?:config(?:uration)?|settings|rules|policy)\b"
+          r"|\b(?:config(?:uration)?|settings) (?:reload(?:ed)?|changed|updated|modified)\b|\bsighup\b"
+          r"|\bfeature[- ]?flag\b|\bflag \S+ (?:enabled|disabled|changed|toggled|set to)\b|\btoggled\b"
+          r"|\bschema (?:change|migration)\b|\b(?:applying|applied|running) migrations?\b"),
+    # --- crash loops: the service already restarted and failed again ---
+    Rule(Category.CRASH_LOOP, "restart_loop",
+          "restart restarting restarts restarted counter backoff back crashloopbackoff retries respawning"
+          " respawn repeated terminated unexpectedly restartcount exited fatal",
+          r"\brestart counter is at \d+|\bstart request repeated too quickly\b|\bback-?off restarting\b"
+          r"|\bcrashloopbackoff\b|\btoo many start retries\b|\bentered fatal state\b"
+          r"|\brespawn(?:ing)? too fast\b|\brestart ?count\W{0,3}[1-9]"
+          r"|\bscheduled restart job\b|\brestarting (?:container|pod)\b"
+          r"|\brestarted [2-9]\d* times\b|\bhas done this (?:[2-9]|\d{2,}) time"),
     # --- dependencies (other hosts and services) ---
     Rule(Category.DEPENDENCY_FAILURE, "connection_refused", "refused econnrefused connectexception",
           r"\bconnection refused\b|\bconnection to \S+ refused\b|\beconnrefused\b|\bconnectexception\b"),
@@ -194,13 +270,18 @@ RULES: tuple[Rule, ...] = (
           r"|\bnfs: server \S+ not responding\b|\btoo many (?:connections|clients)\b"
           r"|\bremaining connection slots are reserved\b"),
     Rule(Category.DEPENDENCY_FAILURE, "cannot_connect",
-          "connect channel contacting lost broken severed established broker closed acquire renew answer",
+          "connect channel contacting lost broken severed established broker closed acquire renew answer reply"
+          " response replying answering",
           r"\b(?:could not|couldn't|can ?not|can't|unable to|failed to) (?:connect|open channel) to\b"
           r"|\berror (?:in )?contacting\b|\bretrying connect to server\b|\blost connection to\b"
           r"|\bconnection broken\b|\blink has been severed\b|\bbroker may not be available\b"
           r"|\bconnection to [^\n]{0,80}?could not be established\b"
           r"|\bserver closed the connection unexpectedly\b"
-          r"|\bcannot acquire connection\b|\bfailed to renew lease\b|\bgot not? answer from any\b"),
+          r"|\bcannot acquire connection\b|\bfailed to renew lease\b|\bgot not? answer from any\b"
+          r"|\bno (?:reply|response|answer) from\b|\bnot (?:replying|answering)\b"),
+    Rule(Category.DEPENDENCY_FAILURE, "lock_held_elsewhere", "held holder",
+          r"\b(?:lock|lease|latch|mutex)\b[^\n]{0,80}?\b(?:held by|holder)\b[^\n]{0,80}?\b(?:pid|host|client_addr|node"
+          r"|server|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})\b|\bidle in transaction\b"),
     Rule(Category.DEPENDENCY_FAILURE, "zookeeper_session",
           "connectionloss connectionlossexception sessionexpired sessionexpiredexception expired loss"
           " expiring",
@@ -211,28 +292,49 @@ RULES: tuple[Rule, ...] = (
     # --- recoverable, local to the process ---
     Rule(Category.OOM_KILL, "oom_kill",
           "outofmemoryerror memory oom oomkill oomkilled oomkiller oom_kill oom_killer oom_killed killed"
-          " memoryerror runtime javascript allocation",
+          " memoryerror runtime javascript allocation outofmemoryexception container",
           r"\boutofmemoryerror\b|\bout of memory: kill|\binvoked oom-killer\b|\boom[-_ ]?kill(?:er|ed)?\b"
           r"|\bkilled process \d+|\bmemory cgroup out of memory\b|\bmemoryerror\b|\boom-kill:"
-          r"|\bruntime: out of memory\b|\bjavascript heap out of memory\b|\bheap limit allocation failed\b"),
-    Rule(Category.HUNG_PROCESS, "deadlock", "deadlock deadlocks deadlocked",
+          r"|\bruntime: out of memory\b|\bjavascript heap out of memory\b|\bheap limit allocation failed\b"
+          r"|\boutofmemoryexception\b|\bcontainer oom\b|\boomkilled\b"),
+    Rule(Category.HUNG_PROCESS, "deadlock", "deadlock deadlocks deadlocked goroutines cycle circular",
           r"\bjava-level deadlock\b|\bfound \d+ deadlocks?\b|\bdeadlocked threads?\b"
           r"|\bthreads? (?:are |is )?deadlocked\b"
-          r"|\bdeadlock (?:detected )?(?:in|between|among) (?:threads|workers)\b"),
+          r"|\bdeadlock (?:detected )?(?:in|between|among) (?:threads|workers)\b"
+          r"|\ball goroutines are asleep\b|\block (?:order )?cycle\b|\bcircular wait\b"),
     Rule(Category.HUNG_PROCESS, "pool_exhausted",
           "exhausted saturated depleted busy blocked rejectedexecutionexception reached",
           r"\b(?:thread|worker|executor|request) ?pool (?:is )?(?:exhausted|saturated|depleted)\b"
           r"|\ball (?:worker |request )?threads (?:\(\d+\) )?are (?:currently )?busy\b"
-          r"|\b(?P<n_slash>\d+)/(?P=n_slash) (?:\w+ )?(?:threads|workers) (?:busy|blocked)\b"
+          r"|\b(?P<n_slash>\d+)/(?P=n_slash) (?:\w+ ){0,3}(?:threads|workers) (?:busy|blocked)\b"
           r"|\b(?P<n_of>\d+) of (?P=n_of) (?:\w+ )?(?:threads|workers) (?:are )?(?:busy|blocked)\b"
           r"|\brejectedexecutionexception\b|\breached (?:maxrequestworkers|maxclients|pm\.max_children)\b"),
-    Rule(Category.HUNG_PROCESS, "watchdog_timeout", "watchdog liveness heartbeat timeout",
+    Rule(Category.HUNG_PROCESS, "watchdog_timeout", "watchdog liveness heartbeat timeout harakiri starvation",
           r"\bwatchdog\b[^\n]{0,80}?\b(?:timeout|timed out|expired|unresponsive|stuck|hung)\b"
-          r"|\bliveness probe failed\b|\bheartbeat (?:is )?(?:late|stale)\b|\bworker timeout\b"),
-    Rule(Category.HUNG_PROCESS, "stuck_request", "stuck responding hung blocked loop",
-          r"\bmay be stuck\b|\bstuck (?:threads?|requests?|workers?)\b"
+          r"|\bliveness (?:probe|check) failed\b|\bheartbeat (?:is )?(?:late|stale)\b|\bworker timeout\b|\bharakiri\b"
+          r"|\bthread ?pool starvation\b"),
+    Rule(Category.HUNG_PROCESS, "stuck_request",
+          "stuck responding hung blocked loop notifystuckthreaddetected stuckthreaddetectionvalve",
+          r"\bnotifystuckthreaddetected\b|\bmay be stuck\b|\bstuck (?:threads?|requests?|workers?)\b"
           r"|\b(?:threads?|requests?|workers?) (?:is |are )?stuck\b|\bnot responding\b|\bhung task\b"
           r"|\bblocked for more than \d+ seconds\b|\bevent loop (?:blocked|lag \d{4,}\s?ms)"),
+    Rule(Category.HUNG_PROCESS, "heartbeat_missed", "heartbeat heartbeats",
+          r"\bno heartbeats? (?:received |sent )?(?:for|in|since)\b|\bmissed (?:\d+ )?heartbeats?\b"
+          r"|\bheartbeats? (?:missing|missed|overdue|not (?:sent|received))\b|\blast heartbeat\b",
+          unless=r"\bfrom (?:node|peer|member|broker|server|leader|replica|follower|client)\b"),
+    Rule(Category.HUNG_PROCESS, "loop_stalled", "loop stalled stall blocked",
+          r"\b(?:event |main |run |reactor |io )?loop (?:is )?(?:stalled|blocked|stuck)\b"
+          r"|\bstalled for \d+|\bblocked for \d+\s?m?s\b"),
+    Rule(Category.HUNG_PROCESS, "scheduler_stalled", "scheduler",
+          r"\bscheduler (?:does not appear to be|is not|isn't|not) running\b|\bscheduler (?:stalled|stuck|hung)"),
+    Rule(Category.HUNG_PROCESS, "defunct_children", "defunct zombie zombies",
+          r"\bdefunct\b|\bzombie (?:processes|children|process)\b|\b\d+ zombies?\b"),
+    Rule(Category.HUNG_PROCESS, "poll_timeout", "poll",
+          r"\bconsumer poll timeout has expired\b|\bpoll\(\) (?:was )?(?:longer|not called)\b"
+          r"|\bmax\.poll\.interval\.ms\b"),
+    Rule(Category.HUNG_PROCESS, "descriptor_leak", "files emfile descriptors descriptor",
+          r"\btoo many open files\b|\bemfile\b|\bfile descriptors? (?:exhausted|leak|limit)"
+          r"|\bout of file descriptors\b"),
     Rule(Category.HUNG_PROCESS, "gc_thrash", "gc pause garbage",
           r"\bgc\b[^\n]{0,120}?\bpause\b[^\n]{0,80}?\b\d{4,}(?:\.\d+)?\s?ms\b|\bdetected pause in jvm\b"
           r"|\bgc (?:time|overhead)(?: ratio)?\s*(?:[=:]|of|at)?\s*(?:[3-9]\d|100)(?:\.\d+)?\s?%"

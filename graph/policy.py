@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from graph.diagnosis import INCIDENT_WINDOW_S
 from graph.signals import BLOCKING
 from tools.fleet import ServerSpec
 
@@ -27,6 +28,8 @@ class RestartPolicy:
 
     restart_cooldown_s: float = 1800.0
     fleet_restarts_per_hour: int = 5
+    incident_window_s: float = INCIDENT_WINDOW_S
+    """Evidence older than this before the newest log line is stale: it neither justifies nor vetoes a restart."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def load_policy(path: str) -> RestartPolicy:
         raise PolicyFileError(f"cannot read policy file {path}: {exc}") from None
     if not isinstance(document, Mapping):
         raise PolicyFileError(f"policy file {path}: expected a mapping")
-    unknown = set(document) - {"restart_cooldown_s", "fleet_restarts_per_hour"}
+    unknown = set(document) - {"restart_cooldown_s", "fleet_restarts_per_hour", "incident_window_s"}
     if unknown:
         raise PolicyFileError(f"policy file {path}: unknown keys {sorted(unknown)}")
     cooldown = document.get("restart_cooldown_s", RestartPolicy.restart_cooldown_s)
@@ -62,7 +65,12 @@ def load_policy(path: str) -> RestartPolicy:
         raise PolicyFileError(f"policy file {path}: restart_cooldown_s must be a number >= 0")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise PolicyFileError(f"policy file {path}: fleet_restarts_per_hour must be an integer >= 0")
-    return RestartPolicy(restart_cooldown_s=float(cooldown), fleet_restarts_per_hour=limit)
+    window = document.get("incident_window_s", RestartPolicy.incident_window_s)
+    if (isinstance(window, bool) or not isinstance(window, int | float) or not math.isfinite(window)
+            or window <= 0):
+        raise PolicyFileError(f"policy file {path}: incident_window_s must be a number > 0")
+    return RestartPolicy(restart_cooldown_s=float(cooldown), fleet_restarts_per_hour=limit,
+                         incident_window_s=float(window))
 
 
 def check_evidence(spec: ServerSpec | None, diagnosis: Mapping[str, Any]) -> Verdict | None:
@@ -75,6 +83,12 @@ def check_evidence(spec: ServerSpec | None, diagnosis: Mapping[str, Any]) -> Ver
     if blocking:
         return Verdict(False, "evidence_veto",
                        f"evidence of a cause a restart cannot fix: {', '.join(blocking)}")
+    unexplained = diagnosis.get("unexplained")
+    if not isinstance(unexplained, list) or unexplained:
+        # fail closed: a diagnosis that does not account for its lines (or has lines nothing explains) vetoes
+        count = len(unexplained) if isinstance(unexplained, list) else "unaccounted"
+        return Verdict(False, "unexplained_evidence",
+                       f"abnormal log lines not explained by the finding ({count}); a person should look")
     if diagnosis.get("restart_recommended") is not True:
         return Verdict(False, "no_recoverable_evidence",
                        f"no evidence of a local recoverable fault (finding: {diagnosis.get('category', 'none')})")

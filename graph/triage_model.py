@@ -14,7 +14,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
-from graph.signals import diagnose
+from graph.diagnosis import INCIDENT_WINDOW_S, diagnose
 from tools.results import tool_result
 
 OFFLINE_MODEL_NAME = "offline triage model"
@@ -46,6 +46,7 @@ class OfflineTriageModel(BaseChatModel):
 
     bound_tools: tuple[str, ...] = ()
     log_lines: int = 100
+    incident_window_s: float = INCIDENT_WINDOW_S
 
     @property
     def _llm_type(self) -> str:
@@ -93,7 +94,7 @@ class OfflineTriageModel(BaseChatModel):
         health = health_result.get("data", {}).get("health") if health_result.get("status") == "success" else None
         logs_data = logs_result.get("data", {})
         lines = logs_data.get("lines") or logs_data.get("shown_lines") or []
-        finding = diagnose(health, lines)
+        finding = diagnose(health, lines, self.incident_window_s)
         if finding.restart_recommended and server_id:
             return _call("restart_service", {"server_id": server_id})
         if finding.category.value == "no_fault" and "close_no_fault" in self.bound_tools:

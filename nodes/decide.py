@@ -9,8 +9,9 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.models import load_chat_model, model_label
-from graph.signals import Diagnosis
-from graph.signals import diagnose as classify
+from graph.diagnosis import Diagnosis
+from graph.diagnosis import diagnose as classify
+from graph.policy import load_policy
 from graph.state import IncidentState
 from nodes.common import current_thread_id, gathered_evidence, infrastructure
 from nodes.model_turn import take_turn
@@ -28,7 +29,7 @@ def decide(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Classify the evidence deterministically, then ask the model for exactly one decision tool call."""
     context = runtime.context
     health, lines, notes = _evidence(state, context)
-    finding = classify(health, lines)
+    finding = classify(health, lines, load_policy(context.policy_file).incident_window_s)
     update: dict[str, Any] = {"health": health, "diagnosis": finding.to_dict(), "notes": notes,
                               "model": model_label(context)}
     if state.get("model_error"):

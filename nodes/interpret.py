@@ -77,11 +77,19 @@ def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
         mentioned = [resolved] if label and (resolved := infra.index.resolve(str(label))) else []
     else:
         mentioned = infra.index.mentions(text)
+    close = infra.index.close_match(text) if not mentioned and "alert_server" not in state else None
+    if close is not None and close.unique:
+        # one close candidate: taken, and said so in the trace and the report
+        mentioned = [close.unique]
+        notes.append(f"incident names {close.typed!r}, taken as {close.unique} (the only close match)")
+    elif close is not None:
+        notes.append(f"incident names {close.typed!r}, which is equally close to {', '.join(close.candidates[:5])}; "
+                     "not guessing")
     server_id = mentioned[0] if mentioned else None
     if len(mentioned) > 1:
         notes.append(f"incident names several servers ({', '.join(mentioned[:5])}); handling {server_id}")
     if server_id is None and asks_operator(runtime.context) and text:
-        candidates = sorted(infra.fleet.servers)[:MAX_CANDIDATES]
+        candidates = list(close.candidates) if close is not None else sorted(infra.fleet.servers)[:MAX_CANDIDATES]
         answer = interrupt({"type": "choose_server", "thread_id": current_thread_id(), "incident": text,
                             "candidates": candidates,
                             "question": "Which server is this incident about? Answer with a server id."})
@@ -104,6 +112,9 @@ def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
                      HumanMessage(content=json.dumps(brief, ensure_ascii=False))],
     }
     if server_id is None:
-        update["escalation_reason"] = ("server not identified: the incident names no server of the inventory"
-                                       if text else "empty incident: nothing to identify")
+        update["escalation_reason"] = (
+            f"server not identified: {close.typed!r} is equally close to {', '.join(close.candidates[:5])}"
+            if close is not None and not close.unique else
+            "server not identified: the incident names no server of the inventory" if text
+            else "empty incident: nothing to identify")
     return update

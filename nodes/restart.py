@@ -10,7 +10,8 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.policy import Verdict, evaluate_restart, load_policy
-from graph.signals import diagnose, is_healthy
+from graph.diagnosis import diagnose
+from graph.signals import is_healthy
 from graph.state import IncidentState
 from nodes.common import current_thread_id, health_figures, infrastructure
 from tools import audit
@@ -69,9 +70,9 @@ def restart(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
                      rule="restart_mandate", reason=reason)
         return {"escalation_reason": f"restart refused: {reason}"}
     health, logs = _fresh_evidence(infra, server_id, context.log_lines)
-    fresh = diagnose(health, logs).to_dict()
-    key = restart_key(state.get("incident_id") or thread_id, server_id)
     policy = load_policy(context.policy_file)
+    fresh = diagnose(health, logs, policy.incident_window_s).to_dict()
+    key = restart_key(state.get("incident_id") or thread_id, server_id)
 
     def still_allowed(history: Sequence[Mapping[str, Any]], now: float) -> Verdict | None:
         verdict = evaluate_restart(spec, fresh, history, now, policy, context.autonomy)

@@ -15,14 +15,13 @@ from graph.signals import (
     MEMORY_PRESSURE_PERCENT,
     RECOVERABLE,
     Category,
-    Diagnosis,
     Signal,
     classify_health,
     classify_line,
     classify_logs,
-    diagnose,
     is_healthy,
 )
+from graph.diagnosis import Diagnosis, diagnose
 
 HEALTHY: dict[str, object] = {"cpu_percent": 20.0, "memory_percent": 40.0, "status": "healthy"}
 DEGRADED_NORMAL_FIGURES: dict[str, object] = {
