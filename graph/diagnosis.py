@@ -53,30 +53,34 @@ EVENT_GAP_S = 120.0
 """Fault lines closer together than this are one event (one OOM kill writes several kernel lines)."""
 MAX_QUOTED = 6
 
-_PHRASES: Mapping[Category, str] = MappingProxyType({
-    Category.CPU_SATURATION: "high CPU",
-    Category.MEMORY_PRESSURE: "memory pressure",
-    Category.OOM_KILL: "out-of-memory kills",
-    Category.HUNG_PROCESS: "a hung process",
-    Category.DEPENDENCY_FAILURE: "dependency failures",
-    Category.DISK_FULL: "a full disk",
-    Category.SECURITY_EVENT: "a security event",
-    Category.HARDWARE_FAULT: "hardware faults",
-    Category.CONFIG_ERROR: "configuration errors",
-    Category.LOAD_SURGE: "load from outside the process",
-    Category.RECENT_CHANGE: "a change just before the fault",
-    Category.CRASH_LOOP: "a crash loop",
-})
+_PHRASES: Mapping[Category, str] = MappingProxyType(
+    {
+        Category.CPU_SATURATION: "high CPU",
+        Category.MEMORY_PRESSURE: "memory pressure",
+        Category.OOM_KILL: "out-of-memory kills",
+        Category.HUNG_PROCESS: "a hung process",
+        Category.DEPENDENCY_FAILURE: "dependency failures",
+        Category.DISK_FULL: "a full disk",
+        Category.SECURITY_EVENT: "a security event",
+        Category.HARDWARE_FAULT: "hardware faults",
+        Category.CONFIG_ERROR: "configuration errors",
+        Category.LOAD_SURGE: "load from outside the process",
+        Category.RECENT_CHANGE: "a change just before the fault",
+        Category.CRASH_LOOP: "a crash loop",
+    }
+)
 # Faults a later recovery line never clears: they need a person whatever happened next.
 _NEVER_CLEARED = frozenset({Category.SECURITY_EVENT, Category.HARDWARE_FAULT})
 # Which findings explain which kind of symptom line.
-_EXPLAINERS: Mapping[Role, frozenset[Category]] = MappingProxyType({
-    Role.MEMORY_SYMPTOM: frozenset({Category.MEMORY_PRESSURE, Category.OOM_KILL, Category.HUNG_PROCESS}),
-    Role.SLOW_SYMPTOM: RECOVERABLE,
-    Role.THREAD_SYMPTOM: frozenset({Category.CPU_SATURATION, Category.HUNG_PROCESS}),
-    Role.STALL: frozenset({Category.CPU_SATURATION, Category.HUNG_PROCESS}),
-    Role.AFTERMATH: frozenset({Category.OOM_KILL, Category.HUNG_PROCESS}),
-})
+_EXPLAINERS: Mapping[Role, frozenset[Category]] = MappingProxyType(
+    {
+        Role.MEMORY_SYMPTOM: frozenset({Category.MEMORY_PRESSURE, Category.OOM_KILL, Category.HUNG_PROCESS}),
+        Role.SLOW_SYMPTOM: RECOVERABLE,
+        Role.THREAD_SYMPTOM: frozenset({Category.CPU_SATURATION, Category.HUNG_PROCESS}),
+        Role.STALL: frozenset({Category.CPU_SATURATION, Category.HUNG_PROCESS}),
+        Role.AFTERMATH: frozenset({Category.OOM_KILL, Category.HUNG_PROCESS}),
+    }
+)
 # Local faults that end the process or stop it: their exit lines are part of them.
 _DEATHS = frozenset({Category.OOM_KILL, Category.HUNG_PROCESS})
 # "producer rate 48100 msg/s (normal 6000)", "+61200/min, baseline +9800/min": a rate at twice its baseline or more.
@@ -88,8 +92,11 @@ _SURGE = re.compile(
     r"|typical)\b[\s:=~<(+]{0,4}(?P<base2>\d[\d,]*(?:\.\d+)?)"
 )
 _KILLED_PID = re.compile(r"\bkilled process (\d+)", re.IGNORECASE)
-_CRASH = re.compile(r"\b(?:segfault|segmentation fault|core dumped|panic:|fatal error:|terminated by signal"
-                    r"|exited with (?:code|status) [1-9]|main process exited|unhandled exception)", re.IGNORECASE)
+_CRASH = re.compile(
+    r"\b(?:segfault|segmentation fault|core dumped|panic:|fatal error:|terminated by signal"
+    r"|exited with (?:code|status) [1-9]|main process exited|unhandled exception)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ class Diagnosis:
     supporting: tuple[str, ...] = ()
     against: tuple[str, ...] = ()
     unexplained: tuple[str, ...] = ()
-    window: Mapping[str, object] = field(default_factory=dict)
+    window: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def categories(self) -> frozenset[Category]:
@@ -157,12 +164,17 @@ def _read(lines: Sequence[str]) -> tuple[list[LineReading], list[float | None]]:
     """Every line read; each line's time is its own stamp, or the last stamp before it (stack traces and
     continuation lines belong to the line that started them). Year-less stamps take the log's own year."""
     readings = [read_line(line) for line in lines]
-    years = [reading.parsed.timestamp for reading in readings
-             if reading.parsed.timestamp is not None and not reading.parsed.yearless]
+    years = [
+        reading.parsed.timestamp
+        for reading in readings
+        if reading.parsed.timestamp is not None and not reading.parsed.yearless
+    ]
     if years and any(reading.parsed.yearless for reading in readings):
         year = time.gmtime(max(years)).tm_year
-        readings = [read_line(line, year) if reading.parsed.yearless else reading
-                    for line, reading in zip(lines, readings, strict=True)]
+        readings = [
+            read_line(line, year) if reading.parsed.yearless else reading
+            for line, reading in zip(lines, readings, strict=True)
+        ]
     times: list[float | None] = []
     last: float | None = None
     for reading in readings:
@@ -181,8 +193,12 @@ def _window(readings: list[LineReading], times: list[float | None], window_s: fl
     stale = 0
     for index, stamp in enumerate(times):
         signal = readings[index].signal
-        if (newest is None or stamp is None or stamp >= newest - window_s
-                or (signal is not None and signal.category in _NEVER_CLEARED)):
+        if (
+            newest is None
+            or stamp is None
+            or stamp >= newest - window_s
+            or (signal is not None and signal.category in _NEVER_CLEARED)
+        ):
             fresh.append(index)
         elif signal is not None or readings[index].role is not Role.PLAIN:
             stale += 1
@@ -217,8 +233,7 @@ def _category(ledger: _Ledger, index: int) -> Category | None:
 
 def _events(ledger: _Ledger, indices: Sequence[int]) -> int:
     """How many separate events some fault lines are: distinct killed pids, else clusters in time."""
-    pids = {match.group(1) for index in indices
-            if (match := _KILLED_PID.search(ledger.readings[index].parsed.raw))}
+    pids = {match.group(1) for index in indices if (match := _KILLED_PID.search(ledger.readings[index].parsed.raw))}
     # only lines with their own stamp: a stack trace's unstamped lines are part of the event that printed them
     stamps = sorted(stamp for index in indices if (stamp := ledger.readings[index].parsed.timestamp) is not None)
     clusters = 0
@@ -236,30 +251,59 @@ def _crash_loop(ledger: _Ledger, healthy_now: bool) -> list[Signal]:
     found: list[Signal] = []
     ooms = [index for index in ledger.fresh if _category(ledger, index) is Category.OOM_KILL]
     if _events(ledger, ooms) >= 2:
-        found.append(Signal(Category.CRASH_LOOP, "logs", f"{_events(ledger, ooms)} out-of-memory kills in the "
-                            "incident window", "repeated_oom"))
+        found.append(
+            Signal(
+                Category.CRASH_LOOP,
+                "logs",
+                f"{_events(ledger, ooms)} out-of-memory kills in the incident window",
+                "repeated_oom",
+            )
+        )
     crashes = [index for index in ledger.fresh if _CRASH.search(ledger.readings[index].parsed.message)]
     if _events(ledger, crashes) >= 2:
-        found.append(Signal(Category.CRASH_LOOP, "logs", f"{_events(ledger, crashes)} crashes in the incident "
-                            "window", "repeated_crash"))
-    faults = [index for index in ledger.fresh if _category(ledger, index) in RECOVERABLE
-              or _CRASH.search(ledger.readings[index].parsed.message)]
+        found.append(
+            Signal(
+                Category.CRASH_LOOP,
+                "logs",
+                f"{_events(ledger, crashes)} crashes in the incident window",
+                "repeated_crash",
+            )
+        )
+    faults = [
+        index
+        for index in ledger.fresh
+        if _category(ledger, index) in RECOVERABLE or _CRASH.search(ledger.readings[index].parsed.message)
+    ]
     starts = [index for index in ledger.fresh if ledger.readings[index].role is Role.STARTUP]
     if faults and any(faults[0] < start < faults[-1] for start in starts):
-        found.append(Signal(Category.CRASH_LOOP, "logs", "the service started again and failed again in the "
-                            "incident window", "fault_after_restart"))
+        found.append(
+            Signal(
+                Category.CRASH_LOOP,
+                "logs",
+                "the service started again and failed again in the incident window",
+                "fault_after_restart",
+            )
+        )
     elif faults and not healthy_now and any(start > faults[0] for start in starts):
-        found.append(Signal(Category.CRASH_LOOP, "logs", "the service was restarted after the fault and is still "
-                            "unhealthy", "restarted_after_fault"))
+        found.append(
+            Signal(
+                Category.CRASH_LOOP,
+                "logs",
+                "the service was restarted after the fault and is still unhealthy",
+                "restarted_after_fault",
+            )
+        )
     elif faults and any(start < faults[0] for start in starts):
         start = next(start for start in starts if start < faults[0])
-        found.append(Signal(Category.RECENT_CHANGE, "logs", quote(ledger.readings[start].parsed.raw),
-                            "started_before_fault"))
+        found.append(
+            Signal(Category.RECENT_CHANGE, "logs", quote(ledger.readings[start].parsed.raw), "started_before_fault")
+        )
     for index in ledger.fresh:
         surge = _SURGE.search(ledger.readings[index].parsed.message.lower())
         if surge and _number(surge["now"] or surge["now2"]) >= 2 * max(_number(surge["base"] or surge["base2"]), 1e-9):
-            found.append(Signal(Category.LOAD_SURGE, "logs", quote(ledger.readings[index].parsed.raw),
-                                "rate_above_baseline"))
+            found.append(
+                Signal(Category.LOAD_SURGE, "logs", quote(ledger.readings[index].parsed.raw), "rate_above_baseline")
+            )
             break
     return found
 
@@ -273,9 +317,14 @@ def _number(text: str) -> float:
 
 def _firm_times(ledger: _Ledger) -> list[float]:
     """When the firm local findings in the logs (OOM kills, deadlocks, hangs) happened."""
-    return [stamp for index in ledger.fresh
-            if (signal := ledger.readings[index].signal) is not None and signal.category in _DEATHS
-            and signal.rule not in WEAK_HANG_RULES and (stamp := ledger.times[index]) is not None]
+    return [
+        stamp
+        for index in ledger.fresh
+        if (signal := ledger.readings[index].signal) is not None
+        and signal.category in _DEATHS
+        and signal.rule not in WEAK_HANG_RULES
+        and (stamp := ledger.times[index]) is not None
+    ]
 
 
 def _same_event(stamp: float | None, firm: Sequence[float]) -> bool:
@@ -283,14 +332,16 @@ def _same_event(stamp: float | None, firm: Sequence[float]) -> bool:
     return stamp is not None and any(abs(stamp - moment) <= EVENT_SPAN_S for moment in firm)
 
 
-def _account(ledger: _Ledger, health_signals: Sequence[Signal],
-             healthy_now: bool) -> tuple[list[Signal], list[str], list[str], bool]:
+def _account(
+    ledger: _Ledger, health_signals: Sequence[Signal], healthy_now: bool
+) -> tuple[list[Signal], list[str], list[str], bool]:
     """The counted signals, the lines for the finding, the abnormal lines nothing explains, and whether any of
     those is error-level (worth a ticket even on a healthy server)."""
     fresh = [(index, ledger.readings[index]) for index in ledger.fresh]
     log_signals = [(index, reading.signal) for index, reading in fresh if reading.signal is not None]
-    firm = [signal for _, signal in log_signals
-            if signal.category in RECOVERABLE and signal.rule not in WEAK_HANG_RULES]
+    firm = [
+        signal for _, signal in log_signals if signal.category in RECOVERABLE and signal.rule not in WEAK_HANG_RULES
+    ]
     stalled = any(is_stall(reading.parsed.message.lower()) for _, reading in fresh)
     hot = [signal for signal in health_signals if signal.category in RECOVERABLE]
     counted: list[Signal] = list(health_signals)
@@ -305,8 +356,12 @@ def _account(ledger: _Ledger, health_signals: Sequence[Signal],
             signal = Signal(Category.UNKNOWN, "logs", signal.detail, f"{signal.rule}_while_healthy")
         if signal.category is Category.UNKNOWN:
             unexplained.append(signal.detail)
-            alarming = alarming or signal.rule == UNRECOGNISED_RULE or signal.rule.startswith("oom_kill") or (
-                reading.parsed.level >= Level.ERROR)
+            alarming = (
+                alarming
+                or signal.rule == UNRECOGNISED_RULE
+                or signal.rule.startswith("oom_kill")
+                or (reading.parsed.level >= Level.ERROR)
+            )
         counted.append(signal)
     counted.extend(_crash_loop(ledger, healthy_now))
     findings = {signal.category for signal in counted} & RECOVERABLE
@@ -317,7 +372,8 @@ def _account(ledger: _Ledger, health_signals: Sequence[Signal],
         if reading.signal is not None and reading.signal.category is not Category.UNKNOWN:
             continue
         explained = bool(_EXPLAINERS.get(reading.role, frozenset()) & findings) or (
-            explains_death and (reading.role is Role.AFTERMATH or _same_event(ledger.times[index], deaths)))
+            explains_death and (reading.role is Role.AFTERMATH or _same_event(ledger.times[index], deaths))
+        )
         if explained:
             supporting.append(_detail(reading))
             if reading.signal is not None:  # an abnormal line that is part of the finding's own event
@@ -395,34 +451,46 @@ def _unknown_text(health: Mapping[str, object] | None, unexplained: int) -> str:
     return "; ".join(reasons)
 
 
-def _reason(primary: Category, counted: frozenset[Category], signals: Sequence[Signal],
-            health: Mapping[str, object] | None, unexplained: int) -> str:
+def _reason(
+    primary: Category,
+    counted: frozenset[Category],
+    signals: Sequence[Signal],
+    health: Mapping[str, object] | None,
+    unexplained: int,
+) -> str:
     """One plain sentence for the operator."""
     blocking = [category for category in BLOCKING_PRIORITY if category in counted]
     recoverable = [category for category in RECOVERABLE_PRIORITY if category in counted]
     if blocking:
-        context = (f"alongside {_describe(signals, recoverable)}" if recoverable
-                   else "while CPU and memory are normal" if figures_normal(health)
-                   else "with no sign of a local recoverable fault")
-        return (f"{_sources(signals, blocking)} {_describe(signals, blocking)} {context}; "
-                "a restart would not help.")
+        context = (
+            f"alongside {_describe(signals, recoverable)}"
+            if recoverable
+            else "while CPU and memory are normal"
+            if figures_normal(health)
+            else "with no sign of a local recoverable fault"
+        )
+        return f"{_sources(signals, blocking)} {_describe(signals, blocking)} {context}; a restart would not help."
     if recoverable:
         found = f"{_sources(signals, recoverable)} {_describe(signals, recoverable)}"
         if unexplained:
-            return (f"{found}, but {unexplained} abnormal log line{'s are' if unexplained != 1 else ' is'} not "
-                    "explained by that finding; escalate rather than restart.")
+            return (
+                f"{found}, but {unexplained} abnormal log line{'s are' if unexplained != 1 else ' is'} not "
+                "explained by that finding; escalate rather than restart."
+            )
         if not isinstance(health, Mapping):
-            return (f"{found} with no sign of an external cause, but health figures are unavailable; escalate "
-                    "rather than restart blind.")
+            return (
+                f"{found} with no sign of an external cause, but health figures are unavailable; escalate "
+                "rather than restart blind."
+            )
         return f"{found} with no sign of an external cause; a restart is recommended."
     if primary is Category.UNKNOWN:
-        return (f"Something is wrong ({_unknown_text(health, unexplained)}) but there is no recognised cause; "
-                "escalate.")
+        return f"Something is wrong ({_unknown_text(health, unexplained)}) but there is no recognised cause; escalate."
     return "Health figures are normal and the logs show nothing alarming; no fault found."
 
 
-def diagnose(health: Mapping[str, object] | None, lines: Sequence[str],
-             window_s: float = INCIDENT_WINDOW_S) -> Diagnosis:
+def diagnose(
+    health: Mapping[str, object] | None, lines: Sequence[str], window_s: float = INCIDENT_WINDOW_S
+) -> Diagnosis:
     """Account for every line in the incident window and decide restart vs escalate vs no fault."""
     health = health if isinstance(health, Mapping) else None
     if isinstance(lines, str):
@@ -439,12 +507,16 @@ def diagnose(health: Mapping[str, object] | None, lines: Sequence[str],
     if healthy_now and not counted - CONTEXT:
         counted = frozenset()
     primary = _primary(counted, healthy_now, alarming)
-    restart = (health is not None and bool(counted & RECOVERABLE) and not counted & BLOCKING
-               and not unexplained)
+    restart = health is not None and bool(counted & RECOVERABLE) and not counted & BLOCKING and not unexplained
     order = [category for category in LINE_PRIORITY if category in counted] + [Category.UNKNOWN]
     against = [signal.detail for signal in signals if signal.category in counted & BLOCKING]
-    window: dict[str, object] = {"window_s": window_s, "lines": len(texts), "in_window": len(ledger.fresh),
-                                 "stale_signals": ledger.stale, "recovered_signals": ledger.recovered}
+    window: dict[str, float] = {
+        "window_s": window_s,
+        "lines": len(texts),
+        "in_window": len(ledger.fresh),
+        "stale_signals": ledger.stale,
+        "recovered_signals": ledger.recovered,
+    }
     return Diagnosis(
         category=primary,
         restart_recommended=restart,
@@ -456,4 +528,3 @@ def diagnose(health: Mapping[str, object] | None, lines: Sequence[str],
         unexplained=tuple(dict.fromkeys(unexplained))[:MAX_QUOTED],
         window=window,
     )
-

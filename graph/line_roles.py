@@ -25,7 +25,7 @@ class Role(StrEnum):
 
 # Failure wording at any level. A line that carries it and no rule explains counts against a restart.
 FAILURE_WORDS = re.compile(
-    r"\b(?:errors?|err|fail(?:s|ed|ing|ures?)?|fatal|exceptions?|panic(?:ked|s)?|abort(?:ed|ing|s)?"
+    r"\b(?:errors?|err|fail(?:s|ed|ing|ures?)?|fatal|exceptions?|traceback|panic(?:ked|s)?|abort(?:ed|ing|s)?"
     r"|crash(?:ed|es|ing)?|refus(?:ed|ing)|denied|unreachable|unavailable|timed ?out|times out"
     r"|timeouts? (?:expired|exceeded|after|while|waiting|occurred|on|when|error)|\d+ timeouts|corrupt\w*"
     r"|invalid|cannot|can't|couldn't|could not|unable|lost|dropp(?:ed|ing)|drops?|reject(?:ed|ing|s)?"
@@ -63,7 +63,8 @@ _NOT_RECOVERED = re.compile(
 )
 _STARTUP = re.compile(
     r"\b(?:started \S+(?: \S+)? in \d+(?:\.\d+)? ?(?:s|ms|sec|seconds)\b|ready to accept connections|server started"
-    r"|spawned: |entered running state|listening(?: on)?\b|systemd\[\d+\]: started\b|application (?:started|ready)|startup complete"
+    r"|spawned: |entered running state|listening(?: on)?\b|systemd\[\d+\]: started\b|application (?:started|ready)"
+    r"|startup complete"
     r"|service started|started (?:the )?(?:server|service|application|worker|process)|is ready)"
 )
 # A client hanging up on an inbound request: the server is fine, the caller left.
@@ -89,7 +90,7 @@ _AFTERMATH = re.compile(
     r"|error)\b|\bexit(?:ed with)? code:? 137\b|\bworker ?lost\w*|\bexited prematurely\b|\b(?:worker|child|process)"
     r"\b[^\n]{0,60}?\b(?:died|exited)\b|\bunhandled exception\b|\bfatal error\b|\bpanic\.go\b|\bgoroutine \d+"
     r"|^\s*(?:at |\d+: 0x|file \"|caused by:|\.\.\. \d+ more)|\bexited: [^\n]{0,80}?\bnot expected\b"
-    r"|\bstate 'stop-\w+' timed out\b|\bwatchdog timeout \(limit"
+    r"|\bstate 'stop-\w+' timed out\b|\bwatchdog timeout \(limit|^traceback \(most recent call last\)"
 )
 _STALL = re.compile(
     r"\bno progress\b|\bno (?:\w+ ){0,2}(?:completed|processed|finished|acknowledged|committed)\b"
@@ -104,7 +105,8 @@ _STALL = re.compile(
 # What a local fault looks like from inside the process, by family; a family is explained only by the findings
 # that cause it (a hot memory figure explains GC pauses, not a failing health check).
 _MEMORY_SYMPTOM = re.compile(
-    r"\b(?:full |young |mixed )?gc\b|\bgarbage collect\w*|\bold gen\w*|\bheap\b|\bmemory\b|\brss\b"
+    r"\b(?:full |young |mixed )?gc\b|\bgarbage collect\w*|\bold gen\w*|\bheap\b|\brss\b"
+    r"|\bmemory (?:usage|used|growth|grows|growing|leak\w*|pressure|footprint|use|keeps growing)\b"
     r"|\bmark-compact\b|\bscavenge\b|\ballocation failure\b|\bcache\b[^\n]{0,40}?\b(?:entries|size|eviction|grow\w*)"
     r"|\bno eviction\b|\bevictions?=0\b|\bpause(?:d)? \d|\bgoroutine (?:count|leak)\w*"
 )
@@ -130,8 +132,11 @@ _THREAD_SYMPTOM = re.compile(
 )
 
 
-_SYMPTOMS = ((_MEMORY_SYMPTOM, Role.MEMORY_SYMPTOM), (_THREAD_SYMPTOM, Role.THREAD_SYMPTOM),
-             (_SLOW_SYMPTOM, Role.SLOW_SYMPTOM))
+_SYMPTOMS = (
+    (_MEMORY_SYMPTOM, Role.MEMORY_SYMPTOM),
+    (_THREAD_SYMPTOM, Role.THREAD_SYMPTOM),
+    (_SLOW_SYMPTOM, Role.SLOW_SYMPTOM),
+)
 
 
 def is_client_gone(text: str) -> bool:

@@ -45,8 +45,10 @@ _ZONE = r"\s?(?P<tz>Z|[+-]\d{2}:?\d{2}|UTC|GMT)?"
 _STAMPS: tuple[re.Pattern[str], ...] = (
     # ISO 8601 and its relatives: 2026-11-27T09:12:44Z, Java "2026-11-27 09:12:44,120", nginx "2026/11/27 09:12:44",
     # BGL "2005-06-03-15.42.50.675872"
-    re.compile(r"(?P<y>\d{4})[-/](?P<m>\d{2})[-/](?P<d>\d{2})(?:[T ]|-(?=\d{2}\.))"
-               r"(?P<H>\d{2})[:.](?P<M>\d{2})[:.](?P<S>\d{2})(?P<frac>[.,]\d+)?" + _ZONE),
+    re.compile(
+        r"(?P<y>\d{4})[-/](?P<m>\d{2})[-/](?P<d>\d{2})(?:[T ]|-(?=\d{2}\.))"
+        r"(?P<H>\d{2})[:.](?P<M>\d{2})[:.](?P<S>\d{2})(?P<frac>[.,]\d+)?" + _ZONE
+    ),
     # Apache error log "[Wed Oct 11 14:32:52.123 2026]"
     re.compile(r"\w{3} " + _MONTH + r" +(?P<d>\d{1,2}) " + _CLOCK + r" (?P<y>\d{4})"),
     # Apache access log "[10/Oct/2026:13:55:36 -0700]"
@@ -65,8 +67,25 @@ _STAMPS: tuple[re.Pattern[str], ...] = (
 _EPOCH = re.compile(r"^\[?(?P<epoch>1[0-9]{9}(?:\.\d+)?|1[0-9]{12})\b")
 _TIME_KEYS = ("time", "timestamp", "ts", "@timestamp", "@t", "t", "date", "datetime", "asctime", "eventTime")
 _LEVEL_KEYS = ("level", "lvl", "severity", "levelname", "@l", "loglevel", "log.level", "Level", "severityText")
-_MESSAGE_KEYS = ("msg", "message", "@m", "@mt", "error", "err", "exception", "reason", "cause", "event",
-                 "stack", "stacktrace", "log", "MESSAGE", "Message", "body", "textPayload")
+_MESSAGE_KEYS = (
+    "msg",
+    "message",
+    "@m",
+    "@mt",
+    "error",
+    "err",
+    "exception",
+    "reason",
+    "cause",
+    "event",
+    "stack",
+    "stacktrace",
+    "log",
+    "MESSAGE",
+    "Message",
+    "body",
+    "textPayload",
+)
 _NESTED_LEVEL = ("log", "level")
 
 
@@ -85,21 +104,26 @@ def _epoch(fields: Mapping[str, str | None], yearless_year: int) -> tuple[float,
         if fields.get("ampm"):
             hour = hour % 12 + (12 if fields["ampm"] == "PM" else 0)
         parts = (year, month, int(fields.get("d") or 0), hour, int(fields.get("M") or 0), int(fields.get("S") or 0))
-        if not (1970 <= year <= 2200 and 1 <= parts[1] <= 12 and 1 <= parts[2] <= 31 and hour <= 23
-                and parts[4] <= 59 and parts[5] <= 60):
+        if not (
+            1970 <= year <= 2200
+            and 1 <= parts[1] <= 12
+            and 1 <= parts[2] <= 31
+            and hour <= 23
+            and parts[4] <= 59
+            and parts[5] <= 60
+        ):
             return None
         seconds = calendar.timegm((*parts, 0, 0, 0))
     except (KeyError, ValueError, OverflowError):
         return None
     fraction = fields.get("frac")
-    if fraction:
-        seconds += float("0." + fraction[1:])
+    moment = float(seconds) + (float("0." + fraction[1:]) if fraction else 0.0)
     zone = fields.get("tz") or ""
     if zone and zone not in ("Z", "UTC", "GMT"):
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
-        seconds -= sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60)
-    return float(seconds), yearless
+        moment -= sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60)
+    return moment, yearless
 
 
 def find_timestamp(text: str, yearless_year: int = _YEARLESS) -> tuple[float, bool] | None:
@@ -132,17 +156,44 @@ def _level_word(word: str) -> Level:
         number = int(token)
         if number in _JSON_LEVELS:
             return _JSON_LEVELS[number]
-        return Level.ERROR if number <= 3 else Level.WARNING if number == 4 else Level.INFO if number <= 7 else (
-            Level.UNSET)
+        return (
+            Level.ERROR
+            if number <= 3
+            else Level.WARNING
+            if number == 4
+            else Level.INFO
+            if number <= 7
+            else (Level.UNSET)
+        )
     return _WORD_LEVELS.get(token, Level.UNSET)
 
 
 _WORD_LEVELS: dict[str, Level] = {
-    **dict.fromkeys("error err eror fatal crit critical severe emerg emergency alert panic fail failure e f".split(),
-                    Level.ERROR),
-    **dict.fromkeys("warn warning wrn w".split(), Level.WARNING),
-    **dict.fromkeys("info inf information informational notice note log i system".split(), Level.INFO),
-    **dict.fromkeys("debug dbg trace verbose fine finer finest d t".split(), Level.DEBUG),
+    **dict.fromkeys(
+        [
+            "error",
+            "err",
+            "eror",
+            "fatal",
+            "crit",
+            "critical",
+            "severe",
+            "emerg",
+            "emergency",
+            "alert",
+            "panic",
+            "fail",
+            "failure",
+            "e",
+            "f",
+        ],
+        Level.ERROR,
+    ),
+    **dict.fromkeys(["warn", "warning", "wrn", "w"], Level.WARNING),
+    **dict.fromkeys(
+        ["info", "inf", "information", "informational", "notice", "note", "log", "i", "system"], Level.INFO
+    ),
+    **dict.fromkeys(["debug", "dbg", "trace", "verbose", "fine", "finer", "finest", "d", "t"], Level.DEBUG),
 }
 
 
@@ -166,31 +217,77 @@ def _parse_json(text: str) -> tuple[Level, str, str] | None:
     nested = document.get(_NESTED_LEVEL[0])
     if not level and isinstance(nested, dict):
         level = _level_word(str(nested.get(_NESTED_LEVEL[1], "")))
-    message = " ".join(_json_scalar(document[key]) for key in _MESSAGE_KEYS
-                       if key in document and not isinstance(document[key], dict | list))
+    message = " ".join(
+        _json_scalar(document[key])
+        for key in _MESSAGE_KEYS
+        if key in document and not isinstance(document[key], dict | list)
+    )
     stamp = next((_json_scalar(document[key]) for key in _TIME_KEYS if key in document), "")
     return level, message, stamp
 
 
 # key=value pairs: logfmt and structured text. Values of message keys are kept, user content dropped.
 _PAIR = re.compile(r"(?<![\w.])(?P<key>[A-Za-z_][\w.@-]{0,40})=(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|\S*)")
-_KEEP_KEYS = frozenset({"msg", "message", "error", "err", "exception", "reason", "cause", "event", "status",
-                        "state", "level", "lvl", "severity", "result", "code", "errno", "signal", "component",
-                        "caller", "logger", "module", "unit", "service", "container", "pod", "node", "host",
-                        "subsys", "error.message", "error.type", "exit_code", "exitcode", "rc"})
+_KEEP_KEYS = frozenset(
+    {
+        "msg",
+        "message",
+        "error",
+        "err",
+        "exception",
+        "reason",
+        "cause",
+        "event",
+        "status",
+        "state",
+        "level",
+        "lvl",
+        "severity",
+        "result",
+        "code",
+        "errno",
+        "signal",
+        "component",
+        "caller",
+        "logger",
+        "module",
+        "unit",
+        "service",
+        "container",
+        "pod",
+        "node",
+        "host",
+        "subsys",
+        "error.message",
+        "error.type",
+        "exit_code",
+        "exitcode",
+        "rc",
+    }
+)
 _USER_KEYS = re.compile(
     r"(?i)\b(?:subject|title|summary|query|q|search|term|comment|body|payload|text|input|prompt|content"
-    r"|user[_-]?agent|ua|referr?er|note|description)\s*[:=]\s*(?:\"[^\"]*\"|'[^']*'|\S+(?: (?![\w.-]+[:=])\S+)*)")
-_REQUEST = re.compile(r"\b(?:GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|CONNECT|TRACE) (?:https?://)?/?\S*"
-                      r"(?: HTTP/[\d.]+)?")
+    r"|user[_-]?agent|ua|referr?er|note|description)\s*[:=]\s*(?:\"[^\"]*\"|'[^']*'|\S+(?: (?![\w.-]+[:=])\S+)*)"
+)
+_REQUEST = re.compile(
+    r"\b(?:GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|CONNECT|TRACE) (?:https?://)?/?\S*"
+    r"(?: HTTP/[\d.]+)?"
+)
 _URL = re.compile(r"\b(?:https?|wss?)://\S+|(?<![\w/])/[\w./%~-]*\?\S*")
-_QUOTED = re.compile(r"\"(?:[^\"\\\n]|\\.){0,400}\"|(?<![\w])'[^'\n]{0,400}'(?![\w])|“[^”\n]{0,400}”")
+# Quoted text with a space in it is somebody's words (a search, a subject, a payload); a quoted single token is
+# an identifier ('oom-kill', 'DATABASE_URL') and stays.
+_QUOTED = re.compile(
+    r"\"(?:[^\"\\\n]|\\.){0,400}?\s(?:[^\"\\\n]|\\.){0,400}\""
+    r"|(?<![\w])'[^'\n]{0,400}?\s[^'\n]{0,400}'(?![\w])|“[^”\n]{0,400}”"
+)
 _LEVEL_TOKEN = re.compile(
     r"(?:^|[\s\[(|:/])(?P<word>ERROR|ERR|FATAL|CRITICAL|CRIT|SEVERE|EMERG|ALERT|PANIC|WARNING|WARN|WRN|INFO|INF"
     r"|NOTICE|DEBUG|DBG|TRACE|Error|Warning|Information|Critical|Verbose|Notice|Fatal|Panic)"
-    r"(?=[\s\]):|/,]|$)")
+    r"(?=[\s\]):|/,]|$)"
+)
 _BRACKET_LEVEL = re.compile(
-    r"\[(?:[\w.-]+:)?(?P<word>error|err|crit|alert|emerg|warn|warning|notice|info|debug|trace)\s*\]", re.IGNORECASE)
+    r"\[(?:[\w.-]+:)?(?P<word>error|err|crit|alert|emerg|warn|warning|notice|info|debug|trace)\s*\]", re.IGNORECASE
+)
 _PREFIX_LEVEL = re.compile(r"^(?:<(?P<pri>\d{1,3})>|(?P<word>fail|crit|warn|info|dbug|trce):\s)")
 _PG_LEVEL = re.compile(r"\b(?P<word>ERROR|FATAL|PANIC|WARNING|LOG|NOTICE|DETAIL|HINT|STATEMENT):\s")
 _REDIS_LEVEL = re.compile(r"^\d+:[XCSM] \d{1,2} \w{3} \d{4} [\d:.]+ (?P<mark>[.\-*#]) ")
@@ -208,7 +305,8 @@ def _text_level(text: str) -> Level:
         if prefix["pri"]:
             return _level_word(str(int(prefix["pri"]) % 8))
         return {"fail": Level.ERROR, "crit": Level.ERROR, "warn": Level.WARNING, "info": Level.INFO}.get(
-            prefix["word"], Level.DEBUG)
+            prefix["word"], Level.DEBUG
+        )
     redis = _REDIS_LEVEL.match(text)
     if redis:
         return _REDIS_MARKS[redis["mark"]]
@@ -243,7 +341,7 @@ def _strip_user_parts(text: str) -> str:
         value = match["value"]
         if key in _KEEP_KEYS:
             return f"{match['key']}={value.strip(chr(34) + chr(39))}"
-        return " " if value[:1] in ("\"", "'") else match.group(0)
+        return " " if value[:1] in ('"', "'") else match.group(0)
 
     text = _PAIR.sub(pair, text)
     return _QUOTED.sub(" ", text)
@@ -259,22 +357,31 @@ def parse_line(line: str, yearless_year: int = _YEARLESS) -> ParsedLine:
             level, message, stamp = parsed
             found = None
             if stamp:
-                found = (float(stamp) / (1000 if float(stamp) > 1e11 else 1), False) if _is_number(stamp) else (
-                    find_timestamp(stamp, yearless_year))
+                found = (
+                    (float(stamp) / (1000 if float(stamp) > 1e11 else 1), False)
+                    if _is_number(stamp)
+                    else (find_timestamp(stamp, yearless_year))
+                )
             inner = parse_line(message, yearless_year) if message and message != stripped else None
             if inner is not None:
                 level = level or inner.level
                 message = inner.message
                 found = found or ((inner.timestamp, inner.yearless) if inner.timestamp is not None else None)
-            return ParsedLine(line, found[0] if found else None, bool(found and found[1]), level,
-                              _QUOTED.sub(" ", _REQUEST.sub(" ", _URL.sub(" ", message))))
+            return ParsedLine(
+                line,
+                found[0] if found else None,
+                bool(found and found[1]),
+                level,
+                _QUOTED.sub(" ", _REQUEST.sub(" ", _URL.sub(" ", message))),
+            )
     found = find_timestamp(text, yearless_year)
     structured = _KLOG_MESSAGE.match(text)
     if structured:
         # klog structured logging quotes the message itself: `E0314 09:04:48.123 1 pod.go:12] "Error syncing pod"`
-        text = text[:structured.start("msg") - 1] + structured["msg"] + text[structured.end():]
-    return ParsedLine(line, found[0] if found else None, bool(found and found[1]), _text_level(text),
-                      _strip_user_parts(text))
+        text = text[: structured.start("msg") - 1] + structured["msg"] + text[structured.end() :]
+    return ParsedLine(
+        line, found[0] if found else None, bool(found and found[1]), _text_level(text), _strip_user_parts(text)
+    )
 
 
 def _is_number(text: str) -> bool:

@@ -174,7 +174,8 @@ RULES: tuple[Rule, ...] = (
           "limiting limited limit throttling throttled throttle 429 ratelimit ratelimited shedding shed"
           " toomanyrequests",
           r"\blimiting (?:requests|connections)\b|\brate[- ]?limit(?:ed|ing|er)?\b|\bthrottl(?:ed|ing|e)\b"
-          r"|\btoo many requests\b|\b(?:status|code|http|returned|response|got)[ =:]{0,3}429\b|\b429 too\b|\b(?:load )?shedding\b|\bshed(?:ding)? load\b|\btoomanyrequests"),
+          r"|\btoo many requests\b|\b(?:status|code|http|returned|response|got)[ =:]{0,3}429\b|\b429 too\b"
+          r"|\b(?:load )?shedding\b|\bshed(?:ding)? load\b|\btoomanyrequests"),
     Rule(Category.LOAD_SURGE, "traffic_surge",
           "traffic surge spike spikes burst requests rps qps connections load",
           r"\btraffic (?:surge|spike|burst|increase)|\b(?:surge|spike|burst) (?:of|in) (?:traffic|requests"
@@ -183,7 +184,8 @@ RULES: tuple[Rule, ...] = (
           r"|\b\d+(?:\.\d+)?x (?:normal|baseline|usual) (?:traffic|load|rate)"),
     Rule(Category.LOAD_SURGE, "backlog",
           "backlog overflow overflowed queue queued listen accept pending",
-          r"\bbacklog (?:full|exceeded|overflow|limit)|\blisten queue (?:of|overflow)|\baccept queue\b|\boverflow(?:ed|ing|s)?\b"
+          r"\bbacklog (?:full|exceeded|overflow|limit)|\blisten queue (?:of|overflow)|\baccept queue\b"
+          r"|\boverflow(?:ed|ing|s)?\b"
           r"|\bqueue (?:is )?full\b|\bpending (?:requests? )?overflow\b|\btimes the listen queue"),
     Rule(Category.LOAD_SURGE, "resource_alarm",
           "alarm alarms flow blocking publishers watermark maxclients maxconn clients",
@@ -192,8 +194,9 @@ RULES: tuple[Rule, ...] = (
           r"|\bmax(?:imum)? number of clients reached\b|\bmaxclients\b|\bmaxconn\b"),
     Rule(Category.LOAD_SURGE, "circuit_breaker",
           "circuitbreakingexception circuit breaker tripped rejected rejecting execution",
-          r"\bcircuitbreakingexception\b|\bcircuit ?breaker\b(?! (?:is )?(?:closed|reset))"
-          r"|\btripped\b|\brejected execution\b|\bes_rejected_execution"),
+          r"\bcircuitbreakingexception\b|\bcircuit ?breaker\b[^\n]{0,40}?\b(?:tripped|data too large|parent)\b"
+          r"|\bbreaker\b[^\n]{0,20}?\btripped\b|\brejected execution\b|\bes_rejected_execution"
+          r"|\bcircuit_breakers?\b[^\n]{0,60}?\bopen\b"),
     # --- a change just before the fault: a restart replays it ---
     Rule(Category.RECENT_CHANGE, "config_management",
           "ansible invoked catalog chef puppet salt changed resources",
@@ -204,7 +207,8 @@ RULES: tuple[Rule, ...] = (
           "deploy deployed deploying deployment rollout rolled rolling helm upgrade upgraded upgrading release switched"
           " released canary",
           r"\bdeploy(?:ed|ing)\b|\bdeploy(?:ment)? (?:of|started|finished|complete\w*|succeeded|to)\b"
-          r"|\bnew deployment\b|\bswitched\b[^\n]{0,60}?\breleases?\b|\broll(?:ed|ing)? ?out\b|\brolling (?:update|upgrade|restart)\b"
+          r"|\bnew deployment\b|\bswitched\b[^\n]{0,60}?\breleases?\b|\broll(?:ed|ing)? ?out\b"
+          r"|\brolling (?:update|upgrade|restart)\b"
           r"|\bhelm (?:upgrade|install)\b|\bupgrad(?:ed|ing|e)\b|\brelease \S+ (?:installed|applied)"
           r"|\bcanary\b|\bnew release\b"),
     Rule(Category.RECENT_CHANGE, "new_image",
@@ -339,7 +343,7 @@ RULES: tuple[Rule, ...] = (
           r"\bgc\b[^\n]{0,120}?\bpause\b[^\n]{0,80}?\b\d{4,}(?:\.\d+)?\s?ms\b|\bdetected pause in jvm\b"
           r"|\bgc (?:time|overhead)(?: ratio)?\s*(?:[=:]|of|at)?\s*(?:[3-9]\d|100)(?:\.\d+)?\s?%"
           r"|\b(?:long|excessive) (?:gc|garbage collection) pauses?\b|\bgc thrash\w*"),
-    Rule(Category.MEMORY_PRESSURE, "memory_high", "memory heap swap swapping enomem allocation",
+    Rule(Category.MEMORY_PRESSURE, "memory_high", "memory heap swap swapping enomem allocation used_memory",
           r"\bmemory leak\b|\b(?:high|critical|severe) memory (?:pressure|usage)\b"
           r"|\bmemory pressure (?:high|critical)\b"
           r"|\bmemory (?:usage|utili[sz]ation|used) (?:is )?(?:at |above |over )?(?:9\d|100)(?:\.\d+)?\s?%"
@@ -347,7 +351,8 @@ RULES: tuple[Rule, ...] = (
           r"|\bheap (?:usage |space )?(?:is )?(?:near|close to|approaching|at|above|over)"
           r" (?:the )?(?:limit|max|maximum|capacity)\b|\bswap(?:ping)? storm\b"
           r"|\b(?:excessive|heavy) swapping\b|\blow on memory\b|\bcannot allocate memory\b|\benomem\b"
-          r"|\bpage allocation failure\b"),
+          r"|\bpage allocation failure\b|\bout of memory (?:allocating|trying to allocate)\b"
+          r"|\bused_memory\b[^\n%]{0,40}?\b(?:9\d|100)(?:\.\d+)?\s?%"),
     Rule(Category.CPU_SATURATION, "cpu_high", "cpu",
           r"\bcpu\b[^\n%]{0,30}?\b(?:9\d|[1-9]\d\d)(?:\.\d+)?\s?%|\b(?:9\d|100)(?:\.\d+)?\s?% cpu\b"
           r"|\bhigh cpu\b|\bcpu (?:is )?(?:saturat\w+|pegged|starv\w+)",

@@ -5,21 +5,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Literal
-
-from dataclasses import replace
 
 from graph.line_roles import ZERO_COUNT, Role, is_client_gone, is_recovery, line_role
 from graph.log_parse import Level, ParsedLine, parse_line
 from graph.log_rules import (
     BLOCKING,
-    BLOCKING_PRIORITY,
     BURST_RULES,
     LINE_PRIORITY,
     RECOVERABLE,
-    RECOVERABLE_PRIORITY,
     RULES,
     UNEXPLAINED_RULE,
     UNRECOGNISED_RULE,

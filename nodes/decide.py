@@ -8,9 +8,9 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.runtime import Runtime
 
 from graph.context import Context
-from graph.models import load_chat_model, model_label
 from graph.diagnosis import Diagnosis
 from graph.diagnosis import diagnose as classify
+from graph.models import load_chat_model, model_label
 from graph.policy import load_policy
 from graph.state import IncidentState
 from nodes.common import current_thread_id, gathered_evidence, infrastructure

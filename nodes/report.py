@@ -27,8 +27,17 @@ def build_report(state: IncidentState, model: str) -> str:
         lines.append(f"Observed: {health_figures(state.get('health'))}.")
         if diagnosis:
             lines.append(f"Finding: {diagnosis.get('category', 'unknown')}: {diagnosis.get('reason', '')}")
-            for quoted in list(diagnosis.get("evidence", []))[:MAX_QUOTED_LINES]:
-                lines.append(f"  > {quoted}")
+            supporting = list(diagnosis.get("for", []))
+            against = list(diagnosis.get("against", []))
+            if supporting or against:
+                # both sides: what points to a local fault, and what a restart would not explain
+                for quoted in supporting[:MAX_QUOTED_LINES]:
+                    lines.append(f"  for     > {quoted}")
+                for quoted in against[:MAX_QUOTED_LINES]:
+                    lines.append(f"  against > {quoted}")
+            else:
+                for quoted in list(diagnosis.get("evidence", []))[:MAX_QUOTED_LINES]:
+                    lines.append(f"  > {quoted}")
     restart = state.get("restart") or {}
     if restart.get("performed") or restart.get("already_done"):
         verdict = "verified healthy" if restart.get("verified") else "still unhealthy"

@@ -9,8 +9,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graph.context import Context
-from graph.policy import Verdict, evaluate_restart, load_policy
 from graph.diagnosis import diagnose
+from graph.policy import Verdict, evaluate_restart, load_policy
 from graph.signals import is_healthy
 from graph.state import IncidentState
 from nodes.common import current_thread_id, health_figures, infrastructure

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from graph import signals
+from graph.diagnosis import Diagnosis, diagnose
 from graph.signals import (
     BLOCKING,
     CPU_SATURATION_PERCENT,
@@ -21,7 +22,6 @@ from graph.signals import (
     classify_logs,
     is_healthy,
 )
-from graph.diagnosis import Diagnosis, diagnose
 
 HEALTHY: dict[str, object] = {"cpu_percent": 20.0, "memory_percent": 40.0, "status": "healthy"}
 DEGRADED_NORMAL_FIGURES: dict[str, object] = {
@@ -195,13 +195,15 @@ def test_category_sets_and_thresholds_match_the_contract() -> None:
     assert frozenset({Category.CPU_SATURATION, Category.MEMORY_PRESSURE, Category.OOM_KILL,
                       Category.HUNG_PROCESS}) == RECOVERABLE
     assert frozenset({Category.DEPENDENCY_FAILURE, Category.DISK_FULL, Category.SECURITY_EVENT,
-                      Category.HARDWARE_FAULT, Category.CONFIG_ERROR}) == BLOCKING
+                      Category.HARDWARE_FAULT, Category.CONFIG_ERROR, Category.LOAD_SURGE,
+                      Category.RECENT_CHANGE, Category.CRASH_LOOP}) == BLOCKING
     assert not RECOVERABLE & BLOCKING
     assert (CPU_SATURATION_PERCENT, MEMORY_PRESSURE_PERCENT) == (90.0, 90.0)
     assert Category.DEPENDENCY_FAILURE == "dependency_failure"
     assert {category.value for category in Category} == {
         "cpu_saturation", "memory_pressure", "oom_kill", "hung_process", "dependency_failure", "disk_full",
-        "security_event", "hardware_fault", "config_error", "unknown", "no_fault"}
+        "security_event", "hardware_fault", "config_error", "load_surge", "recent_change", "crash_loop", "unknown",
+        "no_fault"}
 
 
 # --- hand-written lines, every rule ------------------------------------------------------------------------
@@ -336,6 +338,38 @@ HAND_WRITTEN: list[tuple[str, Category, str]] = [
     ("HealthReporter : process cpu 99.4% over last 60s (8 cores)", Category.CPU_SATURATION, "cpu_high"),
     ("worker ForkPoolWorker-3 at 100% CPU for 12m", Category.CPU_SATURATION, "cpu_high"),
     ("monitor: high CPU on api-gateway-03", Category.CPU_SATURATION, "cpu_high"),
+    # load from outside the process
+    ("kernel: TCP: request_sock_TCP: Possible SYN flooding on port 443. Sending cookies.", Category.LOAD_SURGE,
+     "flood"),
+    ("nginx: [error] 812#812: *99 limiting requests, excess: 20.400 by zone \"api\", client: 10.1.2.3",
+     Category.LOAD_SURGE, "rate_limited"),
+    ("edge: traffic surge on /checkout after campaign launch", Category.LOAD_SURGE, "traffic_surge"),
+    ("kernel: TCP: 12731 times the listen queue of a socket overflowed", Category.LOAD_SURGE, "backlog"),
+    ("rabbit: memory resource limit alarm set on node rabbit@mq-01", Category.LOAD_SURGE, "resource_alarm"),
+    ("CircuitBreakingException: [parent] Data too large, data for [<http_request>] would be larger than limit",
+     Category.LOAD_SURGE, "circuit_breaker"),
+    # a change just before the fault
+    ("ansible-lineinfile[70112]: Invoked with path=/etc/default/app regexp=^JAVA_OPTS=", Category.RECENT_CHANGE,
+     "config_management"),
+    ("deploy: orders-api deployed by ci-pipeline", Category.RECENT_CHANGE, "deploy"),
+    ("kubelet: Successfully pulled image \"registry.local/orders:4.2.0\" in 1.2s", Category.RECENT_CHANGE,
+     "new_image"),
+    ("nginx: signal 1 (SIGHUP) received, reconfiguring", Category.RECENT_CHANGE, "config_reload"),
+    # crash loops
+    ("systemd[1]: app.service: Scheduled restart job, restart counter is at 5.", Category.CRASH_LOOP,
+     "restart_loop"),
+    # hang wordings that need corroboration
+    ("WARNING watchdog: no heartbeat received for 120s from worker thread sync-3", Category.HUNG_PROCESS,
+     "heartbeat_missed"),
+    ("WARN reactor loop stalled for 4200ms", Category.HUNG_PROCESS, "loop_stalled"),
+    ("WARNING - The scheduler does not appear to be running.", Category.HUNG_PROCESS, "scheduler_stalled"),
+    ("proc-audit: 3871 processes in state Z (<defunct>), parent 2211", Category.HUNG_PROCESS, "defunct_children"),
+    ("ConsumerCoordinator - consumer poll timeout has expired.", Category.HUNG_PROCESS, "poll_timeout"),
+    ("http: Accept error: accept tcp [::]:8080: accept4: too many open files; retrying in 5ms",
+     Category.HUNG_PROCESS, "descriptor_leak"),
+    # a lock held by another host
+    ("LockGuard - lock 4411 still held by billing-close-01 pid=39912", Category.DEPENDENCY_FAILURE,
+     "lock_held_elsewhere"),
 ]
 
 
@@ -403,10 +437,14 @@ def test_level_without_a_cause_is_an_unrecognised_error() -> None:
     assert "no recognised cause; escalate" in finding.reason
 
 
-def test_info_level_exception_names_are_not_errors() -> None:
+def test_info_level_exception_names_block_a_restart_but_are_not_error_level() -> None:
     line = ("2015-07-29 19:37:27,222 - INFO  [ProcessThread(sid:2 cport:-1)::PrepRequestProcessor@627] - Got "
             "user-level KeeperException when processing sessionid:0x34ed93485090001 type:create")
-    assert classify_line(line) is None
+    signal = classify_line(line)
+    assert signal is not None and (signal.category, signal.rule) == (Category.UNKNOWN, "unexplained_abnormal")
+    assert diagnose(HEALTHY, [line]).category is Category.NO_FAULT
+    hot = diagnose({"cpu_percent": 99.0, "memory_percent": 40.0, "status": "degraded"}, [line])
+    assert not hot.restart_recommended and hot.unexplained == (line,)
 
 
 def test_blocking_cause_wins_over_recoverable_wording_in_one_line() -> None:
@@ -416,8 +454,10 @@ def test_blocking_cause_wins_over_recoverable_wording_in_one_line() -> None:
 
 
 def test_corrected_memory_errors_are_not_hardware_faults() -> None:
-    assert classify_line("EDAC MC0: 1 CE memory read error corrected on DIMM A1") is None
-    assert classify_line("kernel: 3 ECC errors corrected on DIMM B2") is None
+    for line in ("EDAC MC0: 1 CE memory read error corrected on DIMM A1", "kernel: 3 ECC errors corrected on DIMM B2"):
+        signal = classify_line(line)
+        assert signal is not None and signal.category is Category.UNKNOWN, line
+        assert diagnose(HEALTHY, [line]).category is Category.NO_FAULT
 
 
 def test_client_side_connection_resets_are_not_dependency_failures() -> None:
@@ -462,7 +502,8 @@ REAL_EXPECTED: list[tuple[str, Category | None, str | None]] = [
 def test_real_loghub_lines_are_classified(line: str, category: Category | None, rule: str | None) -> None:
     signal = classify_line(line)
     if category is None:
-        assert signal is None
+        # ordinary lines carry no fault rule; those with failure wording are abnormal and only block a restart
+        assert signal is None or (signal.category, signal.rule) == (Category.UNKNOWN, "unexplained_abnormal")
     else:
         assert signal is not None
         assert (signal.category, signal.rule) == (category, rule)
@@ -517,10 +558,15 @@ def test_bgl_kernel_fatal_is_a_hardware_fault_but_kernel_info_is_not() -> None:
 
 
 def test_zookeeper_connection_loss_and_session_expiry_are_dependency_failures() -> None:
-    finding = diagnose(DEGRADED_NORMAL_FIGURES, ZOOKEEPER_NORMAL + ZOOKEEPER_TROUBLE)
+    # the Loghub lines span two days: with a window that long every trouble line counts ...
+    finding = diagnose(DEGRADED_NORMAL_FIGURES, ZOOKEEPER_NORMAL + ZOOKEEPER_TROUBLE, window_s=3 * 86400)
     assert finding.category is Category.DEPENDENCY_FAILURE
     assert not finding.restart_recommended
-    assert set(finding.evidence) == {line.strip() for line in ZOOKEEPER_TROUBLE} | {"status=degraded"}
+    assert set(finding.evidence) >= {line.strip() for line in ZOOKEEPER_TROUBLE} | {"status=degraded"}
+    # ... with the default 30 minutes only the newest one does; the older two are stale
+    recent = diagnose(DEGRADED_NORMAL_FIGURES, ZOOKEEPER_NORMAL + ZOOKEEPER_TROUBLE)
+    assert recent.category is Category.DEPENDENCY_FAILURE
+    assert recent.window["stale_signals"] >= 2
 
 
 def test_apache_mod_jk_error_state_is_a_dependency_failure() -> None:
@@ -657,7 +703,7 @@ PRIMARY_ORDER = [Category.SECURITY_EVENT, Category.HARDWARE_FAULT, Category.DISK
 def test_primary_category_follows_the_priority_order(index: int) -> None:
     present = PRIMARY_ORDER[index:]
     lines = [ONE_LINE_PER_CATEGORY[category] for category in reversed(present)]
-    finding = diagnose(HEALTHY, lines)
+    finding = diagnose(DEGRADED_NORMAL_FIGURES, lines)
     assert finding.category is PRIMARY_ORDER[index]
     assert finding.categories == set(present)
     assert finding.restart_recommended == (PRIMARY_ORDER[index] in RECOVERABLE)
@@ -812,7 +858,10 @@ def test_classify_logs_keeps_order_and_one_signal_per_matching_line() -> None:
 def test_to_dict_is_json_serialisable_and_complete() -> None:
     finding = diagnose(SEED_HUNG_WORKER_HEALTH, SEED_HUNG_WORKER_LOGS)
     as_dict = json.loads(json.dumps(finding.to_dict()))
-    assert set(as_dict) == {"category", "restart_recommended", "categories", "evidence", "reason", "signals"}
+    assert set(as_dict) == {"category", "restart_recommended", "categories", "evidence", "reason", "signals",
+                            "for", "against", "unexplained", "window"}
+    assert as_dict["against"] == [] and as_dict["unexplained"] == []
+    assert as_dict["for"] and all(isinstance(line, str) for line in as_dict["for"])
     assert as_dict["categories"] == ["cpu_saturation", "hung_process"]
     assert as_dict["restart_recommended"] is True
     assert as_dict["evidence"] == list(finding.evidence)
@@ -833,14 +882,13 @@ def test_reason_is_one_plain_sentence() -> None:
 # --- speed -------------------------------------------------------------------------------------------------
 
 
-def test_one_hundred_thousand_lines_classify_quickly() -> None:
+def test_ten_thousand_mixed_lines_classify_line_by_line() -> None:
+    # speed is measured by `it-support-agent bench`; this pins that a large mixed log classifies as its parts do
     base = ALL_REAL_LINES + BENIGN + [line for line, _, _ in HAND_WRITTEN] + SEED_HUNG_WORKER_LOGS
-    lines = (base * (100_000 // len(base) + 1))[:100_000]
-    started = time.perf_counter()
+    lines = (base * (10_000 // len(base) + 1))[:10_000]
     found = classify_logs(lines)
-    elapsed = time.perf_counter() - started
-    assert found
-    assert elapsed < 5.0, f"100k lines took {elapsed:.2f}s"
+    assert len(found) == sum(classify_line(line) is not None for line in lines)
+    assert {signal.category for signal in found} >= BLOCKING | RECOVERABLE
 
 
 PATHOLOGICAL = [
@@ -886,14 +934,19 @@ def test_windows_failed_logon_burst_is_a_security_event() -> None:
         Category.NO_FAULT)
 
 
-def test_a_single_dependency_failure_that_recovered_is_noise_but_two_are_not() -> None:
+def test_failures_followed_by_a_recovery_are_over_only_where_the_evidence_says_so() -> None:
     healthy = {"cpu_percent": 20, "memory_percent": 30, "status": "healthy"}
     reset = "2026-11-27T10:00:01Z WARN upstream inventory:8080 attempt 1/3 failed: ECONNRESET"
+    again = reset.replace("10:00:01", "10:00:05")
     recovered = "2026-11-27T10:00:02Z INFO upstream request succeeded on attempt 2"
     assert diagnose(healthy, [reset, recovered]).category is Category.NO_FAULT
+    # a failure after the recovery line is not over
     assert diagnose(healthy, [recovered, reset]).category is Category.DEPENDENCY_FAILURE
-    assert diagnose(healthy, [reset, reset.replace("10:00:01", "10:00:05"), recovered]).category is (
-        Category.DEPENDENCY_FAILURE)
+    # healthy now and the failures came before the recovery: over
+    assert diagnose(healthy, [reset, again, recovered]).category is Category.NO_FAULT
+    # on a degraded server one retry that worked is noise, two failures are a dependency problem
+    assert diagnose(DEGRADED_NORMAL_FIGURES, [reset, recovered]).category is Category.UNKNOWN
+    assert diagnose(DEGRADED_NORMAL_FIGURES, [reset, again, recovered]).category is Category.DEPENDENCY_FAILURE
 
 
 def test_debug_lines_do_not_report_faults_but_info_lines_can() -> None:
