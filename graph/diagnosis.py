@@ -245,7 +245,7 @@ def _events(ledger: _Ledger, indices: Sequence[int]) -> int:
     return max(len(pids), clusters, 1 if indices else 0)
 
 
-def _crash_loop(ledger: _Ledger, healthy_now: bool) -> list[Signal]:
+def _crash_loop(ledger: _Ledger, healthy_now: bool, hot: bool) -> list[Signal]:
     """Crash loops the lines show together: several OOM kills or crashes in the window, or a fault, a start and
     a fault again (the service was restarted already and failed again)."""
     found: list[Signal] = []
@@ -293,8 +293,9 @@ def _crash_loop(ledger: _Ledger, healthy_now: bool) -> list[Signal]:
                 "restarted_after_fault",
             )
         )
-    elif faults and any(start < faults[0] for start in starts):
-        start = next(start for start in starts if start < faults[0])
+    elif starts and (faults or hot) and (not faults or starts[0] < faults[0]):
+        # the service (re)started inside the window and is faulty already: a restart would replay the start
+        start = starts[0]
         found.append(
             Signal(Category.RECENT_CHANGE, "logs", quote(ledger.readings[start].parsed.raw), "started_before_fault")
         )
@@ -363,7 +364,7 @@ def _account(
                 or (reading.parsed.level >= Level.ERROR)
             )
         counted.append(signal)
-    counted.extend(_crash_loop(ledger, healthy_now))
+    counted.extend(_crash_loop(ledger, healthy_now, bool(hot)))
     findings = {signal.category for signal in counted} & RECOVERABLE
     deaths = _firm_times(ledger)
     explains_death = bool(findings & _DEATHS)

@@ -33,7 +33,7 @@ FAILURE_WORDS = re.compile(
     r"|segfault|segmentation|violations?|broken|misconfigur\w*|back-?off|retr(?:y|ying|ies)|throttl\w*"
     r"|flood\w*|not responding|unresponsive|stall(?:ed|ing|s)?|stuck|hung|hang(?:ing|s)?|deadlock\w*|leak\w*"
     r"|oom\w*|shortage|insufficient|overload\w*|saturat\w*|congest\w*|unexpected(?:ly)?|terminat(?:ed|ing)"
-    r"|mismatch\w*|revoked|offline|went down|is down|(?:is|are) full|lag(?:ging)?|slow(?:er|ness)?"
+    r"|mismatch\w*|offline|went down|is down|(?:is|are) full|lag(?:ging)?|slow(?:er|ness)?"
     r"|no (?:reply|response|answer)|missing|exit(?:ed)? (?:code|status) [1-9]|non-?zero exit"
     r"|sig(?:kill|segv|abrt|term|bus)|out of \w+|too many|not (?:found|available|ready|running|healthy)"
     r"|split[- ]brain|quorum|unassigned|under-?replicated|isr shr\w*|shrinking isr|to \[?red\]?|fenc(?:ed|ing)"
@@ -44,7 +44,9 @@ FAILURE_WORDS = re.compile(
 )
 # Counts of nothing are not failures: "0 errors", "errors=0", "no failures", "without error".
 ZERO_COUNT = re.compile(
-    r"\b(?:0|no|zero|without(?: any)?)\s+(?:[\w-]+\s+){0,2}(?:errors?|failures?|warnings?|exceptions?|timeouts?"
+    r"\b(?:terminated|exited|finished|completed|ended|stopped) (?:with success|successfully|normally|cleanly)\b"
+    r"|\bexit(?:ed with)? (?:code|status)[ =:]?0\b"
+    r"|\b(?:0|no|zero|without(?: any)?)\s+(?:[\w-]+\s+){0,2}(?:errors?|failures?|warnings?|exceptions?|timeouts?"
     r"|retries|drops?|dropped|rejections?|faults?|issues?|problems?|events?|connections?|kills?|restarts?|alerts?)\b"
     r"|\b(?:errors?|failures?|failed|warnings?|exceptions?|timeouts?|retries|dropped|drops?|rejected|lost"
     r"|skipped|killed)\s*[=:]\s*0+(?:\.0+)?%?(?![\d.])"
@@ -55,7 +57,8 @@ _RECOVERY = re.compile(
     r"|re-?established|reconnected|restored|back (?:online|to normal|up|in service)|resolved|cleared|is healthy"
     r"|became healthy|healthy again|now healthy|circuit ?breaker (?:is )?(?:closed|reset)|alarm (?:cleared|off)"
     r"|succeeded (?:after|on (?:attempt|retry))|connection (?:re)?established|resum(?:ed|ing) (?:normal )?"
-    r"(?:processing|consumption|operation)|caught up|in sync|is up|recovering|failover complete(?:d)?)\b"
+    r"(?:processing|consumption|operation)|caught up|in sync|is up|recovering|failover complete(?:d)?"
+    r"|expanding isr|isr (?:expanded|updated to)|back in sync|rejoined)\b"
 )
 _NOT_RECOVERED = re.compile(
     r"\b(?:not|never|fail(?:ed|s)? to|unable to|could not|cannot|can't|couldn't) (?:be )?(?:recover|restor"
@@ -64,7 +67,8 @@ _NOT_RECOVERED = re.compile(
 _STARTUP = re.compile(
     r"\b(?:started \S+(?: \S+)? in \d+(?:\.\d+)? ?(?:s|ms|sec|seconds)\b|ready to accept connections|server started"
     r"|spawned: |entered running state|listening(?: on)?\b|systemd\[\d+\]: started\b|application (?:started|ready)"
-    r"|startup complete"
+    r"|startup complete|\b(?:server|service|application|app|daemon|worker|instance|container|pod)\b[^\n]{0,20}?"
+    r"\bstart(?:ing|ed)\b|\bstarting\b[^\n]{0,60}?\bversion\b|\bstarted container\b|\bstarting signal loop\b"
     r"|service started|started (?:the )?(?:server|service|application|worker|process)|is ready)"
 )
 # A client hanging up on an inbound request: the server is fine, the caller left.
@@ -74,7 +78,7 @@ _CLIENT_GONE = re.compile(
     r"|\b(?:client|response|sending|writing|write)\b[^\n]{0,80}?\bbroken pipe\b"
     r"|\bconnection reset by peer\b[^\n]{0,80}?\b(?:client|reading (?:client )?request|request)\b"
     r"|\bclient (?:disconnected|went away|hung up|aborted)\b|\bepipe\b[^\n]{0,40}?\bclient\b"
-    r"|\bclient\b[^\n]{0,80}?\bconnection reset by peer\b"
+    r"|\b(?:client|response)\b[^\n]{0,80}?\bconnection reset by peer\b"
 )
 # A monitoring check reporting OK names the failure it looks for; Apache per-client request errors (403, 404).
 _MONITOR_OK = re.compile(

@@ -212,18 +212,22 @@ RULES: tuple[Rule, ...] = (
           r"|\bhelm (?:upgrade|install)\b|\bupgrad(?:ed|ing|e)\b|\brelease \S+ (?:installed|applied)"
           r"|\bcanary\b|\bnew release\b"),
     Rule(Category.RECENT_CHANGE, "new_image",
-          "image pulled pulling version versions rev revision build was previously replacing",
+          "image pulled pulling version versions rev revision build was previously replacing imagecreate",
           r"\b(?:successfully )?pull(?:ed|ing) image\b|\bnew (?:image|version|build|revision)\b"
-          r"|\bimage (?:changed|updated)\b|\bversion (?:changed|bumped|updated)\b"
+          r"|\bimage (?:changed|updated)\b|\bversion (?:changed|bumped|updated) (?:from|to) v?\d+\.\d+"
+          r"|\bimagecreate\b|\bimage ?(?:create|pull)(?:d|ed)? event\b"
           r"|\b(?:changed|updated|bumped) (?:from )?(?:version|v\d)|\bfrom v?\d+\.\d+\S* to v?\d+\.\d+"
           r"|\bv?\d+\.\d+\.\d+\S*,? (?:was|previously|replacing|from) v?\d+\.\d+"),
     Rule(Category.RECENT_CHANGE, "config_reload",
           "reload reloaded reloading sighup configuration config flag flags feature toggle toggled schema"
-          " migration migrations applying applied",
+          " migration migrations applying applied changed refreshed updated reloaded keys properties property"
+          " settings parameters parameter options option",
           r"\breload(?:ed|ing)? (?:the )?(?:config(?:uration)?|settings|rules|policy)\b"
           r"|\b(?:config(?:uration)?|settings) (?:reload(?:ed)?|changed|updated|modified)\b|\bsighup\b"
           r"|\bfeature[- ]?flag\b|\bflag \S+ (?:enabled|disabled|changed|toggled|set to)\b|\btoggled\b"
-          r"|\bschema (?:change|migration)\b|\b(?:applying|applied|running) migrations?\b"),
+          r"|\bschema (?:change|migration)\b|\b(?:applying|applied|running) migrations?\b"
+          r"|\b(?:config(?:uration)?|settings|properties|property|keys|flags?|parameters?|options?)\b[^\n]{0,20}?"
+          r"\b(?:changed|refreshed|updated|reloaded)\b"),
     # --- crash loops: the service already restarted and failed again ---
     Rule(Category.CRASH_LOOP, "restart_loop",
           "restart restarting restarts restarted counter backoff back crashloopbackoff retries respawning"
@@ -321,7 +325,8 @@ RULES: tuple[Rule, ...] = (
           "stuck responding hung blocked loop notifystuckthreaddetected stuckthreaddetectionvalve",
           r"\bnotifystuckthreaddetected\b|\bmay be stuck\b|\bstuck (?:threads?|requests?|workers?)\b"
           r"|\b(?:threads?|requests?|workers?) (?:is |are )?stuck\b|\bnot responding\b|\bhung task\b"
-          r"|\bblocked for more than \d+ seconds\b|\bevent loop (?:blocked|lag \d{4,}\s?ms)"),
+          r"|\bblocked for more than \d+ seconds\b|\bevent loop (?:blocked|lag(?:ged)? (?:of )?(?:\d{4,}\s?ms"
+          r"|\d{2,}(?:\.\d+)?\s?s\b))"),
     Rule(Category.HUNG_PROCESS, "heartbeat_missed", "heartbeat heartbeats",
           r"\bno heartbeats? (?:received |sent )?(?:for|in|since)\b|\bmissed (?:\d+ )?heartbeats?\b"
           r"|\bheartbeats? (?:missing|missed|overdue|not (?:sent|received))\b|\blast heartbeat\b",
