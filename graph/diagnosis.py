@@ -347,7 +347,7 @@ def _account(
     hot = [signal for signal in health_signals if signal.category in RECOVERABLE]
     counted: list[Signal] = list(health_signals)
     unexplained: list[str] = []
-    alarming = False
+    alarming: list[str] = []  # error-level lines nothing explains: a ticket even on a healthy server
     for index, signal in log_signals:
         reading = ledger.readings[index]
         if signal.rule in WEAK_HANG_RULES and not (firm or stalled or hot):
@@ -357,12 +357,12 @@ def _account(
             signal = Signal(Category.UNKNOWN, "logs", signal.detail, f"{signal.rule}_while_healthy")
         if signal.category is Category.UNKNOWN:
             unexplained.append(signal.detail)
-            alarming = (
-                alarming
-                or signal.rule == UNRECOGNISED_RULE
+            if (
+                signal.rule == UNRECOGNISED_RULE
                 or signal.rule.startswith("oom_kill")
-                or (reading.parsed.level >= Level.ERROR)
-            )
+                or reading.parsed.level >= Level.ERROR
+            ):
+                alarming.append(signal.detail)
         counted.append(signal)
     counted.extend(_crash_loop(ledger, healthy_now, bool(hot)))
     findings = {signal.category for signal in counted} & RECOVERABLE
@@ -380,13 +380,14 @@ def _account(
             if reading.signal is not None:  # an abnormal line that is part of the finding's own event
                 counted.remove(reading.signal)
                 unexplained.remove(reading.signal.detail)
+                if reading.signal.detail in alarming:
+                    alarming.remove(reading.signal.detail)
         elif reading.signal is None and reading.role in _EXPLAINERS:
             unexplained.append(_detail(reading))
             counted.append(Signal(Category.UNKNOWN, "logs", _detail(reading), UNEXPLAINED_RULE))
-            alarming = alarming or reading.parsed.level >= Level.ERROR
-    if not healthy_now and unexplained:
-        alarming = True
-    return counted, supporting, unexplained, alarming
+            if reading.parsed.level >= Level.ERROR:
+                alarming.append(_detail(reading))
+    return counted, supporting, unexplained, bool(alarming) or (not healthy_now and bool(unexplained))
 
 
 def _detail(reading: LineReading) -> str:

@@ -7,6 +7,9 @@ from enum import StrEnum
 
 from graph.log_parse import Level, ParsedLine
 
+ROLE_CHARS = 400
+"""How much of a message the explaining roles read."""
+
 
 class Role(StrEnum):
     """The part a line without a fault rule plays in the accounting."""
@@ -67,9 +70,14 @@ _NOT_RECOVERED = re.compile(
 _STARTUP = re.compile(
     r"\b(?:started \S+(?: \S+)? in \d+(?:\.\d+)? ?(?:s|ms|sec|seconds)\b|ready to accept connections|server started"
     r"|spawned: |entered running state|listening(?: on)?\b|systemd\[\d+\]: started\b|application (?:started|ready)"
-    r"|startup complete|\b(?:server|service|application|app|daemon|worker|instance|container|pod)\b[^\n]{0,20}?"
-    r"\bstart(?:ing|ed)\b|\bstarting\b[^\n]{0,60}?\bversion\b|\bstarted container\b|\bstarting signal loop\b"
+    r"|startup complete|\b(?:server|service|application|daemon|instance|container|pod)\b (?:\S+ )?"
+    r"start(?:ing|ed)\b|\bstarting\b[^\n]{0,60}?\bversion\b|\bstarted container\b|\bstarting signal loop\b"
     r"|service started|started (?:the )?(?:server|service|application|worker|process)|is ready)"
+)
+# Work starting inside a running process is not the process starting.
+_WORK_STARTED = re.compile(
+    r"\b(?:job|task|batch|backup|compaction|scan|export|import|migration|snapshot|run|sync|checkpoint|gc|vacuum)s?"
+    r"\b[^\n]{0,30}?\bstart(?:ed|ing)\b"
 )
 # A client hanging up on an inbound request: the server is fine, the caller left.
 _CLIENT_GONE = re.compile(
@@ -161,17 +169,20 @@ def is_stall(text: str) -> bool:
 
 def line_role(line: ParsedLine) -> Role:
     """The role of a line no fault rule claims, from its level and its message part."""
-    text = line.message.lower()
+    full = line.message.lower()
+    # The roles that explain a line or mark it over are read from its head only: a hostile 2,000-character line
+    # costs no more than a normal one, and a role missed on a long tail leaves the line abnormal (the safe side).
+    text = full[:ROLE_CHARS]
     if _CLIENT_GONE.search(text) or _BENIGN.search(text):
         return Role.NOISE
     if is_recovery(text):
         return Role.RECOVERY
-    if _STARTUP.search(text) and line.level < Level.WARNING:
+    if _STARTUP.search(full) and not _WORK_STARTED.search(full) and line.level < Level.WARNING:
         return Role.STARTUP
     if _STALL.search(text):
         return Role.STALL
-    failure = bool(FAILURE_WORDS.search(text.replace("_", " ")))
-    if _AFTERMATH.search(text) or _AFTERMATH.search(line.raw.lower()):  # quotes intact: result 'oom-kill'
+    failure = bool(FAILURE_WORDS.search(full.replace("_", " ")))
+    if _AFTERMATH.search(text) or _AFTERMATH.search(line.raw[:ROLE_CHARS].lower()):  # quotes intact: 'oom-kill'
         return Role.AFTERMATH
     abnormal = failure or line.level >= Level.WARNING
     for pattern, role in _SYMPTOMS:

@@ -156,9 +156,10 @@ def read_line(line: str, yearless_year: int = 2000) -> LineReading:
     if rule is not None and (rule.category in _ANY_LEVEL or parsed.level is not Level.DEBUG):
         return LineReading(parsed, Signal(rule.category, "logs", quote(text), rule.name), Role.PLAIN)
     role = line_role(parsed)
-    if role is Role.ABNORMAL:
-        # error level, or no level at all and an exception or traceback: worth a ticket even on a healthy server
-        error_level = parsed.level >= Level.ERROR or (parsed.level is Level.UNSET and bool(_ERROR_WORDS.search(text)))
+    # error level, or no level at all and an exception or traceback: worth a ticket even on a healthy server
+    error_level = parsed.level >= Level.ERROR or (parsed.level is Level.UNSET and bool(_ERROR_WORDS.search(text)))
+    if role is Role.ABNORMAL or (role is Role.AFTERMATH and error_level):
+        # a crash report's lines are abnormal too; the accounting clears them when a local death explains them
         name = UNRECOGNISED_RULE if error_level else UNEXPLAINED_RULE
         return LineReading(parsed, Signal(Category.UNKNOWN, "logs", quote(text), name), role)
     return LineReading(parsed, None, role)
