@@ -28,7 +28,7 @@ class Role(StrEnum):
 
 # Failure wording at any level. A line that carries it and no rule explains counts against a restart.
 FAILURE_WORDS = re.compile(
-    r"\b(?:errors?|err|fail(?:s|ed|ing|ures?)?|fatal|exceptions?|traceback|panic(?:ked|s)?|abort(?:ed|ing|s)?"
+    r"\b(?:status=5\d\d|errors?|err|fail(?:s|ed|ing|ures?)?|fatal|exceptions?|traceback|panic(?:ked|s)?|abort(?:ed|ing|s)?"
     r"|crash(?:ed|es|ing)?|refus(?:ed|ing)|denied|unreachable|unavailable|timed ?out|times out"
     r"|timeouts? (?:expired|exceeded|after|while|waiting|occurred|on|when|error)|\d+ timeouts|corrupt\w*"
     r"|invalid|cannot|can't|couldn't|could not|unable|lost|dropp(?:ed|ing)|drops?|reject(?:ed|ing|s)?"
@@ -47,7 +47,8 @@ FAILURE_WORDS = re.compile(
 )
 # Counts of nothing are not failures: "0 errors", "errors=0", "no failures", "without error".
 ZERO_COUNT = re.compile(
-    r"\b(?:terminated|exited|finished|completed|ended|stopped) (?:with success|successfully|normally|cleanly)\b"
+    r"\bno_?error\b"
+    r"|\b(?:terminated|exited|finished|completed|ended|stopped) (?:with success|successfully|normally|cleanly)\b"
     r"|\bexit(?:ed with)? (?:code|status)[ =:]?0\b"
     r"|\b(?:0|no|zero|without(?: any)?)\s+(?:[\w-]+\s+){0,2}(?:errors?|failures?|warnings?|exceptions?|timeouts?"
     r"|retries|drops?|dropped|rejections?|faults?|issues?|problems?|events?|connections?|kills?|restarts?|alerts?)\b"
@@ -61,7 +62,8 @@ _RECOVERY = re.compile(
     r"|became healthy|healthy again|now healthy|circuit ?breaker (?:is )?(?:closed|reset)|alarm (?:cleared|off)"
     r"|succeeded (?:after|on (?:attempt|retry))|connection (?:re)?established|resum(?:ed|ing) (?:normal )?"
     r"(?:processing|consumption|operation)|caught up|in sync|is up|recovering|failover complete(?:d)?"
-    r"|expanding isr|isr (?:expanded|updated to)|back in sync|rejoined)\b"
+    r"|expanding isr|isr (?:expanded|updated to)|back in sync|rejoined|(?:transition(?:ed)?|changed) (?:from \w+ )?to"
+    r" running)\b"
 )
 _NOT_RECOVERED = re.compile(
     r"\b(?:not|never|fail(?:ed|s)? to|unable to|could not|cannot|can't|couldn't) (?:be )?(?:recover|restor"
@@ -85,8 +87,8 @@ _CLIENT_GONE = re.compile(
     r"|\bbroken pipe\b[^\n]{0,80}?\b(?:client|response|sending|writing|write)\b"
     r"|\b(?:client|response|sending|writing|write)\b[^\n]{0,80}?\bbroken pipe\b"
     r"|\bconnection reset by peer\b[^\n]{0,80}?\b(?:client|reading (?:client )?request|request)\b"
-    r"|\bclient (?:disconnected|went away|hung up|aborted)\b|\bepipe\b[^\n]{0,40}?\bclient\b"
-    r"|\b(?:client|response)\b[^\n]{0,80}?\bconnection reset by peer\b"
+    r"|\bclient (?:disconnected|went away|hung up|aborted)\b|\brequest aborted\b|\bepipe\b[^\n]{0,40}?\bclient\b"
+    r"|\b(?:client|response)\b[^\n]{0,200}?\b(?:connection reset by peer|broken pipe)\b"
 )
 # A monitoring check reporting OK names the failure it looks for; Apache per-client request errors (403, 404).
 _MONITOR_OK = re.compile(
@@ -151,6 +153,15 @@ _SYMPTOMS = (
 )
 
 
+_METRIC_NAME = re.compile(r"\b[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+(?=\s*[:=]\s*[-+]?\d)")
+
+
+def split_metric_names(text: str) -> str:
+    """Metric names read as words ("upstream_rq_pending_overflow: 48213" -> "upstream rq pending overflow"); other
+    identifiers (a task named send_payment_failed_notice) stay whole."""
+    return _METRIC_NAME.sub(lambda match: match.group(0).replace("_", " ").replace(".", " "), text)
+
+
 def is_client_gone(text: str) -> bool:
     """A client hanging up on an inbound request, or a monitor reporting a check OK (lower-case message part):
     the failure words in such lines name what went away or what is being checked, not a fault."""
@@ -172,7 +183,7 @@ def line_role(line: ParsedLine) -> Role:
     full = line.message.lower()
     # The roles that explain a line or mark it over are read from its head only: a hostile 2,000-character line
     # costs no more than a normal one, and a role missed on a long tail leaves the line abnormal (the safe side).
-    text = full[:ROLE_CHARS]
+    text = split_metric_names(full[:ROLE_CHARS])
     if _CLIENT_GONE.search(text) or _BENIGN.search(text):
         return Role.NOISE
     if is_recovery(text):
@@ -181,7 +192,7 @@ def line_role(line: ParsedLine) -> Role:
         return Role.STARTUP
     if _STALL.search(text):
         return Role.STALL
-    failure = bool(FAILURE_WORDS.search(full.replace("_", " ")))
+    failure = bool(FAILURE_WORDS.search(split_metric_names(full)))
     if _AFTERMATH.search(text) or _AFTERMATH.search(line.raw[:ROLE_CHARS].lower()):  # quotes intact: 'oom-kill'
         return Role.AFTERMATH
     abnormal = failure or line.level >= Level.WARNING

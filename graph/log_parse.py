@@ -197,6 +197,20 @@ _WORD_LEVELS: dict[str, Level] = {
 }
 
 
+_OUTCOME_KEY = re.compile(r"(?i)status|code|error|err\b|reason|exception|fault|state|result|exit")
+_USER_FIELD = re.compile(r"(?i)path|url|uri|query|agent|referr?er|body|header|host|addr|ip\b|name")
+
+
+def _outcome(key: str, value: object) -> str:
+    """One outcome field as text: an HTTP status as status=NNN, other outcome fields as key=value."""
+    if _USER_FIELD.search(key):
+        return ""
+    if isinstance(value, int) and 100 <= value <= 599 and re.search(r"(?i)status|code", key):
+        return f"status={value}"
+    text = _json_scalar(value)
+    return f"{key}={text}" if text and len(text) <= 300 else ""
+
+
 def _parse_json(text: str) -> tuple[Level, str, str] | None:
     """(level, message, time text) of a JSON object line; None when the line is not one."""
     try:
@@ -222,6 +236,14 @@ def _parse_json(text: str) -> tuple[Level, str, str] | None:
         for key in _MESSAGE_KEYS
         if key in document and not isinstance(document[key], dict | list)
     )
+    # fields that state an outcome are evidence too, wherever the logger put them (Traefik's DownstreamStatus,
+    # an "errorMessage", a "state"); request paths, agents and bodies are not
+    extra = [
+        _outcome(key, value)
+        for key, value in document.items()
+        if key not in _MESSAGE_KEYS and not isinstance(value, dict | list | bool) and _OUTCOME_KEY.search(key)
+    ]
+    message = " ".join([message, *filter(None, extra)]).strip()
     stamp = next((_json_scalar(document[key]) for key in _TIME_KEYS if key in document), "")
     return level, message, stamp
 
@@ -329,10 +351,16 @@ def _text_level(text: str) -> Level:
     return Level.UNSET
 
 
+_ACCESS_STATUS = re.compile(r"\"(?:GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|CONNECT|TRACE) [^\"]*\" (?P<status>\d{3})\b")
+
+
 def _strip_user_parts(text: str) -> str:
     """The message part of a plain line: request lines, URLs with query strings, user-content fields and quoted
     text removed (message-carrying key=value fields such as err="..." are kept, unquoted)."""
     text = _USER_KEYS.sub(" ", text)
+    status = _ACCESS_STATUS.search(text)
+    if status:  # an access-log line: its status is the outcome, its request line is somebody else's words
+        text = f"{text} status={status['status']}"
     text = _REQUEST.sub(" ", text)
     text = _URL.sub(" ", text)
 

@@ -99,12 +99,16 @@ class ServerIndex:
             for length in range(1, min(MAX_WORDS_PER_ID, len(words) - start) + 1):
                 joined += words[start + length - 1]
                 letters, numbers = _shape(joined)
+                typed = " ".join(words[start : start + length])
+                for server_id in self._extensions(words[start : start + length]):
+                    # the typed name is a whole leading part of an id ("memcached-01" of memcached-01-ams)
+                    if server_id not in best or best[server_id][0] > 1:
+                        best[server_id] = (1, typed)
                 for server_id, (id_letters, id_numbers) in shapes.items():
                     if numbers != id_numbers or len(id_letters.replace("#", "")) < MIN_FUZZY_LETTERS:
                         continue
-                    limit = 1 if len(id_letters) < 12 else 2
+                    limit = 1 if len(id_letters) < 16 else 2
                     distance = _edit_distance(letters, id_letters, limit)
-                    typed = " ".join(words[start:start + length])
                     if distance <= limit and (server_id not in best or distance < best[server_id][0]):
                         best[server_id] = (distance, typed)
         if not best:
@@ -112,6 +116,18 @@ class ServerIndex:
         closest = min(distance for distance, _ in best.values())
         tied = sorted(server_id for server_id, (distance, _) in best.items() if distance == closest)
         return CloseMatch(typed=best[tied[0]][1], candidates=tuple(tied))
+
+    def _extensions(self, typed: list[str]) -> list[str]:
+        """Inventory ids whose leading words are exactly the typed words, with more words after them."""
+        if not typed or not any(word.isdigit() for word in typed):
+            return []
+        found: list[str] = []
+        for ids in self.by_compact.values():
+            for server_id in ids:
+                parts = _WORD.findall(server_id.lower())
+                if len(parts) > len(typed) and parts[: len(typed)] == typed:
+                    found.append(server_id)
+        return found
 
     def mentions(self, text: str) -> list[str]:
         """Inventory ids named in free text, in order of first mention, tolerant of case and separators.

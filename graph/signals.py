@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Literal
 
-from graph.line_roles import ZERO_COUNT, Role, is_client_gone, is_recovery, line_role
+from graph.line_roles import ZERO_COUNT, Role, is_client_gone, is_recovery, line_role, split_metric_names
 from graph.log_parse import Level, ParsedLine, parse_line
 from graph.log_rules import (
     BLOCKING,
@@ -150,7 +150,7 @@ def read_line(line: str, yearless_year: int = 2000) -> LineReading:
         return LineReading(parsed, None, Role.NOISE)
     rule = _rule_for(message)
     if rule is None and "_" in message:
-        rule = _rule_for(message.replace("_", " "))  # stats names such as upstream_rq_pending_overflow
+        rule = _rule_for(split_metric_names(message))  # stats names such as upstream_rq_pending_overflow: 48213
     if rule is not None and rule.category not in _ANY_LEVEL and parsed.level < Level.ERROR and is_recovery(low):
         return LineReading(parsed, None, Role.RECOVERY)  # "watermark no longer exceeded", "reconnected"
     if rule is not None and (rule.category in _ANY_LEVEL or parsed.level is not Level.DEBUG):
