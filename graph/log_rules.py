@@ -319,12 +319,14 @@ RULES: tuple[Rule, ...] = (
           r"|\brejectedexecutionexception\b|\breached (?:maxrequestworkers|maxclients|pm\.max_children)\b"),
     Rule(Category.HUNG_PROCESS, "watchdog_timeout", "watchdog liveness heartbeat timeout harakiri starvation",
           r"\bwatchdog\b[^\n]{0,80}?\b(?:timeout|timed out|expired|unresponsive|stuck|hung|deadline exceeded"
-          r"|missed)\b|\bliveness (?:probe |check )?(?:failed|failing|deadline exceeded)\b|\bheartbeat (?:is )?(?:late|stale)\b|\bworker timeout\b|\bharakiri\b"
+          r"|missed)\b|\bliveness (?:probe |check )?(?:failed|failing|deadline exceeded)\b"
+          r"|\bheartbeat (?:is )?(?:late|stale)\b|\bworker timeout\b|\bharakiri\b"
           r"|\bthread ?pool starvation\b"),
     Rule(Category.HUNG_PROCESS, "stuck_request",
           "stuck responding hung blocked loop notifystuckthreaddetected stuckthreaddetectionvalve stopped",
-          r"\bnotifystuckthreaddetected\b|\bmay be stuck\b|\bstopped processing traffic for \d+|\bstuck (?:threads?|requests?|workers?)\b"
-          r"|\b(?:threads?|requests?|workers?) (?:\(\d+\) |\d+ )?(?:is |are |has been )?stuck\b|\bnot responding\b|\bhung task\b"
+          r"\bnotifystuckthreaddetected\b|\bmay be stuck\b|\bstopped processing traffic for \d+"
+          r"|\bstuck (?:threads?|requests?|workers?)\b|\b(?:threads?|requests?|workers?) (?:\(\d+\) |\d+ )?"
+          r"(?:is |are |has been )?stuck\b|\bnot responding\b|\bhung task\b"
           r"|\bblocked for more than \d+ seconds\b|\bevent loop (?:blocked|lag(?:ged)? (?:of )?(?:\d{4,}\s?ms"
           r"|\d{2,}(?:\.\d+)?\s?s\b))"),
     Rule(Category.HUNG_PROCESS, "heartbeat_missed", "heartbeat heartbeats",
