@@ -194,3 +194,35 @@ def test_dry_run_restarts_nothing_and_says_what_it_would_do(runner: Any, state_d
     assert not result.get("restart")
     assert "would have been performed" in result["summary"]
     assert not (state_dir / "fleet-state.json").exists()
+
+
+def test_a_typed_name_with_a_typo_is_matched_and_said_so(runner: Any) -> None:
+    result = runner().run("pyament-server-01 is extremely slow")
+    assert result["server_id"] == "payment-server-01"
+    assert "taken as payment-server-01" in result["summary"]
+
+
+def test_a_name_close_to_two_servers_is_never_guessed(runner: Any, tmp_path: Path) -> None:
+    fleet = write_fleet(tmp_path, {
+        "memcached-01-ams": {"service": "memcached", "health": {"cpu_percent": 20, "memory_percent": 97,
+                                                                 "status": "degraded"}, "logs": []},
+        "memcached-01-fra": {"service": "memcached", "health": {"cpu_percent": 20, "memory_percent": 96,
+                                                                 "status": "degraded"}, "logs": []}})
+    result = runner(fleet).run("memcached-01 at 97% memory, please restart it")
+    assert result["server_id"] is None and result["outcome"] == "escalate"
+    assert "memcached-01-ams, memcached-01-fra" in result["ticket"]["reason"]
+
+
+def test_the_report_and_ticket_show_the_evidence_for_and_against(runner: Any, tmp_path: Path) -> None:
+    fleet = write_fleet(tmp_path, {"api-01": {
+        "service": "api", "health": {"cpu_percent": 99, "memory_percent": 40, "status": "degraded"},
+        "logs": ["2026-11-27T09:58:01Z WARN api process cpu 99% over last 60s",
+                 "2026-11-27T09:58:02Z WARN zfs: pool tank state changed to SUSPENDED"]}})
+    result = runner(fleet).run("api-01 is slow")
+    assert result["outcome"] == "escalate" and not result.get("restart")
+    assert "for     > 2026-11-27T09:58:01Z WARN api process cpu 99%" in result["summary"]
+    assert "against > 2026-11-27T09:58:02Z WARN zfs" in result["summary"]
+    evidence = result["ticket"]["evidence"]
+    zfs = "2026-11-27T09:58:02Z WARN zfs: pool tank state changed to SUSPENDED"
+    assert evidence["not_explained_by_finding"] == [zfs]
+    assert "not explained by that finding" in result["ticket"]["reason"]
