@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -132,6 +133,7 @@ class LineReading:
     role: Role
 
 
+@functools.lru_cache(maxsize=4_096)  # a pure function: one incident reads its lines three times
 def read_line(line: str, yearless_year: int = 2000) -> LineReading:
     """Parse a line and classify its message part: a fault rule by priority, else its role (abnormal lines get
     an UNKNOWN signal, so nothing abnormal goes unaccounted)."""
