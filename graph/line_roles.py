@@ -63,8 +63,10 @@ _RECOVERY = re.compile(
     r"|became healthy|healthy again|now healthy|circuit ?breaker (?:is )?(?:closed|reset)|alarm (?:cleared|off)"
     r"|succeeded (?:after|on (?:attempt|retry))|connection (?:re)?established|resum(?:ed|ing) (?:normal )?"
     r"(?:processing|consumption|operation)|caught up|in sync|is up|recovering|failover complete(?:d)?"
-    r"|expanding isr|isr (?:expanded|updated to)|back in sync|rejoined|(?:transition(?:ed)?|changed) (?:from \w+ )?to"
-    r" running)\b"
+    r"|expanding isr|isr (?:expanded|updated to)|back in sync|rejoined|started streaming wal"
+    r"|(?:obtained|renewed|reconnected|connected|synced|completed|restored) successfully"
+    r"|successfully (?:obtained|renewed|reconnected|connected|synced|restored)"
+    r"|(?:transition(?:ed)?|changed) (?:from \w+ )?to running)\b"
 )
 _NOT_RECOVERED = re.compile(
     r"\b(?:not|never|fail(?:ed|s)? to|unable to|could not|cannot|can't|couldn't) (?:be )?(?:recover|restor"

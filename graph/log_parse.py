@@ -288,8 +288,13 @@ _KEEP_KEYS = frozenset(
     }
 )
 _USER_KEYS = re.compile(
-    r"(?i)\b(?:subject|title|summary|query|q|search|term|comment|body|payload|text|input|prompt|content"
-    r"|user[_-]?agent|ua|referr?er|note|description)\s*[:=]\s*(?:\"[^\"]*\"|'[^']*'|\S+(?: (?![\w.-]+[:=])\S+)*)"
+    r"\b(?:query|q|search|term|input|prompt|user[_-]?agent|ua|referr?er|summary|text|content|description)"
+    r"\s*[:=]\s*"
+    r"(?:\"[^\"]*\"|'[^']*'|\S+(?: (?![\w.-]+[:=])\S+)*)"
+    # free text written by people (a mail subject, a ticket title) runs to the end of the line when not quoted
+    r"|\b(?:subject|title|comment|body|payload)\s*[:=]\s*"
+    r"(?:\"[^\"]*\"|'[^']*'|[^\n]*)",
+    re.IGNORECASE,
 )
 _REQUEST = re.compile(
     r"\b(?:GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|CONNECT|TRACE) (?:https?://)?/?\S*"

@@ -322,6 +322,8 @@ RULES: tuple[Rule, ...] = (
           r"|missed)\b|\bliveness (?:probe |check )?(?:failed|failing|deadline exceeded)\b"
           r"|\bheartbeat (?:is )?(?:late|stale)\b|\bworker timeout\b|\bharakiri\b"
           r"|\bthread ?pool starvation\b"),
+    Rule(Category.HUNG_PROCESS, "blocked_thread_checker", "blockedthreadchecker blocked",
+          r"\bblockedthreadchecker\b|\bhas been blocked for \d+ ?ms, time limit is\b"),
     Rule(Category.HUNG_PROCESS, "stuck_request",
           "stuck responding hung blocked loop notifystuckthreaddetected stuckthreaddetectionvalve stopped",
           r"\bnotifystuckthreaddetected\b|\bmay be stuck\b|\bstopped processing traffic for \d+"
@@ -331,7 +333,8 @@ RULES: tuple[Rule, ...] = (
           r"|\d{2,}(?:\.\d+)?\s?s\b))"),
     Rule(Category.HUNG_PROCESS, "heartbeat_missed", "heartbeat heartbeats",
           r"\bno heartbeats? (?:received |sent )?(?:for|in|since)\b|\bmissed (?:\d+ )?heartbeats?\b"
-          r"|\bheartbeats? (?:missing|missed|overdue|not (?:sent|received))\b|\blast heartbeat\b",
+          r"|\bheartbeats? (?:missing|missed|overdue|not (?:sent|received))\b|\blast heartbeat\b"
+          r"|\bheartbeat\b[^\n]{0,60}?\bis \d+ ?(?:s|sec|seconds|m|min|minutes) old\b",
           unless=r"\bfrom (?:node|peer|member|broker|server|leader|replica|follower|client)\b"),
     Rule(Category.HUNG_PROCESS, "loop_stalled", "loop stalled stall blocked",
           r"\b(?:event |main |run |reactor |io )?loop (?:is )?(?:stalled|blocked|stuck)\b"
@@ -350,7 +353,7 @@ RULES: tuple[Rule, ...] = (
           r"\bgc\b[^\n]{0,120}?\bpause\b[^\n]{0,80}?\b\d{4,}(?:\.\d+)?\s?ms\b|\bdetected pause in jvm\b"
           r"|\bgc (?:time|overhead)(?: ratio)?\s*(?:[=:]|of|at)?\s*(?:[3-9]\d|100)(?:\.\d+)?\s?%"
           r"|\b(?:long|excessive) (?:gc|garbage collection) pauses?\b|\bgc thrash\w*"),
-    Rule(Category.MEMORY_PRESSURE, "memory_high", "memory heap swap swapping enomem allocation used_memory",
+    Rule(Category.MEMORY_PRESSURE, "memory_high", "memory heap swap swapping enomem allocation used_memory virtual",
           r"\bmemory leak\b|\b(?:high|critical|severe) memory (?:pressure|usage)\b"
           r"|\bmemory pressure (?:high|critical)\b"
           r"|\bmemory (?:usage|utili[sz]ation|used) (?:is )?(?:at |above |over )?(?:9\d|100)(?:\.\d+)?\s?%"
@@ -359,6 +362,7 @@ RULES: tuple[Rule, ...] = (
           r" (?:the )?(?:limit|max|maximum|capacity)\b|\bswap(?:ping)? storm\b"
           r"|\b(?:excessive|heavy) swapping\b|\blow on memory\b|\bcannot allocate memory\b|\benomem\b"
           r"|\bpage allocation failure\b|\bout of memory (?:allocating|trying to allocate)\b"
+          r"|\blow virtual memory condition\b"
           r"|\bused_memory\b[^\n%]{0,40}?\b(?:9\d|100)(?:\.\d+)?\s?%"),
     Rule(Category.CPU_SATURATION, "cpu_high", "cpu",
           r"\bcpu\b[^\n%]{0,30}?\b(?:9\d|[1-9]\d\d)(?:\.\d+)?\s?%|\b(?:9\d|100)(?:\.\d+)?\s?% cpu\b"

@@ -362,6 +362,8 @@ HAND_WRITTEN: list[tuple[str, Category, str]] = [
     ("WARNING watchdog: no heartbeat received for 120s from worker thread sync-3", Category.HUNG_PROCESS,
      "heartbeat_missed"),
     ("WARN reactor loop stalled for 4200ms", Category.HUNG_PROCESS, "loop_stalled"),
+    ("WARN [io.vertx.core.impl.BlockedThreadChecker] Thread Thread[vert.x-eventloop-thread-1,5,main] has been "
+     "blocked for 2345 ms, time limit is 2000 ms", Category.HUNG_PROCESS, "blocked_thread_checker"),
     ("WARNING - The scheduler does not appear to be running.", Category.HUNG_PROCESS, "scheduler_stalled"),
     ("proc-audit: 3871 processes in state Z (<defunct>), parent 2211", Category.HUNG_PROCESS, "defunct_children"),
     ("ConsumerCoordinator - consumer poll timeout has expired.", Category.HUNG_PROCESS, "poll_timeout"),
