@@ -56,8 +56,9 @@ class Context:
     max_diagnose_rounds: int = field(default=4)
     """How many times the model may call diagnosis tools before deciding."""
 
-    log_lines: int = field(default=100)
-    """How many recent log lines the offline model asks for."""
+    log_lines: int = field(default=1_000)
+    """How many recent log lines are read for the evidence (the model sees a token-bounded digest of them): enough
+    that a busy log does not push a deploy or an error of the incident window out of view."""
 
     log_budget_tokens: int = field(default=1_200)
     """Token budget for the log digest a model sees (estimated offline)."""

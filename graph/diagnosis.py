@@ -8,13 +8,14 @@ log format or a failure nobody wrote a rule for lands on the escalation side by 
 
 from __future__ import annotations
 
+import calendar
 import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from graph.line_roles import Role, is_stall
+from graph.line_roles import Role, is_shutdown, is_stall
 from graph.log_parse import Level
 from graph.log_rules import (
     BLOCKING,
@@ -49,7 +50,10 @@ INCIDENT_WINDOW_S = 1800.0
 """Default incident window: evidence older than this before the newest log line is stale."""
 EVENT_SPAN_S = 2.0
 """Lines this close to an OOM kill or a deadlock dump belong to that event (the exit, the unit failing)."""
-EVENT_GAP_S = 120.0
+YEAR_SLACK_S = 2 * 86400.0
+HALF_YEAR_S = 182 * 86400.0
+MAX_ZONE_OFFSET_S = 14 * 3600.0
+EVENT_GAP_S = 30.0
 """Fault lines closer together than this are one event (one OOM kill writes several kernel lines)."""
 MAX_QUOTED = 6
 
@@ -91,6 +95,19 @@ _SURGE = re.compile(
     r"|\b(?P<now2>\d[\d,]*(?:\.\d+)?)\s?(?:/min|/s|rps|qps|req/s|msg/s)[^\n\d]{0,30}?\b(?:normal|baseline|usual"
     r"|typical)\b[\s:=~<(+]{0,4}(?P<base2>\d[\d,]*(?:\.\d+)?)"
 )
+_VICTIM = re.compile(r"\bkilled process \d+ \(([^)\s]{1,64})\)", re.IGNORECASE)
+# Process names a service commonly runs as, whatever the service is called.
+_RUNTIMES = frozenset({
+    "java", "node", "nodejs", "python", "python3", "ruby", "php", "php-fpm", "dotnet", "gunicorn", "uwsgi", "celery",
+    "beam.smp", "erl", "mono", "w3wp", "perl", "puma", "sidekiq", "unicorn", "deno", "bun",
+})
+_DEATH = re.compile(
+    r"killed process|oom-kill|oomkill|oom_kill|terminating due to|out of memory: kill|exited|exit code|exit status"
+    r"|core dumped|aborted|fatal error|reached heap limit|javascript heap out of memory|runtime: out of memory",
+    re.IGNORECASE,
+)
+_ANNOUNCES_BUILD = re.compile(r"\bversion\b|\bv\d+\.\d+|\bimage\b|\brelease\b|\bbuild\b|\bcommit\b|\brevision\b",
+                              re.IGNORECASE)
 _KILLED_PID = re.compile(r"\bkilled process (\d+)", re.IGNORECASE)
 _CRASH = re.compile(
     r"\b(?:segfault|segmentation fault|core dumped|panic:|fatal error:|terminated by signal"
@@ -170,25 +187,47 @@ def _read(lines: Sequence[str]) -> tuple[list[LineReading], list[float | None]]:
         if reading.parsed.timestamp is not None and not reading.parsed.yearless
     ]
     if years and any(reading.parsed.yearless for reading in readings):
-        year = time.gmtime(max(years)).tm_year
+        newest = max(years)
+        year = time.gmtime(newest).tm_year
         readings = [
-            read_line(line, year) if reading.parsed.yearless else reading
+            _yearless_in(line, year, newest) if reading.parsed.yearless else reading
             for line, reading in zip(lines, readings, strict=True)
         ]
     times: list[float | None] = []
     last: float | None = None
+    shift = 0.0
     for reading in readings:
-        if reading.parsed.timestamp is not None:
-            last = reading.parsed.timestamp
+        stamp = reading.parsed.timestamp
+        if stamp is not None and reading.parsed.yearless:
+            stamp += shift
+            if last is not None and stamp < last - HALF_YEAR_S:
+                # a year-less log that runs over New Year: "Dec 31 23:59" then "Jan 1 00:00"
+                shift += calendar.timegm((2001, 1, 1, 0, 0, 0)) - calendar.timegm((2000, 1, 1, 0, 0, 0))
+                stamp += calendar.timegm((2001, 1, 1, 0, 0, 0)) - calendar.timegm((2000, 1, 1, 0, 0, 0))
+        if stamp is not None:
+            last = stamp
         times.append(last)
     return readings, times
 
 
+def _yearless_in(line: str, year: int, newest: float) -> LineReading:
+    """A year-less line read in the log's year, or the year before when that would put it in the future
+    ("Dec 31 23:58" beside "2027-01-01T00:02Z")."""
+    reading = read_line(line, year)
+    stamp = reading.parsed.timestamp
+    return read_line(line, year - 1) if stamp is not None and stamp > newest + YEAR_SLACK_S else reading
+
+
 def _window(readings: list[LineReading], times: list[float | None], window_s: float) -> _Ledger:
     """Lines inside the incident window (the window_s before the newest stamped line); unstamped logs are all in.
-    Security and hardware evidence never goes stale: an intrusion or a failing disk needs a person however old."""
+    Security and hardware evidence never goes stale: an intrusion or a failing disk needs a person however old.
+    When zone-less stamps (some host's local time) sit beside zoned ones, their offset is unknown: the window
+    widens by the largest offset there is, so no fresh line is taken for an old one."""
     stamped = [stamp for stamp in times if stamp is not None]
     newest = max(stamped) if stamped else None
+    kinds = {reading.parsed.zoned for reading in readings if reading.parsed.timestamp is not None}
+    if len(kinds) > 1:
+        window_s += MAX_ZONE_OFFSET_S
     fresh: list[int] = []
     stale = 0
     for index, stamp in enumerate(times):
@@ -249,7 +288,12 @@ def _crash_loop(ledger: _Ledger, healthy_now: bool, hot: bool) -> list[Signal]:
     """Crash loops the lines show together: several OOM kills or crashes in the window, or a fault, a start and
     a fault again (the service was restarted already and failed again)."""
     found: list[Signal] = []
-    ooms = [index for index in ledger.fresh if _category(ledger, index) is Category.OOM_KILL]
+    # deaths only: a JVM throwing OutOfMemoryError in two request threads is one sick process, not a loop
+    ooms = [
+        index
+        for index in ledger.fresh
+        if _category(ledger, index) is Category.OOM_KILL and _DEATH.search(ledger.readings[index].parsed.raw)
+    ]
     if _events(ledger, ooms) >= 2:
         found.append(
             Signal(
@@ -293,9 +337,12 @@ def _crash_loop(ledger: _Ledger, healthy_now: bool, hot: bool) -> list[Signal]:
                 "restarted_after_fault",
             )
         )
-    elif starts and (faults or hot) and (not faults or starts[0] < faults[0]):
-        # the service (re)started inside the window and is faulty already: a restart would replay the start
-        start = starts[0]
+    elif (announced := [start for start in starts if _announced(ledger, start)]) and (
+        (faults or hot) and (not faults or announced[0] < faults[0])
+    ):
+        # the service started inside the window announcing a build, and is faulty already: maybe a deploy, and a
+        # restart would replay it
+        start = announced[0]
         found.append(
             Signal(Category.RECENT_CHANGE, "logs", quote(ledger.readings[start].parsed.raw), "started_before_fault")
         )
@@ -307,6 +354,13 @@ def _crash_loop(ledger: _Ledger, healthy_now: bool, hot: bool) -> list[Signal]:
             )
             break
     return found
+
+
+def _announced(ledger: _Ledger, start: int) -> bool:
+    """A start that may be a deploy: it announces a build, or the service was stopped just before it."""
+    if _ANNOUNCES_BUILD.search(ledger.readings[start].parsed.raw):
+        return True
+    return any(is_shutdown(ledger.readings[index].parsed.raw) for index in ledger.fresh if index < start)
 
 
 def _number(text: str) -> float:
@@ -333,8 +387,21 @@ def _same_event(stamp: float | None, firm: Sequence[float]) -> bool:
     return stamp is not None and any(abs(stamp - moment) <= EVENT_SPAN_S for moment in firm)
 
 
+def _other_victim(signal: Signal, service: str | None) -> bool:
+    """An OOM kill whose victim is named and is neither the service nor a runtime it could run in."""
+    victim = _VICTIM.search(signal.detail)
+    if service is None or victim is None:
+        return False
+    name = victim.group(1).lower()
+    if name in _RUNTIMES or name.rstrip("0123456789.") in _RUNTIMES:
+        return False
+    words = [word for word in re.split(r"[^a-z0-9]+", service.lower()) if len(word) >= 3]
+    parts = [part for part in re.split(r"[^a-z0-9]+", name) if len(part) >= 3]
+    return not any(part.startswith(word) or word.startswith(part) for part in parts for word in words)
+
+
 def _account(
-    ledger: _Ledger, health_signals: Sequence[Signal], healthy_now: bool
+    ledger: _Ledger, health_signals: Sequence[Signal], healthy_now: bool, service: str | None = None
 ) -> tuple[list[Signal], list[str], list[str], bool]:
     """The counted signals, the lines for the finding, the abnormal lines nothing explains, and whether any of
     those is error-level (worth a ticket even on a healthy server)."""
@@ -350,7 +417,10 @@ def _account(
     alarming: list[str] = []  # error-level lines nothing explains: a ticket even on a healthy server
     for index, signal in log_signals:
         reading = ledger.readings[index]
-        if signal.rule in WEAK_HANG_RULES and not (firm or stalled or hot):
+        if signal.category is Category.OOM_KILL and _other_victim(signal, service):
+            # the kernel killed another process: the host is short of memory, the service is not the cause
+            signal = Signal(Category.UNKNOWN, "logs", signal.detail, "oom_kill_other_process")
+        elif signal.rule in WEAK_HANG_RULES and not (firm or stalled or hot):
             signal = Signal(Category.UNKNOWN, "logs", signal.detail, f"{signal.rule}_uncorroborated")
         elif signal.category in RECOVERABLE and healthy_now:
             # a healthy server needs no restart; its log-only finding is for a person to read
@@ -491,9 +561,13 @@ def _reason(
 
 
 def diagnose(
-    health: Mapping[str, object] | None, lines: Sequence[str], window_s: float = INCIDENT_WINDOW_S
+    health: Mapping[str, object] | None,
+    lines: Sequence[str],
+    window_s: float = INCIDENT_WINDOW_S,
+    service: str | None = None,
 ) -> Diagnosis:
-    """Account for every line in the incident window and decide restart vs escalate vs no fault."""
+    """Account for every line in the incident window and decide restart vs escalate vs no fault. With the
+    service's name, an OOM kill of some other process is not the service's fault."""
     health = health if isinstance(health, Mapping) else None
     if isinstance(lines, str):
         lines = lines.splitlines()
@@ -504,7 +578,7 @@ def diagnose(
     _clear_recovered(ledger, healthy_now)
     health_signals = classify_health(health)
     # On a healthy server, warning-level lines nothing explains are worth a note, not a ticket.
-    signals, supporting, unexplained, alarming = _account(ledger, health_signals, healthy_now)
+    signals, supporting, unexplained, alarming = _account(ledger, health_signals, healthy_now, service)
     counted = _counted(signals)
     if healthy_now and not counted - CONTEXT:
         counted = frozenset()

@@ -44,6 +44,8 @@ FAILURE_WORDS = re.compile(
     r"|leader (?:election|changed|lost)|lost leader|elected leader|failover|fail(?:ing)? over|rebalanc\w*"
     r"|network partition|partitioned|evict(?:ed|ing|ion)|read-?only|remount\w*|fsync|i/o|link (?:is )?down"
     r"|carrier|retransmit\w*|conntrack|dropping packets?|paused|blocked|backpressure|overcommit\w*"
+    r"|rollback|rolling back|resync\w*|full sync|replica sync|initial sync|loading (?:the )?(?:db|dataset)"
+    r"|recovering|to \[?yellow\]?|steal"
     r"|suspend(?:ed)?|inconsisten\w*|skew|step(?:ped)? (?:the )?clock)\b|\w(?:exception|error)\b"
 )
 # Counts of nothing are not failures: "0 errors", "errors=0", "no failures", "without error".
@@ -62,8 +64,9 @@ _RECOVERY = re.compile(
     r"|re-?established|reconnected|restored|back (?:online|to normal|up|in service)|resolved|cleared|is healthy"
     r"|became healthy|healthy again|now healthy|circuit ?breaker (?:is )?(?:closed|reset)|alarm (?:cleared|off)"
     r"|succeeded (?:after|on (?:attempt|retry))|connection (?:re)?established|resum(?:ed|ing) (?:normal )?"
-    r"(?:processing|consumption|operation)|caught up|in sync|is up|recovering|failover complete(?:d)?"
+    r"(?:processing|consumption|operation)|caught up|in sync|is up|failover complete(?:d)?"
     r"|expanding isr|isr (?:expanded|updated to)|back in sync|rejoined|started streaming wal"
+    r"|(?:re)?sync(?:hroni[sz]ation)? (?:completed|complete|finished|done)"
     r"|(?:obtained|renewed|reconnected|connected|synced|completed|restored) successfully"
     r"|successfully (?:obtained|renewed|reconnected|connected|synced|restored)"
     r"|(?:transition(?:ed)?|changed) (?:from \w+ )?to running)\b"
@@ -74,9 +77,11 @@ _NOT_RECOVERED = re.compile(
 )
 _STARTUP = re.compile(
     r"\b(?:started \S+(?: \S+)? in \d+(?:\.\d+)? ?(?:s|ms|sec|seconds)\b|ready to accept connections|server started"
-    r"|spawned: |entered running state|listening(?: on)?\b|systemd\[\d+\]: started\b|application (?:started|ready)"
+    r"|spawned: |entered (?:the )?running state|server startup in|listening(?: on)?\b|systemd\[\d+\]: started\b"
+    r"|application (?:started|ready)"
     r"|startup complete|\b(?:server|service|application|daemon|instance|container|pod)\b (?:\S+ )?"
-    r"start(?:ing|ed)\b|\bstarting\b[^\n]{0,60}?\bversion\b|\bstarted container\b|\bstarting signal loop\b"
+    r"start(?:ing|ed)\b|\bstarting\b[^\n]{0,60}?\b(?:version\b|v\d+\.\d+)|\bstarted container\b"
+    r"|\bstarting signal loop\b"
     r"|service started|started (?:the )?(?:server|service|application|worker|process)|is ready)"
 )
 # Work starting inside a running process is not the process starting.
@@ -149,6 +154,13 @@ _THREAD_SYMPTOM = re.compile(
 )
 
 
+_OUTBOUND = re.compile(
+    r"\b(?:peer|upstream|backend|downstream|remote|target|endpoint|host)\s*[=:]|\bupstream\b|\bbackend\b"
+    r"|\b(?:to|from|calling|call to|request to|connect(?:ing)? to)\s+(?:https?://)?[a-z][\w.-]*[a-z0-9](?::\d+)?\b"
+    r"[^\n]{0,60}?\b(?:took|timed out|timeout|latency|slow|giving up|failed)"
+    r"|\b(?:db|database|pool|hikari\w*|redis|kafka|grpc|rpc|http client|client)\b[^\n]{0,40}?\b(?:timed out|timeout"
+    r"|latency|took)\b"
+)
 _SYMPTOMS = (
     (_MEMORY_SYMPTOM, Role.MEMORY_SYMPTOM),
     (_THREAD_SYMPTOM, Role.THREAD_SYMPTOM),
@@ -176,6 +188,18 @@ def is_recovery(text: str) -> bool:
     return bool(_RECOVERY.search(text)) and not _NOT_RECOVERED.search(text)
 
 
+_SHUTDOWN = re.compile(
+    r"\b(?:entered the stopped state|graceful(?:ly)? shut(?:ting)? ?down|shutdown complete|shutting down"
+    r"|commencing graceful shutdown|received sig(?:term|int)|stopping [\w.@-]+\.{0,3}$|stopped [\w.@-]+\.$)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def is_shutdown(text: str) -> bool:
+    """The process being stopped (a restart or a deploy under way)."""
+    return bool(_SHUTDOWN.search(text))
+
+
 def is_stall(text: str) -> bool:
     """Progress stopped (lower-case message part)."""
     return bool(_STALL.search(text))
@@ -199,9 +223,10 @@ def line_role(line: ParsedLine) -> Role:
     if _AFTERMATH.search(text) or _AFTERMATH.search(line.raw[:ROLE_CHARS].lower()):  # quotes intact: 'oom-kill'
         return Role.AFTERMATH
     abnormal = failure or line.level >= Level.WARNING
-    for pattern, role in _SYMPTOMS:
-        if pattern.search(text):
-            return role if abnormal else Role.PLAIN
+    if not _OUTBOUND.search(text):  # slowness of a call to someone else is their symptom, not the process's
+        for pattern, role in _SYMPTOMS:
+            if pattern.search(text):
+                return role if abnormal else Role.PLAIN
     if line.level == Level.DEBUG:
         return Role.PLAIN
     if line.level >= Level.WARNING or failure:

@@ -36,6 +36,8 @@ class ParsedLine:
     yearless: bool
     level: Level
     message: str
+    zoned: bool = False
+    """The stamp names its time zone (Z, an offset, epoch seconds); a zone-less stamp is some host's local time."""
 
 
 _MONTHS = {name: number for number, name in enumerate(calendar.month_abbr) if name}
@@ -55,8 +57,8 @@ _STAMPS: tuple[re.Pattern[str], ...] = (
     re.compile(r"(?P<d>\d{2})/" + _MONTH + r"/(?P<y>\d{4}):" + _CLOCK + r"(?: (?P<tz>[+-]\d{4}))?"),
     # Redis "14 Mar 2026 09:04:48.123", RFC 2822 "Wed, 11 Oct 2026 14:32:52 +0000"
     re.compile(r"(?P<d>\d{1,2}) " + _MONTH + r" (?P<y>\d{4}) " + _CLOCK + _ZONE),
-    # US "11/27/2026 9:12:44 AM" (Windows event logs)
-    re.compile(r"(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4}),? " + _CLOCK + r"(?: (?P<ampm>[AP]M))?"),
+    # "11/27/2026 9:12:44 AM" (Windows en-US) or "27/11/2026 09:12:44" (en-GB): read only when unambiguous
+    re.compile(r"(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4}),? " + _CLOCK + r"(?: (?P<ampm>[AP]M))?(?P<slash>)"),
     # klog "E0314 09:04:48.123456" (no year)
     re.compile(r"^[IWEF](?P<m>\d{2})(?P<d>\d{2}) " + _CLOCK),
     # RFC 3164 syslog "Mar 14 09:04:48" (no year)
@@ -66,7 +68,7 @@ _STAMPS: tuple[re.Pattern[str], ...] = (
 )
 _EPOCH = re.compile(r"^\[?(?P<epoch>1[0-9]{9}(?:\.\d+)?|1[0-9]{12})\b")
 _TIME_KEYS = ("time", "timestamp", "ts", "@timestamp", "@t", "t", "date", "datetime", "asctime", "eventTime")
-_LEVEL_KEYS = ("level", "lvl", "severity", "levelname", "@l", "loglevel", "log.level", "Level", "severityText")
+_LEVEL_KEYS = ("s", "level", "lvl", "severity", "levelname", "@l", "loglevel", "log.level", "Level", "severityText")
 _MESSAGE_KEYS = (
     "msg",
     "message",
@@ -89,9 +91,15 @@ _MESSAGE_KEYS = (
 _NESTED_LEVEL = ("log", "level")
 
 
-def _epoch(fields: Mapping[str, str | None], yearless_year: int) -> tuple[float, bool] | None:
-    """Epoch seconds from a timestamp match's named groups (UTC unless it names an offset)."""
+def _epoch(fields: Mapping[str, str | None], yearless_year: int) -> tuple[float, bool, bool] | None:
+    """(epoch seconds, yearless, zoned) from a timestamp match's named groups (UTC unless it names an offset)."""
     yearless = fields.get("y") is None and fields.get("yy") is None
+    if fields.get("slash") is not None and not fields.get("ampm"):
+        first, second = int(fields.get("m") or 0), int(fields.get("d") or 0)
+        if first <= 12 and second <= 12 and first != second:
+            return None  # 04/03/2026 is 4 March or 3 April: not a time to judge evidence age by
+        if first > 12:
+            fields = {**fields, "m": fields.get("d"), "d": fields.get("m")}
     try:
         if fields.get("yy") is not None:
             year = 2000 + int(fields["yy"] or 0)
@@ -123,16 +131,16 @@ def _epoch(fields: Mapping[str, str | None], yearless_year: int) -> tuple[float,
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
         moment -= sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60)
-    return moment, yearless
+    return moment, yearless, bool(zone)
 
 
-def find_timestamp(text: str, yearless_year: int = _YEARLESS) -> tuple[float, bool] | None:
-    """The first timestamp near the start of a line, in the formats real logs use; (epoch, yearless)."""
+def find_timestamp(text: str, yearless_year: int = _YEARLESS) -> tuple[float, bool, bool] | None:
+    """The first timestamp near the start of a line, in the formats real logs use; (epoch, yearless, zoned)."""
     head = text[:_HEAD_CHARS]
     epoch = _EPOCH.match(head)
     if epoch:
         value = float(epoch["epoch"])
-        return (value / 1000 if value > 1e11 else value), False
+        return (value / 1000 if value > 1e11 else value), False, True
     for pattern in _STAMPS:
         match = pattern.search(head)
         if match:
@@ -224,6 +232,8 @@ def _parse_json(text: str) -> tuple[Level, str, str] | None:
         value = document.get(key)
         if isinstance(value, dict):
             value = value.get("level")
+        if key == "s" and not (isinstance(value, str) and value[:1] in "FEWID" and len(value) <= 2):
+            continue  # MongoDB's one-letter severity; any other "s" field is not a level
         if isinstance(value, str | int) and not isinstance(value, bool):
             level = _level_word(str(value))
             if level:
@@ -238,10 +248,13 @@ def _parse_json(text: str) -> tuple[Level, str, str] | None:
     )
     # fields that state an outcome are evidence too, wherever the logger put them (Traefik's DownstreamStatus,
     # an "errorMessage", a "state"); request paths, agents and bodies are not
+    fields = [(key, value) for key, value in document.items() if key not in _MESSAGE_KEYS]
+    # one level of nesting: MongoDB's "attr", ECS's "error", an "event" object
+    fields += [(inner, value) for _, nested in fields if isinstance(nested, dict) for inner, value in nested.items()]
     extra = [
         _outcome(key, value)
-        for key, value in document.items()
-        if key not in _MESSAGE_KEYS and not isinstance(value, dict | list | bool) and _OUTCOME_KEY.search(key)
+        for key, value in fields
+        if not isinstance(value, dict | list | bool) and _OUTCOME_KEY.search(key)
     ]
     message = " ".join([message, *filter(None, extra)]).strip()
     stamp = next((_json_scalar(document[key]) for key in _TIME_KEYS if key in document), "")
@@ -388,10 +401,10 @@ def parse_line(line: str, yearless_year: int = _YEARLESS) -> ParsedLine:
         parsed = _parse_json(stripped)
         if parsed is not None:
             level, message, stamp = parsed
-            found = None
+            found: tuple[float, bool, bool] | None = None
             if stamp:
                 found = (
-                    (float(stamp) / (1000 if float(stamp) > 1e11 else 1), False)
+                    (float(stamp) / (1000 if float(stamp) > 1e11 else 1), False, True)
                     if _is_number(stamp)
                     else (find_timestamp(stamp, yearless_year))
                 )
@@ -399,13 +412,15 @@ def parse_line(line: str, yearless_year: int = _YEARLESS) -> ParsedLine:
             if inner is not None:
                 level = level or inner.level
                 message = inner.message
-                found = found or ((inner.timestamp, inner.yearless) if inner.timestamp is not None else None)
+                if found is None and inner.timestamp is not None:
+                    found = (inner.timestamp, inner.yearless, inner.zoned)
             return ParsedLine(
                 line,
                 found[0] if found else None,
                 bool(found and found[1]),
                 level,
                 _QUOTED.sub(" ", _REQUEST.sub(" ", _URL.sub(" ", message))),
+                bool(found and found[2]),
             )
     found = find_timestamp(text, yearless_year)
     structured = _KLOG_MESSAGE.match(text)
@@ -413,7 +428,12 @@ def parse_line(line: str, yearless_year: int = _YEARLESS) -> ParsedLine:
         # klog structured logging quotes the message itself: `E0314 09:04:48.123 1 pod.go:12] "Error syncing pod"`
         text = text[: structured.start("msg") - 1] + structured["msg"] + text[structured.end() :]
     return ParsedLine(
-        line, found[0] if found else None, bool(found and found[1]), _text_level(text), _strip_user_parts(text)
+        line,
+        found[0] if found else None,
+        bool(found and found[1]),
+        _text_level(text),
+        _strip_user_parts(text),
+        bool(found and found[2]),
     )
 
 

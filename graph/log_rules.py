@@ -197,7 +197,20 @@ RULES: tuple[Rule, ...] = (
           r"\bcircuitbreakingexception\b|\bcircuit ?breaker\b[^\n]{0,40}?\b(?:tripped|data too large|parent)\b"
           r"|\bbreaker\b[^\n]{0,20}?\btripped\b|\brejected execution\b|\bes_rejected_execution"
           r"|\bcircuit_breakers?\b[^\n]{0,60}?\bopen\b"),
+    Rule(Category.LOAD_SURGE, "host_contention", "steal hypervisor noisy neighbour neighbor st",
+          r"\bcpu steal\b|\bsteal(?: time)?\W{0,3}\d{2,}(?:\.\d+)?\s?%|\bhypervisor contention\b"
+          r"|\bnoisy neighbou?r\b|\bst=\s?[2-9]\d(?:\.\d+)?\b"),
     # --- a change just before the fault: a restart replays it ---
+    Rule(Category.RECENT_CHANGE, "package_change",
+          "updated installed upgraded erased removed upgrade install status",
+          r"\b(?:updated|installed|upgraded|erased|removed|downgraded): [\w.+:-]+-\d"
+          r"|\bstatus installed [\w.+-]+:\w+\b|\b(?:upgrade|install) [\w.+-]+:(?:amd64|arm64|i386|all)\b"),
+    Rule(Category.RECENT_CHANGE, "gitops_apply", "apply applied reconciled revision",
+          r"\bserver-side apply\b|\b(?:applied|reconciled) revision\b|\brevision[=: ]+\S*sha\d*:[0-9a-f]{7,}"),
+    Rule(Category.RECENT_CHANGE, "rollout",
+          "scaled replica present created container",
+          r"\bscaled (?:up|down) replica set\b|\bcontainer image \S+ already present on machine\b"
+          r"|\bcreated container\b|\bnew replica set\b"),
     Rule(Category.RECENT_CHANGE, "config_management",
           "ansible invoked catalog chef puppet salt changed resources",
           r"\bansible[\w.-]*\b[^\n]{0,40}?\binvoked with\b|\bapplied catalog\b|\bapplying configuration version\b"
@@ -279,14 +292,18 @@ RULES: tuple[Rule, ...] = (
           r"|\bremaining connection slots are reserved\b"),
     Rule(Category.DEPENDENCY_FAILURE, "cannot_connect",
           "connect channel contacting lost broken severed established broker closed acquire renew answer reply"
-          " response replying answering",
+          " response replying answering available giving",
           r"\b(?:could not|couldn't|can ?not|can't|unable to|failed to) (?:connect|open channel) to\b"
           r"|\berror (?:in )?contacting\b|\bretrying connect to server\b|\blost connection to\b"
           r"|\bconnection broken\b|\blink has been severed\b|\bbroker may not be available\b"
           r"|\bconnection to [^\n]{0,80}?could not be established\b"
           r"|\bserver closed the connection unexpectedly\b"
           r"|\bcannot acquire connection\b|\bfailed to renew lease\b|\bgot not? answer from any\b"
-          r"|\bno (?:reply|response|answer) from\b|\bnot (?:replying|answering)\b"),
+          r"|\bno (?:reply|response|answer) from\b|\bnot (?:replying|answering)\b"
+          r"|\bconnection is not available\b|\bgiving up after \d+ (?:attempts|retries|tries)\b"),
+    Rule(Category.DEPENDENCY_FAILURE, "deadline_exceeded", "deadline deadlineexceeded",
+          r"\b(?:context )?deadline ?exceeded\b",
+          unless=r"\bprobe\b|\bliveness\b|\breadiness\b|\bwatchdog\b|\bhealthz\b|\blivez\b"),
     Rule(Category.DEPENDENCY_FAILURE, "lock_held_elsewhere", "held holder",
           r"\b(?:lock|lease|latch|mutex)\b[^\n]{0,80}?\b(?:held by|holder)\b[^\n]{0,80}?\b(?:pid|host|client_addr|node"
           r"|server|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})\b|\bidle in transaction\b"),

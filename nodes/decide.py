@@ -29,7 +29,9 @@ def decide(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Classify the evidence deterministically, then ask the model for exactly one decision tool call."""
     context = runtime.context
     health, lines, notes = _evidence(state, context)
-    finding = classify(health, lines, load_policy(context.policy_file).incident_window_s)
+    spec = infrastructure(context).fleet.get(state.get("server_id") or "")
+    finding = classify(health, lines, load_policy(context.policy_file).incident_window_s,
+                       spec.service if spec else None)
     update: dict[str, Any] = {"health": health, "diagnosis": finding.to_dict(), "notes": notes,
                               "model": model_label(context)}
     if state.get("model_error"):

@@ -85,11 +85,14 @@ def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
     elif close is not None:
         notes.append(f"incident names {close.typed!r}, which is equally close to {', '.join(close.candidates[:5])}; "
                      "not guessing")
-    server_id = mentioned[0] if mentioned else None
-    if len(mentioned) > 1:
-        notes.append(f"incident names several servers ({', '.join(mentioned[:5])}); handling {server_id}")
+    several = mentioned if len(mentioned) > 1 else []
+    # several servers named ("a is fine, do not touch it; b is slow"): which one is meant is for a person to say
+    server_id = mentioned[0] if len(mentioned) == 1 else None
+    if several:
+        notes.append(f"incident names several servers ({', '.join(several[:5])}); not choosing one")
     if server_id is None and asks_operator(runtime.context) and text:
-        candidates = list(close.candidates) if close is not None else sorted(infra.fleet.servers)[:MAX_CANDIDATES]
+        candidates = (several or (list(close.candidates) if close is not None else None)
+                      or sorted(infra.fleet.servers)[:MAX_CANDIDATES])
         answer = interrupt({"type": "choose_server", "thread_id": current_thread_id(), "incident": text,
                             "candidates": candidates,
                             "question": "Which server is this incident about? Answer with a server id."})
@@ -113,6 +116,7 @@ def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
     }
     if server_id is None:
         update["escalation_reason"] = (
+            f"server not identified: the incident names several servers ({', '.join(several[:5])})" if several else
             f"server not identified: {close.typed!r} is equally close to {', '.join(close.candidates[:5])}"
             if close is not None and not close.unique else
             "server not identified: the incident names no server of the inventory" if text

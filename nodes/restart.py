@@ -71,7 +71,7 @@ def restart(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"escalation_reason": f"restart refused: {reason}"}
     health, logs = _fresh_evidence(infra, server_id, context.log_lines)
     policy = load_policy(context.policy_file)
-    fresh = diagnose(health, logs, policy.incident_window_s).to_dict()
+    fresh = diagnose(health, logs, policy.incident_window_s, spec.service).to_dict()
     key = restart_key(state.get("incident_id") or thread_id, server_id)
 
     def still_allowed(history: Sequence[Mapping[str, Any]], now: float) -> Verdict | None:
