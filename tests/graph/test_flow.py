@@ -226,3 +226,9 @@ def test_the_report_and_ticket_show_the_evidence_for_and_against(runner: Any, tm
     zfs = "2026-11-27T09:58:02Z WARN zfs: pool tank state changed to SUSPENDED"
     assert evidence["not_explained_by_finding"] == [zfs]
     assert "not explained by that finding" in result["ticket"]["reason"]
+
+
+def test_an_incident_naming_several_servers_restarts_none_of_them(runner: Any) -> None:
+    result = runner().run("payment-server-01 is healthy, do NOT restart it; web-frontend-05 looks slow")
+    assert result["server_id"] is None and result["outcome"] == "escalate" and not result.get("restart")
+    assert "several servers (payment-server-01, web-frontend-05)" in result["ticket"]["reason"]
