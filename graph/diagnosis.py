@@ -51,6 +51,8 @@ INCIDENT_WINDOW_S = 1800.0
 EVENT_SPAN_S = 2.0
 """Lines this close to an OOM kill or a deadlock dump belong to that event (the exit, the unit failing)."""
 YEAR_SLACK_S = 2 * 86400.0
+PERSISTENCE_S = 60.0
+PERSISTENT_RULES = frozenset({"descriptor_leak", "defunct_children"})
 HALF_YEAR_S = 182 * 86400.0
 MAX_ZONE_OFFSET_S = 14 * 3600.0
 EVENT_GAP_S = 30.0
@@ -412,6 +414,15 @@ def _account(
     ]
     stalled = any(is_stall(reading.parsed.message.lower()) for _, reading in fresh)
     hot = [signal for signal in health_signals if signal.category in RECOVERABLE]
+    # A process-local limit that persists (descriptors exhausted, defunct children piling up, for a minute or
+    # more) corroborates itself: it is not a blip, and it is the process's own by definition.
+    persistent = {
+        rule
+        for rule in PERSISTENT_RULES
+        if len(stamps := [ledger.times[index] for index, signal in log_signals if signal.rule == rule]) >= 2
+        and None not in stamps
+        and max(s for s in stamps if s is not None) - min(s for s in stamps if s is not None) >= PERSISTENCE_S
+    }
     counted: list[Signal] = list(health_signals)
     unexplained: list[str] = []
     alarming: list[str] = []  # error-level lines nothing explains: a ticket even on a healthy server
@@ -420,7 +431,7 @@ def _account(
         if signal.category is Category.OOM_KILL and _other_victim(signal, service):
             # the kernel killed another process: the host is short of memory, the service is not the cause
             signal = Signal(Category.UNKNOWN, "logs", signal.detail, "oom_kill_other_process")
-        elif signal.rule in WEAK_HANG_RULES and not (firm or stalled or hot):
+        elif signal.rule in WEAK_HANG_RULES and not (firm or stalled or hot or signal.rule in persistent):
             signal = Signal(Category.UNKNOWN, "logs", signal.detail, f"{signal.rule}_uncorroborated")
         elif signal.category in RECOVERABLE and healthy_now:
             # a healthy server needs no restart; its log-only finding is for a person to read

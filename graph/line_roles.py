@@ -46,6 +46,10 @@ FAILURE_WORDS = re.compile(
     r"|carrier|retransmit\w*|conntrack|dropping packets?|paused|blocked|backpressure|overcommit\w*"
     r"|rollback|rolling back|resync\w*|full sync|replica sync|initial sync|loading (?:the )?(?:db|dataset)"
     r"|recovering|to \[?yellow\]?|steal"
+    # cluster and data-store activity: a restart would interrupt it, and the figure may well be its doing
+    r"|shards?|replicas?|partitions?|leader|follower|peers?|cluster|quorum|raft|gossip|membership|relocat\w*"
+    r"|compact(?:ion|ing)|reindex\w*|backfill\w*|recovery (?:from|of)|starting recovery|catching up"
+    r"|node (?:left|joined|removed|added)|removed \{"
     r"|suspend(?:ed)?|inconsisten\w*|skew|step(?:ped)? (?:the )?clock)\b|\w(?:exception|error)\b"
 )
 # Counts of nothing are not failures: "0 errors", "errors=0", "no failures", "without error".

@@ -205,7 +205,10 @@ _WORD_LEVELS: dict[str, Level] = {
 }
 
 
-_OUTCOME_KEY = re.compile(r"(?i)status|code|error|err\b|reason|exception|fault|state|result|exit")
+_OUTCOME_KEY = re.compile(
+    r"(?i)status|code|error|err\b|reason|exception|fault|state|result|exit|heap|memory|rss|gc|goroutine|thread"
+    r"|cpu|blocked|lag"
+)
 _USER_FIELD = re.compile(r"(?i)path|url|uri|query|agent|referr?er|body|header|host|addr|ip\b|name")
 
 

@@ -336,7 +336,7 @@ RULES: tuple[Rule, ...] = (
           r"|\brejectedexecutionexception\b|\breached (?:maxrequestworkers|maxclients|pm\.max_children)\b"),
     Rule(Category.HUNG_PROCESS, "watchdog_timeout", "watchdog liveness heartbeat timeout harakiri starvation",
           r"\bwatchdog\b[^\n]{0,80}?\b(?:timeout|timed out|expired|unresponsive|stuck|hung|deadline exceeded"
-          r"|missed)\b|\bliveness (?:probe |check )?(?:failed|failing|deadline exceeded)\b"
+          r"|missed)\b|\bliveness (?:probe |check |self-check )?(?:failed|failing|missed|deadline exceeded)\b"
           r"|\bheartbeat (?:is )?(?:late|stale)\b|\bworker timeout\b|\bharakiri\b"
           r"|\bthread ?pool starvation\b"),
     Rule(Category.HUNG_PROCESS, "blocked_thread_checker", "blockedthreadchecker blocked",
