@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from graph.checkpoints import CHECKPOINT_FILE, open_checkpointer
-from graph.context import DEMO_FLEET, Context
-from graph.evaluation import percentile
+from it_support_agent.graph.checkpoints import CHECKPOINT_FILE, open_checkpointer
+from it_support_agent.graph.context import DEMO_FLEET, Context
+from it_support_agent.graph.evaluation import percentile
 
 SEED_INCIDENTS = ("The payment-server-01 is extremely slow and timing out.",
                   "search-index-09 is failing to index new documents")
@@ -39,7 +39,7 @@ class Bench:
     """One compiled graph with SQLite checkpoints in a temporary state directory."""
 
     def __init__(self, directory: Path, fleet: Path = DEMO_FLEET) -> None:
-        from graph.builder import builder
+        from it_support_agent.graph.builder import builder
 
         self.state_dir = directory / "state"
         policy = directory / "policy.yaml"

@@ -9,17 +9,17 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.state import IncidentInput, IncidentState
-from nodes.approve import approve
-from nodes.decide import decide
-from nodes.diagnose import diagnose
-from nodes.escalate import escalate
-from nodes.interpret import interpret
-from nodes.policy_check import check_policy
-from nodes.report import report
-from nodes.restart import restart
-from tools.incident_tools import DIAGNOSIS_TOOLS
+from it_support_agent.graph.context import Context
+from it_support_agent.graph.state import IncidentInput, IncidentState
+from it_support_agent.nodes.approve import approve
+from it_support_agent.nodes.decide import decide
+from it_support_agent.nodes.diagnose import diagnose
+from it_support_agent.nodes.escalate import escalate
+from it_support_agent.nodes.interpret import interpret
+from it_support_agent.nodes.policy_check import check_policy
+from it_support_agent.nodes.report import report
+from it_support_agent.nodes.restart import restart
+from it_support_agent.tools.incident_tools import DIAGNOSIS_TOOLS
 
 
 class RoutingError(RuntimeError):

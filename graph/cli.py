@@ -14,17 +14,17 @@ from typing import Any
 
 from langgraph.types import Command
 
-from graph.checkpoints import CHECKPOINT_FILE, open_checkpointer
-from graph.context import AUTONOMY_MODES, Context
-from graph.models import ModelConfigError, is_offline, load_chat_model
-from graph.policy import PolicyFileError, load_policy
-from graph.serve import add_serve_command
-from graph.trace import result_object, trace_lines
-from tools import audit
-from tools.backend import open_infrastructure
-from tools.fleet import FleetError
-from tools.outbox import TicketDesk
-from tools.sinks import sink_problems
+from it_support_agent.graph.checkpoints import CHECKPOINT_FILE, open_checkpointer
+from it_support_agent.graph.context import AUTONOMY_MODES, Context
+from it_support_agent.graph.models import ModelConfigError, is_offline, load_chat_model
+from it_support_agent.graph.policy import PolicyFileError, load_policy
+from it_support_agent.graph.serve import add_serve_command
+from it_support_agent.graph.trace import result_object, trace_lines
+from it_support_agent.tools import audit
+from it_support_agent.tools.backend import open_infrastructure
+from it_support_agent.tools.fleet import FleetError
+from it_support_agent.tools.outbox import TicketDesk
+from it_support_agent.tools.sinks import sink_problems
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -61,7 +61,7 @@ def _context(args: argparse.Namespace) -> Context:
 
 
 def _compiled(context: Context) -> Any:
-    from graph.builder import builder
+    from it_support_agent.graph.builder import builder
 
     return builder.compile(checkpointer=open_checkpointer(context.state_path), name="it-support-agent")
 
@@ -256,7 +256,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from graph.evaluation import ScenarioError, load_scenarios, run_scenario, summarise, table
+    from it_support_agent.graph.evaluation import ScenarioError, load_scenarios, run_scenario, summarise, table
 
     try:
         scenarios = load_scenarios(args.paths)
@@ -276,7 +276,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from graph.bench import render, run_benchmark
+    from it_support_agent.graph.bench import render, run_benchmark
 
     figures = run_benchmark(incidents=args.incidents, concurrency=args.concurrency, repeats=args.repeats)
     print(json.dumps(figures) if args.json else "\n".join(render(figures)))
@@ -354,6 +354,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run the imported module's main, so `python -m graph.cli` shares one CliError class with graph.serve.
-    from graph.cli import main as module_main
+    from it_support_agent.graph.cli import main as module_main
 
     sys.exit(module_main())

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from graph.line_roles import Role, is_shutdown, is_stall
-from graph.log_parse import Level
-from graph.log_rules import (
+from it_support_agent.graph.line_roles import Role, is_shutdown, is_stall
+from it_support_agent.graph.log_parse import Level
+from it_support_agent.graph.log_rules import (
     BLOCKING,
     BLOCKING_PRIORITY,
     BURST_RULES,
@@ -30,7 +30,7 @@ from graph.log_rules import (
     WEAK_HANG_RULES,
     Category,
 )
-from graph.signals import (
+from it_support_agent.graph.signals import (
     MAX_EVIDENCE,
     SECURITY_BURST,
     LineReading,

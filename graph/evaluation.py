@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph.context import PROJECT_ROOT, Context
-from tools.fleet import FleetError, parse_servers
+from it_support_agent.graph.context import PROJECT_ROOT, Context
+from it_support_agent.tools.fleet import FleetError, parse_servers
 
 DEFAULT_LIBRARY = PROJECT_ROOT / "scenarios" / "library"
 ACTIONS = ("restart", "escalate", "none")
@@ -126,7 +126,7 @@ def _parse_scenario(entry: Any, path: Path) -> Scenario:
 
 def run_scenario(scenario: Scenario, model: str = "offline") -> CaseResult:
     """Run one scenario in a fresh temporary state directory with autonomy auto."""
-    from graph.builder import builder
+    from it_support_agent.graph.builder import builder
 
     with tempfile.TemporaryDirectory(prefix="itsa-eval-") as directory:
         fleet = Path(directory) / "fleet.yaml"

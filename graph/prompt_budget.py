@@ -10,7 +10,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolCall, ToolMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from tools.log_reduce import estimate_tokens
+from it_support_agent.tools.log_reduce import estimate_tokens
 
 PROMPT_BUDGET_TOKENS = 5_000
 """Ceiling for one model call's whole prompt (system text, tool schemas, conversation), estimated offline."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from graph.alerts import (
+from it_support_agent.graph.alerts import (
     DEFAULT_SERVER_LABEL,
     Alert,
     AlertGroup,
@@ -32,15 +32,15 @@ from graph.alerts import (
     parse_payload,
     server_for,
 )
-from graph.alerts import thread_id as alert_thread_id
-from graph.checkpoints import open_checkpointer
-from graph.context import Context
-from graph.matching import ServerIndex
-from graph.state import IncidentInput
-from nodes.escalate import file_ticket, new_ticket
-from tools import audit
-from tools.backend import open_infrastructure
-from tools.fleet import Fleet
+from it_support_agent.graph.alerts import thread_id as alert_thread_id
+from it_support_agent.graph.checkpoints import open_checkpointer
+from it_support_agent.graph.context import Context
+from it_support_agent.graph.matching import ServerIndex
+from it_support_agent.graph.state import IncidentInput
+from it_support_agent.nodes.escalate import file_ticket, new_ticket
+from it_support_agent.tools import audit
+from it_support_agent.tools.backend import open_infrastructure
+from it_support_agent.tools.fleet import Fleet
 
 ALERTS_PATH = "/alerts"
 HEALTH_PATH = "/healthz"
@@ -66,7 +66,7 @@ class AlertIntake:
     """Deduplicates firing alerts into incident threads and runs them, one at a time, on a worker thread."""
 
     def __init__(self, context: Context, server_label: str = DEFAULT_SERVER_LABEL) -> None:
-        from graph.builder import builder
+        from it_support_agent.graph.builder import builder
 
         self._context = context
         self._label = server_label
@@ -340,7 +340,7 @@ def serving(context: Context, host: str = "127.0.0.1", port: int = 0,
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from graph.cli import EXIT_OK, _context
+    from it_support_agent.graph.cli import EXIT_OK, _context
 
     context = _context(args)  # refuses a bad fleet, policy, model or sink configuration with a one-line error
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -356,7 +356,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def add_serve_command(commands: Any) -> None:
     """The `serve` subcommand, for graph.cli's parser."""
-    from graph.cli import _common
+    from it_support_agent.graph.cli import _common
 
     serve = commands.add_parser("serve", help="accept Alertmanager webhooks and run an incident per alert")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

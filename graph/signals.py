@@ -10,9 +10,16 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Literal
 
-from graph.line_roles import ZERO_COUNT, Role, is_client_gone, is_recovery, line_role, split_metric_names
-from graph.log_parse import Level, ParsedLine, parse_line
-from graph.log_rules import (
+from it_support_agent.graph.line_roles import (
+    ZERO_COUNT,
+    Role,
+    is_client_gone,
+    is_recovery,
+    line_role,
+    split_metric_names,
+)
+from it_support_agent.graph.log_parse import Level, ParsedLine, parse_line
+from it_support_agent.graph.log_rules import (
     BLOCKING,
     BURST_RULES,
     LINE_PRIORITY,

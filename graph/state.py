@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, NotRequired, TypedDict
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
-from graph.usage import add_usage
+from it_support_agent.graph.usage import add_usage
 
 Outcome = Literal["restart", "escalate", "none", "awaiting_approval"]
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 
-from graph.usage import describe_usage
-from nodes.common import health_figures
-from tools.results import tool_result
+from it_support_agent.graph.usage import describe_usage
+from it_support_agent.nodes.common import health_figures
+from it_support_agent.tools.results import tool_result
 
 WIDTH = 13
 

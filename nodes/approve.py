@@ -7,10 +7,10 @@ from typing import Any, Literal, TypedDict
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from graph.context import Context
-from graph.state import IncidentState
-from nodes.common import current_thread_id, health_figures, infrastructure
-from tools import audit
+from it_support_agent.graph.context import Context
+from it_support_agent.graph.state import IncidentState
+from it_support_agent.nodes.common import current_thread_id, health_figures, infrastructure
+from it_support_agent.tools import audit
 
 MAX_COMMENT_CHARS = 1_000
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from langgraph.config import get_config
 
-from graph.context import Context
-from graph.state import IncidentState
-from graph.triage_model import latest_tool_result
-from tools.backend import Infrastructure, open_infrastructure
+from it_support_agent.graph.context import Context
+from it_support_agent.graph.state import IncidentState
+from it_support_agent.graph.triage_model import latest_tool_result
+from it_support_agent.tools.backend import Infrastructure, open_infrastructure
 
 
 def current_thread_id() -> str:

@@ -7,19 +7,19 @@ from typing import Any
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.diagnosis import Diagnosis
-from graph.diagnosis import diagnose as classify
-from graph.models import load_chat_model, model_label
-from graph.policy import load_policy
-from graph.state import IncidentState
-from nodes.common import current_thread_id, gathered_evidence, infrastructure
-from nodes.model_turn import take_turn
-from prompts import render
-from tools import audit
-from tools.backend import BackendError
-from tools.incident_tools import DECISION_TOOLS
-from tools.log_reduce import clean_line
+from it_support_agent.graph.context import Context
+from it_support_agent.graph.diagnosis import Diagnosis
+from it_support_agent.graph.diagnosis import diagnose as classify
+from it_support_agent.graph.models import load_chat_model, model_label
+from it_support_agent.graph.policy import load_policy
+from it_support_agent.graph.state import IncidentState
+from it_support_agent.nodes.common import current_thread_id, gathered_evidence, infrastructure
+from it_support_agent.nodes.model_turn import take_turn
+from it_support_agent.prompts import render
+from it_support_agent.tools import audit
+from it_support_agent.tools.backend import BackendError
+from it_support_agent.tools.incident_tools import DECISION_TOOLS
+from it_support_agent.tools.log_reduce import clean_line
 
 MAX_SUMMARY_CHARS = 2_000
 _ACTIONS = {"restart_service": "restart", "escalate_to_engineer": "escalate", "close_no_fault": "none"}

@@ -7,12 +7,12 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.models import load_chat_model
-from graph.state import IncidentState
-from nodes.model_turn import take_turn
-from prompts import render
-from tools.incident_tools import DIAGNOSIS_TOOLS
+from it_support_agent.graph.context import Context
+from it_support_agent.graph.models import load_chat_model
+from it_support_agent.graph.state import IncidentState
+from it_support_agent.nodes.model_turn import take_turn
+from it_support_agent.prompts import render
+from it_support_agent.tools.incident_tools import DIAGNOSIS_TOOLS
 
 MAX_TOOL_CALLS_PER_TURN = 4
 """A model asking for more tool calls in one turn gets the first ones run (keeps the prompt bounded)."""

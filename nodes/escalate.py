@@ -9,12 +9,12 @@ from typing import Any
 from langchain_core.messages import ToolMessage
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.state import IncidentState
-from nodes.common import current_thread_id, health_figures
-from tools import audit
-from tools.outbox import TicketDesk
-from tools.results import tool_result
+from it_support_agent.graph.context import Context
+from it_support_agent.graph.state import IncidentState
+from it_support_agent.nodes.common import current_thread_id, health_figures
+from it_support_agent.tools import audit
+from it_support_agent.tools.outbox import TicketDesk
+from it_support_agent.tools.results import tool_result
 
 _CRITICAL = {"security_event", "hardware_fault"}
 _HIGH = {"dependency_failure", "disk_full", "config_error"}

@@ -13,10 +13,10 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from graph.context import Context
-from graph.state import IncidentState
-from nodes.common import current_thread_id, infrastructure
-from tools import audit
+from it_support_agent.graph.context import Context
+from it_support_agent.graph.state import IncidentState
+from it_support_agent.nodes.common import current_thread_id, infrastructure
+from it_support_agent.tools import audit
 
 MAX_INCIDENT_CHARS = 4_000
 MAX_CANDIDATES = 50

@@ -7,13 +7,13 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.policy import Verdict, evaluate_restart, load_policy
-from graph.state import IncidentState
-from nodes.common import current_thread_id, infrastructure
-from tools import audit
-from tools.ledger import RestartLedger
-from tools.statefile import StateFileError
+from it_support_agent.graph.context import Context
+from it_support_agent.graph.policy import Verdict, evaluate_restart, load_policy
+from it_support_agent.graph.state import IncidentState
+from it_support_agent.nodes.common import current_thread_id, infrastructure
+from it_support_agent.tools import audit
+from it_support_agent.tools.ledger import RestartLedger
+from it_support_agent.tools.statefile import StateFileError
 
 
 def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -8,16 +8,16 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.diagnosis import diagnose
-from graph.policy import Verdict, evaluate_restart, load_policy
-from graph.signals import is_healthy
-from graph.state import IncidentState
-from nodes.common import current_thread_id, health_figures, infrastructure
-from tools import audit
-from tools.backend import BackendError, Infrastructure
-from tools.ledger import RestartLedger
-from tools.statefile import StateFileError
+from it_support_agent.graph.context import Context
+from it_support_agent.graph.diagnosis import diagnose
+from it_support_agent.graph.policy import Verdict, evaluate_restart, load_policy
+from it_support_agent.graph.signals import is_healthy
+from it_support_agent.graph.state import IncidentState
+from it_support_agent.nodes.common import current_thread_id, health_figures, infrastructure
+from it_support_agent.tools import audit
+from it_support_agent.tools.backend import BackendError, Infrastructure
+from it_support_agent.tools.ledger import RestartLedger
+from it_support_agent.tools.statefile import StateFileError
 
 
 def restart_key(incident_id: str, server_id: str) -> str:

@@ -15,8 +15,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph.builder import builder
-from graph.context import Context
+from it_support_agent.graph.builder import builder
+from it_support_agent.graph.context import Context
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_FLEET = REPO / "scenarios" / "demo-fleet.yaml"
@@ -100,8 +100,8 @@ def scripted_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Script
 
     def install(script: Script) -> ScriptedModel:
         model = ScriptedModel(script=script, calls=[])
-        monkeypatch.setattr("nodes.diagnose.load_chat_model", lambda context: model)
-        monkeypatch.setattr("nodes.decide.load_chat_model", lambda context: model)
+        monkeypatch.setattr("it_support_agent.nodes.diagnose.load_chat_model", lambda context: model)
+        monkeypatch.setattr("it_support_agent.nodes.decide.load_chat_model", lambda context: model)
         return model
 
     yield install

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from graph.matching import ServerIndex
-from tools.fleet import Fleet, ServerSpec, load_fleet
-from tools.sources import (
+from it_support_agent.graph.matching import ServerIndex
+from it_support_agent.tools.fleet import Fleet, ServerSpec, load_fleet
+from it_support_agent.tools.sources import (
     FileLogSource,
     JournaldSource,
     PrometheusSource,
     SupervisordSource,
     SystemdSource,
 )
-from tools.statefile import locked_json
+from it_support_agent.tools.statefile import locked_json
 
 RESTART_KEYS_FILE = "restart-keys.json"
 KEEP_KEYS_S = 30 * 24 * 3600.0
@@ -194,7 +194,7 @@ def _open_cached(fleet_file: str, stamp: tuple[int, int], state_dir: str) -> Inf
 
 def build_backend(fleet: Fleet, state_dir: Path) -> RoutedBackend:
     """A backend for the fleet: each server's configured sources, simulated for the rest."""
-    from tools.simulated import SimulatedBackend
+    from it_support_agent.tools.simulated import SimulatedBackend
 
     health: dict[str, HealthReader] = {}
     logs: dict[str, LogReader] = {}
@@ -210,7 +210,7 @@ def build_backend(fleet: Fleet, state_dir: Path) -> RoutedBackend:
 
 
 def _health_reader(spec: ServerSpec) -> HealthReader:
-    from tools.prometheus import PrometheusHealth
+    from it_support_agent.tools.prometheus import PrometheusHealth
 
     source = spec.sources["health"]
     if isinstance(source, PrometheusSource):
@@ -219,8 +219,8 @@ def _health_reader(spec: ServerSpec) -> HealthReader:
 
 
 def _log_reader(spec: ServerSpec) -> LogReader:
-    from tools.journald import JournaldLogs
-    from tools.logfiles import FileLogs
+    from it_support_agent.tools.journald import JournaldLogs
+    from it_support_agent.tools.logfiles import FileLogs
 
     source = spec.sources["logs"]
     if isinstance(source, FileLogSource):
@@ -231,8 +231,8 @@ def _log_reader(spec: ServerSpec) -> LogReader:
 
 
 def _restarter(spec: ServerSpec) -> Restarter:
-    from tools.supervisor import SupervisordRestarter
-    from tools.systemd import SystemdRestarter
+    from it_support_agent.tools.supervisor import SupervisordRestarter
+    from it_support_agent.tools.systemd import SystemdRestarter
 
     source = spec.sources["restart"]
     if isinstance(source, SupervisordSource):

@@ -9,11 +9,11 @@ from typing import Any
 from langchain_core.tools import tool
 from langgraph.prebuilt import ToolRuntime
 
-from graph.context import Context
-from tools import audit
-from tools.backend import BackendError, open_infrastructure
-from tools.log_reduce import clean_line, reduce_logs
-from tools.results import ToolResult, failure, no_data, success
+from it_support_agent.graph.context import Context
+from it_support_agent.tools import audit
+from it_support_agent.tools.backend import BackendError, open_infrastructure
+from it_support_agent.tools.log_reduce import clean_line, reduce_logs
+from it_support_agent.tools.results import ToolResult, failure, no_data, success
 
 MAX_LOG_LINES = 1_000
 DEFAULT_LOG_LINES = 100

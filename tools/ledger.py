@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tools.statefile import StateFileError, locked_json, read_json
+from it_support_agent.tools.statefile import StateFileError, locked_json, read_json
 
 LEDGER_FILE = "restart-ledger.json"
 KEEP_S = 7 * 24 * 3600.0

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.backend import BackendError
-from tools.fleet import MAX_LOG_LINE_CHARS
-from tools.sources import FileLogSource
+from it_support_agent.tools.backend import BackendError
+from it_support_agent.tools.fleet import MAX_LOG_LINE_CHARS
+from it_support_agent.tools.sources import FileLogSource
 
 BLOCK_BYTES = 64 * 1024
 MAX_TAIL_BYTES = 8 * 1024 * 1024

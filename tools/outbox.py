@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tools.sinks import Sink, configured_sinks, deliver_to_sinks
+from it_support_agent.tools.sinks import Sink, configured_sinks, deliver_to_sinks
 
 OUTBOX_FILE = "tickets.jsonl"
 SPOOL_DIR = "spool"

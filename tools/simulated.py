@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tools.backend import BackendError, RestartOutcome
-from tools.fleet import Fleet, ServerState
-from tools.statefile import StateFileError, locked_json, read_json
+from it_support_agent.tools.backend import BackendError, RestartOutcome
+from it_support_agent.tools.fleet import Fleet, ServerState
+from it_support_agent.tools.statefile import StateFileError, locked_json, read_json
 
 STATE_FILE = "fleet-state.json"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from tools.statefile import locked_json
+from it_support_agent.tools.statefile import locked_json
 
 DELIVERIES_FILE = "deliveries.json"
 KEEP_DELIVERIES_S = 30 * 24 * 3600.0

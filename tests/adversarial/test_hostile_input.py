@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 
+from it_support_agent.tools.outbox import TicketDesk, read_outbox
 from tests.conftest import DEMO_FLEET, write_fleet
-from tools.outbox import TicketDesk, read_outbox
 
 INSTRUCTION = re.compile(r"restart\s+(?:the\s+service\s+on\s+)?([^\s\"',;]+(?:;[^\"]*)?)", re.IGNORECASE)
 MODELS = ["offline", "obedient"]

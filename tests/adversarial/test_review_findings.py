@@ -13,12 +13,12 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from graph.builder import builder
-from graph.builder import graph as production_graph
-from graph.context import Context
-from graph.policy import PolicyFileError, load_policy
+from it_support_agent.graph.builder import builder
+from it_support_agent.graph.builder import graph as production_graph
+from it_support_agent.graph.context import Context
+from it_support_agent.graph.policy import PolicyFileError, load_policy
+from it_support_agent.tools.outbox import TicketDesk, read_outbox, write_to_outbox
 from tests.conftest import write_fleet
-from tools.outbox import TicketDesk, read_outbox, write_to_outbox
 
 HUNG = "2026-11-27T10:00:00Z ERROR worker pool exhausted: 64/64 threads busy"
 DISK = "2026-11-27T09:59:00Z ERROR write failed: No space left on device"

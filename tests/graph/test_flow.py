@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
+from it_support_agent.tools.outbox import read_outbox
 from tests.conftest import write_fleet
-from tools.outbox import read_outbox
 
 PAYMENT = "The payment-server-01 is extremely slow and timing out."
 SEARCH = "search-index-09 is failing to index new documents"

@@ -18,10 +18,11 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graph.builder import builder
-from graph.context import Context
-from graph.prompt_budget import PROMPT_BUDGET_TOKENS
-from graph.state import IncidentInput
+from it_support_agent.graph.builder import builder
+from it_support_agent.graph.context import Context
+from it_support_agent.graph.prompt_budget import PROMPT_BUDGET_TOKENS
+from it_support_agent.graph.state import IncidentInput
+from it_support_agent.tools.outbox import read_outbox
 from tests.conftest import write_fleet
 from tests.fake_openai import FakeOpenAI, Reply, calls, failure, text, tool_call
 from tests.llm_scripts import (
@@ -35,7 +36,6 @@ from tests.llm_scripts import (
     system_prompt,
 )
 from tests.prompt_sizes import LOG_COUNTS, MODEL, measure, openai_environment
-from tools.outbox import read_outbox
 
 PAYMENT = "The payment-server-01 is extremely slow and timing out."
 SEARCH = "search-index-09 is failing to index new documents"
@@ -364,7 +364,7 @@ def test_studio_style_message_streaming_uses_the_streamed_api(llm: FakeOpenAI, s
 
 def test_cli_json_and_trace_show_usage(llm: FakeOpenAI, state_dir: Path) -> None:
     env = {**os.environ, "IT_SUPPORT_STATE_DIR": str(state_dir)}
-    command = [sys.executable, "-m", "graph.cli", "run", PAYMENT, "--model", "cli-model"]
+    command = [sys.executable, "-m", "it_support_agent.graph.cli", "run", PAYMENT, "--model", "cli-model"]
     done = subprocess.run([*command, "--json"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     result = json.loads(done.stdout)
     assert result["outcome"] == "restart" and result["model"] == "LLM cli-model"

@@ -17,12 +17,12 @@ import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from graph.triage_model import latest_tool_result
+from it_support_agent.graph.triage_model import latest_tool_result
+from it_support_agent.tools.backend import BackendError
+from it_support_agent.tools.prometheus import PrometheusHealth, query
+from it_support_agent.tools.sources import PrometheusSource
 from tests.conftest import write_fleet
 from tests.integration.services import free_port, prometheus_server, supervisord, wait_until
-from tools.backend import BackendError
-from tools.prometheus import PrometheusHealth, query
-from tools.sources import PrometheusSource
 
 HUNG_LOGS = [
     "2026-11-27T09:57:40Z WARN app request latency p99 8421ms above SLO 800ms",

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from it_support_agent.tools.backend import BackendError, RestartOutcomeUnknown, open_infrastructure, perform_once
+from it_support_agent.tools.sources import SupervisordSource
+from it_support_agent.tools.supervisor import SupervisordRestarter
 from tests.conftest import write_fleet
 from tests.integration.services import Supervisord, supervisord
-from tools.backend import BackendError, RestartOutcomeUnknown, open_infrastructure, perform_once
-from tools.sources import SupervisordSource
-from tools.supervisor import SupervisordRestarter
 
 SLEEPER = f'{sys.executable} -c "import time; time.sleep(1e6)"'
 # Takes 1.2 s to stop on SIGTERM: longer than the RPC timeout the test gives, shorter than stopwaitsecs.

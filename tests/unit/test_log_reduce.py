@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from it_support_agent.tools.log_reduce import DEFAULT_BUDGET_TOKENS, clean_line, estimate_tokens, reduce_logs
 from tests.prompt_sizes import server_logs
-from tools.log_reduce import DEFAULT_BUDGET_TOKENS, clean_line, estimate_tokens, reduce_logs
 
 
 def shown_cost(digest: dict) -> int:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from graph import signals
-from graph.diagnosis import Diagnosis, diagnose
-from graph.signals import (
+from it_support_agent.graph import signals
+from it_support_agent.graph.diagnosis import Diagnosis, diagnose
+from it_support_agent.graph.signals import (
     BLOCKING,
     CPU_SATURATION_PERCENT,
     MEMORY_PRESSURE_PERCENT,
