@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+
+# typing_extensions' TypedDict: on Python 3.11 the LangGraph API server builds JSON schemas only from it
+from typing_extensions import TypedDict
 
 from it_support_agent.graph.usage import add_usage
 

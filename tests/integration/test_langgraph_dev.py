@@ -55,7 +55,10 @@ def test_studio_graph_exposes_its_configuration(dev_server: str) -> None:
     client = get_sync_client(url=dev_server)
     assistant = client.assistants.search(graph_id="it-support-agent")[0]
     schemas = client.assistants.get_schemas(assistant["assistant_id"])
-    assert schemas["context_schema"] is not None
+    for kind in ("input_schema", "output_schema", "state_schema", "context_schema"):
+        assert schemas[kind] is not None, kind
+    assert "incident" in schemas["input_schema"]["properties"]
+    assert {"outcome", "server_id", "diagnosis"} <= set(schemas["state_schema"]["properties"])
     fields = set(schemas["context_schema"]["properties"])
     assert {"model", "autonomy", "fleet_file", "state_dir", "interactive"} <= fields
 
