@@ -55,11 +55,13 @@ def test_studio_graph_exposes_its_configuration(dev_server: str) -> None:
     client = get_sync_client(url=dev_server)
     assistant = client.assistants.search(graph_id="it-support-agent")[0]
     schemas = client.assistants.get_schemas(assistant["assistant_id"])
-    for kind in ("input_schema", "output_schema", "state_schema", "context_schema"):
-        assert schemas[kind] is not None, kind
-    assert "incident" in schemas["input_schema"]["properties"]
-    assert {"outcome", "server_id", "diagnosis"} <= set(schemas["state_schema"]["properties"])
-    fields = set(schemas["context_schema"]["properties"])
+    assert schemas["output_schema"] is not None
+    input_schema, state_schema, context_schema = (schemas["input_schema"], schemas["state_schema"],
+                                                  schemas["context_schema"])
+    assert input_schema is not None and state_schema is not None and context_schema is not None
+    assert "incident" in input_schema["properties"]
+    assert {"outcome", "server_id", "diagnosis"} <= set(state_schema["properties"])
+    fields = set(context_schema["properties"])
     assert {"model", "autonomy", "fleet_file", "state_dir", "interactive"} <= fields
 
 
