@@ -254,7 +254,12 @@ def _clear_recovered(ledger: _Ledger, healthy_now: bool) -> None:
         return
     recoveries = [index for index in marks if ledger.readings[index].role is Role.RECOVERY]
     failures = [index for index in ledger.fresh if _category(ledger, index) is Category.DEPENDENCY_FAILURE]
-    lone_retry = failures[0] if len(failures) == 1 and any(index > failures[0] for index in recoveries) else None
+    lone_retry = (
+        failures[0]
+        if len(failures) == 1
+        and any(index > failures[0] and _related(ledger, failures[0], index) for index in recoveries)
+        else None
+    )
     keep: list[int] = []
     for index in ledger.fresh:
         reading = ledger.readings[index]
@@ -265,6 +270,18 @@ def _clear_recovered(ledger: _Ledger, healthy_now: bool) -> None:
         elif reading.signal is not None or reading.role is not Role.PLAIN:
             ledger.recovered += 1
     ledger.fresh = keep
+
+
+_NAME_TOKEN = re.compile(r"\b[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)+\b|\b[a-z]+\d+\b|\b\d{1,3}(?:\.\d{1,3}){3}\b")
+
+
+def _related(ledger: _Ledger, failure: int, recovery: int) -> bool:
+    """Whether a recovery line names what failed (a host, a service, an address): "reconnected to cache-01" does
+    not end "nfs: server filer01 not responding"."""
+    def names(index: int) -> set[str]:
+        return set(_NAME_TOKEN.findall(ledger.readings[index].parsed.message.lower()))
+
+    return bool(names(failure) & names(recovery))
 
 
 def _category(ledger: _Ledger, index: int) -> Category | None:
@@ -373,20 +390,20 @@ def _number(text: str) -> float:
 
 
 def _firm_times(ledger: _Ledger) -> list[float]:
-    """When the firm local findings in the logs (OOM kills, deadlocks, hangs) happened."""
+    """When the process died of an OOM kill (the event whose exit lines follow it within seconds). A hang is not an
+    instant: a line written beside a stuck-thread report may well be its cause, so it is not grouped with it."""
     return [
         stamp
         for index in ledger.fresh
         if (signal := ledger.readings[index].signal) is not None
-        and signal.category in _DEATHS
-        and signal.rule not in WEAK_HANG_RULES
+        and signal.category is Category.OOM_KILL
         and (stamp := ledger.times[index]) is not None
     ]
 
 
 def _same_event(stamp: float | None, firm: Sequence[float]) -> bool:
     """A line written within EVENT_SPAN_S of a firm finding is part of that event (one crash, many lines)."""
-    return stamp is not None and any(abs(stamp - moment) <= EVENT_SPAN_S for moment in firm)
+    return stamp is not None and any(0 <= stamp - moment <= EVENT_SPAN_S for moment in firm)
 
 
 def _other_victim(signal: Signal, service: str | None) -> bool:

@@ -45,7 +45,7 @@ FAILURE_WORDS = re.compile(
     r"|network partition|partitioned|evict(?:ed|ing|ion)|read-?only|remount\w*|fsync|i/o|link (?:is )?down"
     r"|carrier|retransmit\w*|conntrack|dropping packets?|paused|blocked|backpressure|overcommit\w*"
     r"|rollback|rolling back|resync\w*|full sync|replica sync|initial sync|loading (?:the )?(?:db|dataset)"
-    r"|recovering|to \[?yellow\]?|steal"
+    r"|recovering|to \[?yellow\]?|steal|(?:has )?not responded|reconnecting|call trace"
     # cluster and data-store activity: a restart would interrupt it, and the figure may well be its doing
     r"|shards?|replicas?|partitions?|leader|follower|peers?|cluster|quorum|raft|gossip|membership|relocat\w*"
     r"|compact(?:ion|ing)|reindex\w*|backfill\w*|recovery (?:from|of)|starting recovery|catching up"
@@ -65,7 +65,8 @@ ZERO_COUNT = re.compile(
 
 _RECOVERY = re.compile(
     r"\b(?:recovered|recovery (?:complete|completed|finished|succeeded)|no longer (?:exceeded|\w+ing|over|above)"
-    r"|re-?established|reconnected|restored|back (?:online|to normal|up|in service)|resolved|cleared|is healthy"
+    r"|re-?established|reconnected|restored|back (?:online|to normal|up|in service)|(?<![-\w])resolved(?! \[)(?!\[)"
+    r"|cleared|is healthy"
     r"|became healthy|healthy again|now healthy|circuit ?breaker (?:is )?(?:closed|reset)|alarm (?:cleared|off)"
     r"|succeeded (?:after|on (?:attempt|retry))|connection (?:re)?established|resum(?:ed|ing) (?:normal )?"
     r"(?:processing|consumption|operation)|caught up|in sync|is up|failover complete(?:d)?"
@@ -107,7 +108,11 @@ _MONITOR_OK = re.compile(
     r"\b(?:check|probe) \S+:? (?:ok|passed|healthy)\b|\bservice (?:alert|notification): [^;\n]*;[^;\n]*;(?:\w+;)?ok;"
     r"|\bhost (?:alert|notification): [^;\n]*;up;|\bexternal command: schedule_\w*downtime\b"
 )
-_BENIGN = re.compile(r"\[client [0-9a-f.:]+\]")
+_BENIGN = re.compile(
+    r"\[client [0-9a-f.:]+\][^\n]{0,80}?\b(?:file does not exist|directory index forbidden|client denied by server"
+    r"|script not found|invalid uri|request failed: error reading the headers|ah01630|ah01276|ah00128)"
+)
+_UPSTREAM_SIDE = re.compile(r"\bupstream\b|\bremote server\b|\bbackend\b|\bproxy\b")
 _AFTERMATH = re.compile(
     r"\bmain process exited\b|\bfailed with result '(?:oom-kill|signal|core-dump|exit-code|watchdog|timeout)'"
     r"|\bcode=(?:killed|dumped)\b|\bstatus=(?:9/kill|6/abrt|11/segv|137)\b|\bkilled by signal\b|\bsignal 9\b"
@@ -117,6 +122,7 @@ _AFTERMATH = re.compile(
     r"\b[^\n]{0,60}?\b(?:died|exited)\b|\bunhandled exception\b|\bfatal error\b|\bpanic\.go\b|\bgoroutine \d+"
     r"|^\s*(?:at |\d+: 0x|file \"|caused by:|\.\.\. \d+ more)|\bexited: [^\n]{0,80}?\bnot expected\b"
     r"|\bstate 'stop-\w+' timed out\b|\bwatchdog timeout \(limit|^traceback \(most recent call last\)"
+    r"|\bkilling process \d+ \([^)]{1,64}\) with signal sig(?:abrt|kill|term)\b"
 )
 _STALL = re.compile(
     r"\bno progress\b|\bno (?:\w+ ){0,2}(?:completed|processed|finished|acknowledged|committed)\b"
@@ -134,14 +140,14 @@ _MEMORY_SYMPTOM = re.compile(
     r"\b(?:full |young |mixed )?gc\b|\bgarbage collect\w*|\bold gen\w*|\bheap\b|\brss\b"
     r"|\bmemory (?:usage|used|growth|grows|growing|leak\w*|pressure|footprint|use|keeps growing)\b"
     r"|\bmark-compact\b|\bscavenge\b|\ballocation failure\b|\bcache\b[^\n]{0,40}?\b(?:entries|size|eviction|grow\w*)"
-    r"|\bno eviction\b|\bevictions?=0\b|\bpause(?:d)? \d|\bgoroutine (?:count|leak)\w*"
+    r"|\bno eviction\b|\bevictions?=0\b|\bpause(?:d)? \d|\bgoroutine (?:count|leak)\w*|\bwaiting (?:on|for) memory\b"
 )
 _SLOW_SYMPTOM = re.compile(
     r"\btook \d[\d,.]*\s?(?:ms|s|sec|secs|seconds|minutes?)\b|\bexceed(?:s|ed)? (?:the )?(?:\w+ )?threshold\b"
     r"|\bexceeded \d[\d,.]*\s?m?s\b|\bslow (?:request|response|call|render|handler|endpoint)s?\b"
     r"|\b(?:request|response|handler|endpoint|call)s? (?:is |was |are )?slow\b"
     r"|\b(?:request|response) (?:processing )?time\b|\blatency\b|\bresponse times?\b|\bp9[59]\b"
-    r"|\b(?:request|response|handler|render|task|job)s? (?:timed out|timeout)\b(?![^\n]{0,30}\b(?:to|from|upstream"
+    r"|\b(?:request|response|handler|render|task|job)s?\s+(?:timed out|timeout)\b(?![^\n]{0,30}\b(?:to|from|upstream"
     r"|backend|calling)\b)|\bqueue (?:depth|length|size)\b|\bsoft limit\b|\bduration_?ms[=:] ?\d{4,}|\bp99[=:]"
     r"|\b5xx[=:]|\bevent loop (?:delay|lag|utili[sz]ation)\b|\b(?:consumer )?lag\b"
 )
@@ -153,7 +159,7 @@ _THREAD_SYMPTOM = re.compile(
     r"|\b(?:waiting|blocked|timed_waiting) (?:at|on|in|for)\b|\block (?:wait|contention)\b"
     r"|\bdid not (?:terminate|finish|complete|return)\b|\b(?:infinite|runaway|busy|tight|spin) ?loop\b|\bspinning\b"
     r"|\b(?:health ?check|readiness probe|liveness probe)\b[^\n]{0,60}?\b(?:unhealthy|failed|failing|critical"
-    r"|timed out|timeout)\b|\bcheck is now critical\b|^timeout \(\d+:\d\d:\d\d\)!"
+    r"|timed out|timeout)\b|\bcheck is now critical\b|^timeout \(\d+:\d\d:\d\d\)!|\bprobe failed\b"
     r"|\btask was destroyed but it is pending\b"
 )
 
@@ -162,7 +168,7 @@ _OUTBOUND = re.compile(
     r"\b(?:peer|upstream|backend|downstream|remote|target|endpoint|host)\s*[=:]|\bupstream\b|\bbackend\b"
     r"|\b(?:to|from|calling|call to|request to|connect(?:ing)? to)\s+(?:https?://)?[a-z][\w.-]*[a-z0-9](?::\d+)?\b"
     r"[^\n]{0,60}?\b(?:took|timed out|timeout|latency|slow|giving up|failed)"
-    r"|\b(?:db|database|pool|hikari\w*|redis|kafka|grpc|rpc|http client|client)\b[^\n]{0,40}?\b(?:timed out|timeout"
+    r"|\b(?:db|database|pool|hikari\w*|redis|kafka|grpc|rpc|http client)\b[^\n]{0,40}?\b(?:timed out|timeout"
     r"|latency|took)\b"
 )
 _SYMPTOMS = (
@@ -183,8 +189,22 @@ def split_metric_names(text: str) -> str:
 
 def is_client_gone(text: str) -> bool:
     """A client hanging up on an inbound request, or a monitor reporting a check OK (lower-case message part):
-    the failure words in such lines name what went away or what is being checked, not a fault."""
-    return bool(_CLIENT_GONE.search(text) or _MONITOR_OK.search(text))
+    the failure words in such lines name what went away or what is being checked, not a fault. A line that also
+    names an upstream or a remote server is about that side, not the client."""
+    if _MONITOR_OK.search(text):
+        return True
+    return bool(_CLIENT_GONE.search(text)) and not _UPSTREAM_SIDE.search(text)
+
+
+_PLAIN_RECOVERY = re.compile(
+    r"\b(?:no longer (?:exceeded|above|over)|back to normal|healthy again|recovered from|alarm cleared|circuit ?breaker"
+    r" (?:is )?(?:closed|reset))\b"
+)
+
+
+def is_plain_recovery(text: str) -> bool:
+    """Recovery wording that outweighs a fault phrase in the same line ("high watermark no longer exceeded")."""
+    return bool(_PLAIN_RECOVERY.search(text)) and not _NOT_RECOVERED.search(text)
 
 
 def is_recovery(text: str) -> bool:
@@ -215,7 +235,7 @@ def line_role(line: ParsedLine) -> Role:
     # The roles that explain a line or mark it over are read from its head only: a hostile 2,000-character line
     # costs no more than a normal one, and a role missed on a long tail leaves the line abnormal (the safe side).
     text = split_metric_names(full[:ROLE_CHARS])
-    if _CLIENT_GONE.search(text) or _BENIGN.search(text):
+    if is_client_gone(text) or _BENIGN.search(text):
         return Role.NOISE
     if is_recovery(text):
         return Role.RECOVERY

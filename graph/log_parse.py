@@ -55,6 +55,8 @@ _STAMPS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\w{3} " + _MONTH + r" +(?P<d>\d{1,2}) " + _CLOCK + r" (?P<y>\d{4})"),
     # Apache access log "[10/Oct/2026:13:55:36 -0700]"
     re.compile(r"(?P<d>\d{2})/" + _MONTH + r"/(?P<y>\d{4}):" + _CLOCK + r"(?: (?P<tz>[+-]\d{4}))?"),
+    # Tomcat "14-Mar-2026 09:22:10.450"
+    re.compile(r"(?P<d>\d{2})-" + _MONTH + r"-(?P<y>\d{4}) " + _CLOCK),
     # Redis "14 Mar 2026 09:04:48.123", RFC 2822 "Wed, 11 Oct 2026 14:32:52 +0000"
     re.compile(r"(?P<d>\d{1,2}) " + _MONTH + r" (?P<y>\d{4}) " + _CLOCK + _ZONE),
     # "11/27/2026 9:12:44 AM" (Windows en-US) or "27/11/2026 09:12:44" (en-GB): read only when unambiguous
@@ -67,8 +69,10 @@ _STAMPS: tuple[re.Pattern[str], ...] = (
     re.compile(r"^(?P<yy>\d{2})(?P<m>\d{2})(?P<d>\d{2}) (?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})\b"),
 )
 _EPOCH = re.compile(r"^\[?(?P<epoch>1[0-9]{9}(?:\.\d+)?|1[0-9]{12})\b")
-_TIME_KEYS = ("time", "timestamp", "ts", "@timestamp", "@t", "t", "date", "datetime", "asctime", "eventTime")
-_LEVEL_KEYS = ("s", "level", "lvl", "severity", "levelname", "@l", "loglevel", "log.level", "Level", "severityText")
+_TIME_KEYS = ("time", "timestamp", "ts", "@timestamp", "@t", "t", "date", "datetime", "asctime", "eventTime",
+              "__REALTIME_TIMESTAMP")
+_LEVEL_KEYS = ("s", "PRIORITY", "level", "lvl", "severity", "levelname", "@l", "loglevel", "log.level", "Level",
+               "severityText")
 _MESSAGE_KEYS = (
     "msg",
     "message",
@@ -207,7 +211,7 @@ _WORD_LEVELS: dict[str, Level] = {
 
 _OUTCOME_KEY = re.compile(
     r"(?i)status|code|error|err\b|reason|exception|fault|state|result|exit|heap|memory|rss|gc|goroutine|thread"
-    r"|cpu|blocked|lag"
+    r"|cpu|blocked|lag|outcome|fail|cause"
 )
 _USER_FIELD = re.compile(r"(?i)path|url|uri|query|agent|referr?er|body|header|host|addr|ip\b|name")
 
@@ -218,6 +222,8 @@ def _outcome(key: str, value: object) -> str:
         return ""
     if isinstance(value, int) and 100 <= value <= 599 and re.search(r"(?i)status|code", key):
         return f"status={value}"
+    if isinstance(value, int | float) and not re.search(r"(?i)status|code|state", key):
+        return ""  # a count ("failed": 4 of 90,411 sent) or a figure is not an outcome
     text = _json_scalar(value)
     return f"{key}={text}" if text and len(text) <= 300 else ""
 
@@ -251,9 +257,11 @@ def _parse_json(text: str) -> tuple[Level, str, str] | None:
     )
     # fields that state an outcome are evidence too, wherever the logger put them (Traefik's DownstreamStatus,
     # an "errorMessage", a "state"); request paths, agents and bodies are not
-    fields = [(key, value) for key, value in document.items() if key not in _MESSAGE_KEYS]
-    # one level of nesting: MongoDB's "attr", ECS's "error", an "event" object
-    fields += [(inner, value) for _, nested in fields if isinstance(nested, dict) for inner, value in nested.items()]
+    fields = [(key, value) for key, value in document.items() if key not in _MESSAGE_KEYS or isinstance(value, dict)]
+    # two levels of nesting: MongoDB's "attr", ECS's "error", "event" and "http.response" objects
+    for _depth in range(2):
+        fields += [(inner, value) for _, nested in fields if isinstance(nested, dict) for inner, value in nested.items()
+                   if not any(inner == seen for seen, _ in fields)]
     extra = [
         _outcome(key, value)
         for key, value in fields
@@ -388,7 +396,7 @@ def _strip_user_parts(text: str) -> str:
     def pair(match: re.Match[str]) -> str:
         key = match["key"].lower()
         value = match["value"]
-        if key in _KEEP_KEYS:
+        if key in _KEEP_KEYS or _OUTCOME_KEY.search(key) and not _USER_FIELD.search(key):
             return f"{match['key']}={value.strip(chr(34) + chr(39))}"
         return " " if value[:1] in ('"', "'") else match.group(0)
 
@@ -405,6 +413,8 @@ def parse_line(line: str, yearless_year: int = _YEARLESS) -> ParsedLine:
         if parsed is not None:
             level, message, stamp = parsed
             found: tuple[float, bool, bool] | None = None
+            if stamp.isdigit() and len(stamp) == 16:
+                stamp = f"{int(stamp) / 1e6:.6f}"  # journald's __REALTIME_TIMESTAMP, in microseconds
             if stamp:
                 found = (
                     (float(stamp) / (1000 if float(stamp) > 1e11 else 1), False, True)

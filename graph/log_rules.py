@@ -98,6 +98,10 @@ RULES: tuple[Rule, ...] = (
     Rule(Category.HARDWARE_FAULT, "kernel_panic", "panic", r"kernel panic\b"),
     Rule(Category.HARDWARE_FAULT, "kernel_lockup", "lockup stall stalls",
           r"\b(?:soft|hard) lockup\b|\brcu_\w+ (?:self-)?detected stalls?\b|\brcu[^\n]{0,20}? stall\b"),
+    # the kernel's hung-task report: a process in uninterruptible sleep, waiting on storage or a network filesystem
+    Rule(Category.HARDWARE_FAULT, "storage_stall", "task blocked hung hung_task_timeout_secs",
+          r"\btask \S+ blocked for more than \d+ seconds\b|\bhung_task_timeout_secs\b|\bhung task\b"
+          r"|\bblocked for more than \d+ seconds\b"),
     Rule(Category.HARDWARE_FAULT, "machine_check", "machine hardware",
           r"\bmachine check (?:exception|events? logged|error)|\[hardware error\]"
           r"|\bhardware (?:error|failure|fault)"),
@@ -197,6 +201,9 @@ RULES: tuple[Rule, ...] = (
           r"\bcircuitbreakingexception\b|\bcircuit ?breaker\b[^\n]{0,40}?\b(?:tripped|data too large|parent)\b"
           r"|\bbreaker\b[^\n]{0,20}?\btripped\b|\brejected execution\b|\bes_rejected_execution"
           r"|\bcircuit_breakers?\b[^\n]{0,60}?\bopen\b"),
+    Rule(Category.LOAD_SURGE, "worker_limit", "reached maxrequestworkers maxclients max_children",
+          r"\breached (?:the )?(?:maxrequestworkers|maxclients|pm\.max_children|max_children)\b"
+          r"|\bserver reached pm\.max_children\b"),
     Rule(Category.LOAD_SURGE, "host_contention", "steal hypervisor noisy neighbour neighbor st",
           r"\bcpu steal\b|\bsteal(?: time)?\W{0,3}\d{2,}(?:\.\d+)?\s?%|\bhypervisor contention\b"
           r"|\bnoisy neighbou?r\b|\bst=\s?[2-9]\d(?:\.\d+)?\b"),
@@ -254,7 +261,8 @@ RULES: tuple[Rule, ...] = (
     Rule(Category.DEPENDENCY_FAILURE, "connection_refused", "refused econnrefused connectexception",
           r"\bconnection refused\b|\bconnection to \S+ refused\b|\beconnrefused\b|\bconnectexception\b"),
     Rule(Category.DEPENDENCY_FAILURE, "connection_reset", "reset econnreset",
-          r"\bconnection reset\b|\beconnreset\b", unless=r"\bclient\b|\[preauth\]"),
+          r"\bconnection reset\b|\beconnreset\b",
+          unless=r"^(?![^\n]*\b(?:upstream|backend|remote server)\b)[^\n]*\bclient\b|\[preauth\]"),
     Rule(Category.DEPENDENCY_FAILURE, "connection_timeout",
           "connect connection etimedout sockettimeoutexception connecttimeoutexception upstream connecting"
           " dial",
@@ -292,7 +300,7 @@ RULES: tuple[Rule, ...] = (
           r"|\bremaining connection slots are reserved\b"),
     Rule(Category.DEPENDENCY_FAILURE, "cannot_connect",
           "connect channel contacting lost broken severed established broker closed acquire renew answer reply"
-          " response replying answering available giving",
+          " response replying answering available giving unable lock canceling reading",
           r"\b(?:could not|couldn't|can ?not|can't|unable to|failed to) (?:connect|open channel) to\b"
           r"|\berror (?:in )?contacting\b|\bretrying connect to server\b|\blost connection to\b"
           r"|\bconnection broken\b|\blink has been severed\b|\bbroker may not be available\b"
@@ -300,7 +308,9 @@ RULES: tuple[Rule, ...] = (
           r"|\bserver closed the connection unexpectedly\b"
           r"|\bcannot acquire connection\b|\bfailed to renew lease\b|\bgot not? answer from any\b"
           r"|\bno (?:reply|response|answer) from\b|\bnot (?:replying|answering)\b"
-          r"|\bconnection is not available\b|\bgiving up after \d+ (?:attempts|retries|tries)\b"),
+          r"|\bconnection is not available\b|\bgiving up after \d+ (?:attempts|retries|tries)\b"
+          r"|\bunable to acquire (?:jdbc )?connection\b|\block (?:wait )?timeout\b|\bcanceling statement due to\b"
+          r"|\berror reading status line from remote server\b"),
     Rule(Category.DEPENDENCY_FAILURE, "deadline_exceeded", "deadline deadlineexceeded",
           r"\b(?:context )?deadline ?exceeded\b",
           unless=r"\bprobe\b|\bliveness\b|\breadiness\b|\bwatchdog\b|\bhealthz\b|\blivez\b"),
@@ -317,11 +327,11 @@ RULES: tuple[Rule, ...] = (
     # --- recoverable, local to the process ---
     Rule(Category.OOM_KILL, "oom_kill",
           "outofmemoryerror memory oom oomkill oomkilled oomkiller oom_kill oom_killer oom_killed killed"
-          " memoryerror runtime javascript allocation outofmemoryexception container",
+          " memoryerror runtime javascript allocation outofmemoryexception container nomemoryerror",
           r"\boutofmemoryerror\b|\bout of memory: kill|\binvoked oom-killer\b|\boom[-_ ]?kill(?:er|ed)?\b"
           r"|\bkilled process \d+|\bmemory cgroup out of memory\b|\bmemoryerror\b|\boom-kill:"
           r"|\bruntime: out of memory\b|\bjavascript heap out of memory\b|\bheap limit allocation failed\b"
-          r"|\boutofmemoryexception\b|\bcontainer oom\b|\boomkilled\b"),
+          r"|\boutofmemoryexception\b|\bcontainer oom\b|\boomkilled\b|\bnomemoryerror\b"),
     Rule(Category.HUNG_PROCESS, "deadlock", "deadlock deadlocks deadlocked goroutines cycle circular",
           r"\bjava-level deadlock\b|\bfound \d+ deadlocks?\b|\bdeadlocked threads?\b"
           r"|\bthreads? (?:are |is )?deadlocked\b"
@@ -333,7 +343,7 @@ RULES: tuple[Rule, ...] = (
           r"|\ball (?:worker |request )?threads (?:\(\d+\) )?are (?:currently )?busy\b"
           r"|\b(?P<n_slash>\d+)/(?P=n_slash) (?:\w+ ){0,3}(?:threads|workers) (?:busy|blocked)\b"
           r"|\b(?P<n_of>\d+) of (?P=n_of) (?:\w+ )?(?:threads|workers) (?:are )?(?:busy|blocked)\b"
-          r"|\brejectedexecutionexception\b|\breached (?:maxrequestworkers|maxclients|pm\.max_children)\b"),
+          r"|\brejectedexecutionexception\b"),
     Rule(Category.HUNG_PROCESS, "watchdog_timeout", "watchdog liveness heartbeat timeout harakiri starvation",
           r"\bwatchdog\b[^\n]{0,80}?\b(?:timeout|timed out|expired|unresponsive|stuck|hung|deadline exceeded"
           r"|missed)\b|\bliveness (?:probe |check |self-check )?(?:failed|failing|missed|deadline exceeded)\b"
@@ -345,8 +355,8 @@ RULES: tuple[Rule, ...] = (
           "stuck responding hung blocked loop notifystuckthreaddetected stuckthreaddetectionvalve stopped",
           r"\bnotifystuckthreaddetected\b|\bmay be stuck\b|\bstopped processing traffic for \d+"
           r"|\bstuck (?:threads?|requests?|workers?)\b|\b(?:threads?|requests?|workers?) (?:\(\d+\) |\d+ )?"
-          r"(?:is |are |has been )?stuck\b|\bnot responding\b|\bhung task\b"
-          r"|\bblocked for more than \d+ seconds\b|\bevent loop (?:blocked|lag(?:ged)? (?:of )?(?:\d{4,}\s?ms"
+          r"(?:is |are |has been )?stuck\b|\bnot responding\b"
+          r"|\bevent loop (?:blocked|lag(?:ged)? (?:of )?(?:\d{4,}\s?ms"
           r"|\d{2,}(?:\.\d+)?\s?s\b))"),
     Rule(Category.HUNG_PROCESS, "heartbeat_missed", "heartbeat heartbeats",
           r"\bno heartbeats? (?:received |sent )?(?:for|in|since)\b|\bmissed (?:\d+ )?heartbeats?\b"

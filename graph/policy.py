@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -112,6 +113,18 @@ def check_rate(server_id: str, history: Sequence[Mapping[str, Any]], now: float,
         return Verdict(False, "fleet_rate",
                        f"{len(recent)} restarts fleet-wide in the last hour (limit {policy.fleet_restarts_per_hour})")
     return None
+
+
+_NO_RESTART = re.compile(
+    r"\b(?:do not|don't|dont|never|must not|mustn't|should not|shouldn't|cannot|can't)\s+(?:\w+\s+){0,2}"
+    r"(?:restart|reboot|bounce|recycle|cycle|touch)\w*|\bno restarts?\b|\bnot (?:to )?be restarted\b",
+    re.IGNORECASE,
+)
+
+
+def operator_forbids_restart(incident: str) -> bool:
+    """The incident text itself asks that nothing be restarted ("do NOT restart it, page the DBA")."""
+    return bool(_NO_RESTART.search(incident or ""))
 
 
 def check_autonomy(autonomy: str) -> Verdict:

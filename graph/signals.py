@@ -14,7 +14,7 @@ from it_support_agent.graph.line_roles import (
     ZERO_COUNT,
     Role,
     is_client_gone,
-    is_recovery,
+    is_plain_recovery,
     line_role,
     split_metric_names,
 )
@@ -160,7 +160,7 @@ def read_line(line: str, yearless_year: int = 2000) -> LineReading:
     rule = _rule_for(message)
     if rule is None and "_" in message:
         rule = _rule_for(split_metric_names(message))  # stats names such as upstream_rq_pending_overflow: 48213
-    if rule is not None and rule.category not in _ANY_LEVEL and parsed.level < Level.ERROR and is_recovery(low):
+    if rule is not None and rule.category not in _ANY_LEVEL and parsed.level < Level.ERROR and is_plain_recovery(low):
         return LineReading(parsed, None, Role.RECOVERY)  # "watermark no longer exceeded", "reconnected"
     if rule is not None and (rule.category in _ANY_LEVEL or parsed.level is not Level.DEBUG):
         return LineReading(parsed, Signal(rule.category, "logs", quote(text), rule.name), Role.PLAIN)

@@ -8,7 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from it_support_agent.graph.context import Context
-from it_support_agent.graph.policy import Verdict, evaluate_restart, load_policy
+from it_support_agent.graph.policy import Verdict, evaluate_restart, load_policy, operator_forbids_restart
 from it_support_agent.graph.state import IncidentState
 from it_support_agent.nodes.common import current_thread_id, infrastructure
 from it_support_agent.tools import audit
@@ -28,6 +28,8 @@ def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, A
         else:
             verdict = Verdict(False, "close_veto",
                               f"the evidence shows {diagnosis.get('category', 'unknown')}, not a healthy server")
+    elif operator_forbids_restart(str(state.get("incident") or "")):
+        verdict = Verdict(False, "operator_instruction", "the incident text asks that nothing be restarted")
     else:
         spec = infrastructure(context).fleet.get(server_id) if server_id else None
         try:

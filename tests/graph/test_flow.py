@@ -232,3 +232,9 @@ def test_an_incident_naming_several_servers_restarts_none_of_them(runner: Any) -
     result = runner().run("payment-server-01 is healthy, do NOT restart it; web-frontend-05 looks slow")
     assert result["server_id"] is None and result["outcome"] == "escalate" and not result.get("restart")
     assert "several servers (payment-server-01, web-frontend-05)" in result["ticket"]["reason"]
+
+
+def test_an_incident_that_says_not_to_restart_is_never_restarted(runner: Any) -> None:
+    result = runner().run("payment-server-01 is the last node in the pool, do NOT restart it, page the DBA")
+    assert result["server_id"] == "payment-server-01" and result["outcome"] == "escalate"
+    assert not result.get("restart") and "operator_instruction" in result["ticket"]["reason"]

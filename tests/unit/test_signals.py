@@ -363,6 +363,9 @@ HAND_WRITTEN: list[tuple[str, Category, str]] = [
      "gitops_apply"),
     ('level=ERROR msg="GetPrice failed" err="rpc error: code = DeadlineExceeded desc = context deadline exceeded"',
      Category.DEPENDENCY_FAILURE, "deadline_exceeded"),
+    ("kernel: INFO: task java:2231 blocked for more than 120 seconds.", Category.HARDWARE_FAULT, "storage_stall"),
+    ("php-fpm: WARNING: [pool www] server reached pm.max_children setting (50), consider raising it",
+     Category.LOAD_SURGE, "worker_limit"),
     # crash loops
     ("systemd[1]: app.service: Scheduled restart job, restart counter is at 5.", Category.CRASH_LOOP,
      "restart_loop"),
@@ -946,9 +949,12 @@ def test_windows_failed_logon_burst_is_a_security_event() -> None:
 
 def test_failures_followed_by_a_recovery_are_over_only_where_the_evidence_says_so() -> None:
     healthy = {"cpu_percent": 20, "memory_percent": 30, "status": "healthy"}
-    reset = "2026-11-27T10:00:01Z WARN upstream inventory:8080 attempt 1/3 failed: ECONNRESET"
+    reset = "2026-11-27T10:00:01Z WARN upstream inventory-svc:8080 attempt 1/3 failed: ECONNRESET"
     again = reset.replace("10:00:01", "10:00:05")
-    recovered = "2026-11-27T10:00:02Z INFO upstream request succeeded on attempt 2"
+    recovered = "2026-11-27T10:00:02Z INFO upstream inventory-svc:8080 request succeeded on attempt 2"
+    # a recovery of something else does not end the failure
+    other = "2026-11-27T10:00:02Z INFO upstream pricing-svc:8080 request succeeded on attempt 2"
+    assert diagnose(DEGRADED_NORMAL_FIGURES, [reset, other]).category is Category.DEPENDENCY_FAILURE
     assert diagnose(healthy, [reset, recovered]).category is Category.NO_FAULT
     # a failure after the recovery line is not over
     assert diagnose(healthy, [recovered, reset]).category is Category.DEPENDENCY_FAILURE
