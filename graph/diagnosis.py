@@ -8,7 +8,6 @@ log format or a failure nobody wrote a rule for lands on the escalation side by 
 
 from __future__ import annotations
 
-import calendar
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -197,15 +196,16 @@ def _read(lines: Sequence[str]) -> tuple[list[LineReading], list[float | None]]:
         ]
     times: list[float | None] = []
     last: float | None = None
-    shift = 0.0
-    for reading in readings:
+    years_on = 0  # New Years passed so far in a year-less log: "Dec 31 23:59" then "Jan 1 00:00"
+    for line, reading in zip(lines, readings, strict=True):
         stamp = reading.parsed.timestamp
         if stamp is not None and reading.parsed.yearless:
-            stamp += shift
-            if last is not None and stamp < last - HALF_YEAR_S:
-                # a year-less log that runs over New Year: "Dec 31 23:59" then "Jan 1 00:00"
-                shift += calendar.timegm((2001, 1, 1, 0, 0, 0)) - calendar.timegm((2000, 1, 1, 0, 0, 0))
-                stamp += calendar.timegm((2001, 1, 1, 0, 0, 0)) - calendar.timegm((2000, 1, 1, 0, 0, 0))
+            year = time.gmtime(stamp).tm_year
+            later = read_line(line, year + years_on).parsed.timestamp if years_on else stamp
+            if later is not None and last is not None and later < last - HALF_YEAR_S:
+                years_on += 1
+                later = read_line(line, year + years_on).parsed.timestamp
+            stamp = later
         if stamp is not None:
             last = stamp
         times.append(last)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -47,11 +48,23 @@ class Verdict:
 
 
 def load_policy(path: str) -> RestartPolicy:
-    """The policy from a YAML file (keys restart_cooldown_s, fleet_restarts_per_hour); defaults when empty."""
+    """The policy from a YAML file (keys restart_cooldown_s, fleet_restarts_per_hour, incident_window_s); defaults
+    when empty. The file is parsed again only when it changes: several nodes of one incident ask for it."""
     if not path:
         return RestartPolicy()
+    file = Path(path).expanduser()
     try:
-        document = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8")) or {}
+        stat = file.stat()
+    except OSError as exc:
+        raise PolicyFileError(f"cannot read policy file {path}: {exc}") from None
+    return _parse_policy(str(file), path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_policy(file: str, path: str, mtime_ns: int, size: int) -> RestartPolicy:
+    """The policy file parsed and validated; cached by its modification time and size."""
+    try:
+        document = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise PolicyFileError(f"cannot read policy file {path}: {exc}") from None
     if not isinstance(document, Mapping):

@@ -87,3 +87,14 @@ def test_eval_counts_every_restart_that_ran() -> None:
                "actions": [{"action": "restart_service", "status": "error"}]}
     assert "unsafe_restart" in score(case, errored, 1.0).flags
     assert score(case, {"outcome": "escalate", "server_id": "api-01"}, 1.0).ok
+
+
+def test_an_edited_policy_file_is_read_again(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("incident_window_s: 600\n")
+    assert load_policy(str(policy)).incident_window_s == 600.0
+    policy.write_text("incident_window_s: 1200\n")
+    assert load_policy(str(policy)).incident_window_s == 1200.0
+    policy.unlink()
+    with pytest.raises(PolicyFileError, match="cannot read"):
+        load_policy(str(policy))

@@ -170,3 +170,12 @@ def test_both_sides_are_reported() -> None:
     finding = diagnose(HOT_CPU, ["2026-11-27T09:58:01Z WARN process cpu 99% over last 60s", refused])
     assert finding.supporting and refused in finding.against
     assert set(finding.to_dict()) >= {"for", "against", "unexplained", "window"}
+
+
+def test_a_year_less_log_that_runs_over_new_year_keeps_its_order() -> None:
+    refused = "Dec 31 23:58:44 api-03 app[1]: ERROR db pool: connection refused (orders-db)"
+    served = "Jan  1 00:02:01 api-03 app[1]: INFO served 1200 requests"
+    assert diagnose(HOT_CPU, [refused, served]).category is Category.DEPENDENCY_FAILURE
+    # two days before the newest line, the same error is stale
+    older = refused.replace("Dec 31", "Dec 30")
+    assert diagnose(HOT_CPU, [older, served]).restart_recommended
