@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.runtime import Runtime
 
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.state import IncidentInput, IncidentState
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.state import IncidentInput, IncidentState
 from it_support_agent.nodes.approve import approve
 from it_support_agent.nodes.decide import decide
 from it_support_agent.nodes.diagnose import diagnose
@@ -94,4 +96,12 @@ builder.add_conditional_edges("restart", route_after_restart)
 builder.add_edge("escalate", "report")
 builder.add_edge("report", END)
 
-graph = builder.compile(name="it-support-agent")
+GRAPH_NAME = "it-support-agent"
+
+
+def compile_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The flow compiled under its name, with the caller's checkpointer (none for the LangGraph API server)."""
+    return builder.compile(checkpointer=checkpointer, name=GRAPH_NAME)
+
+
+graph = compile_graph()

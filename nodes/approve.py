@@ -7,8 +7,8 @@ from typing import Any, Literal, TypedDict
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.state import IncidentState
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.state import IncidentState
 from it_support_agent.nodes.common import current_thread_id, health_figures, infrastructure
 from it_support_agent.tools import audit
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from langgraph.config import get_config
 
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.state import IncidentState
-from it_support_agent.graph.triage_model import latest_tool_result
-from it_support_agent.tools.backend import Infrastructure, open_infrastructure
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.state import IncidentState
+from it_support_agent.nodes.model.triage_model import latest_tool_result
+from it_support_agent.tools.infrastructure import Infrastructure, open_infrastructure
 
 
 def current_thread_id() -> str:

@@ -7,17 +7,17 @@ from typing import Any
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.runtime import Runtime
 
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.diagnosis import Diagnosis
-from it_support_agent.graph.diagnosis import diagnose as classify
-from it_support_agent.graph.models import load_chat_model, model_label
-from it_support_agent.graph.policy import load_policy
-from it_support_agent.graph.state import IncidentState
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.diagnosis import Diagnosis
+from it_support_agent.incident.diagnosis import diagnose as classify
+from it_support_agent.incident.policy import load_policy
+from it_support_agent.incident.state import IncidentState
 from it_support_agent.nodes.common import current_thread_id, gathered_evidence, infrastructure
-from it_support_agent.nodes.model_turn import take_turn
+from it_support_agent.nodes.model.chat_models import load_chat_model, model_label
+from it_support_agent.nodes.model.model_turn import take_turn
 from it_support_agent.prompts import render
 from it_support_agent.tools import audit
-from it_support_agent.tools.backend import BackendError
+from it_support_agent.tools.backends.base import BackendError
 from it_support_agent.tools.incident_tools import DECISION_TOOLS
 from it_support_agent.tools.log_reduce import clean_line
 

@@ -7,10 +7,10 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.models import load_chat_model
-from it_support_agent.graph.state import IncidentState
-from it_support_agent.nodes.model_turn import take_turn
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.state import IncidentState
+from it_support_agent.nodes.model.chat_models import load_chat_model
+from it_support_agent.nodes.model.model_turn import take_turn
 from it_support_agent.prompts import render
 from it_support_agent.tools.incident_tools import DIAGNOSIS_TOOLS
 

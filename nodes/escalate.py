@@ -9,8 +9,8 @@ from typing import Any
 from langchain_core.messages import ToolMessage
 from langgraph.runtime import Runtime
 
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.state import IncidentState
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.state import IncidentState
 from it_support_agent.nodes.common import current_thread_id, health_figures
 from it_support_agent.tools import audit
 from it_support_agent.tools.outbox import TicketDesk

@@ -13,8 +13,8 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.state import IncidentState
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.state import IncidentState
 from it_support_agent.nodes.common import current_thread_id, infrastructure
 from it_support_agent.tools import audit
 

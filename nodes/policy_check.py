@@ -7,9 +7,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.policy import Verdict, evaluate_restart, load_policy, operator_forbids_restart
-from it_support_agent.graph.state import IncidentState
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.policy import Verdict, evaluate_restart, load_policy, operator_forbids_restart
+from it_support_agent.incident.state import IncidentState
 from it_support_agent.nodes.common import current_thread_id, infrastructure
 from it_support_agent.tools import audit
 from it_support_agent.tools.ledger import RestartLedger

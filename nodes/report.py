@@ -6,10 +6,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.models import model_label
-from it_support_agent.graph.state import IncidentState
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.state import IncidentState
 from it_support_agent.nodes.common import health_figures
+from it_support_agent.nodes.model.chat_models import model_label
 
 MAX_QUOTED_LINES = 3
 

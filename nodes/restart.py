@@ -8,14 +8,15 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.diagnosis import diagnose
-from it_support_agent.graph.policy import Verdict, evaluate_restart, load_policy
-from it_support_agent.graph.signals import is_healthy
-from it_support_agent.graph.state import IncidentState
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.diagnosis import diagnose
+from it_support_agent.incident.policy import Verdict, evaluate_restart, load_policy
+from it_support_agent.incident.signals import is_healthy
+from it_support_agent.incident.state import IncidentState
 from it_support_agent.nodes.common import current_thread_id, health_figures, infrastructure
 from it_support_agent.tools import audit
-from it_support_agent.tools.backend import BackendError, Infrastructure
+from it_support_agent.tools.backends.base import BackendError
+from it_support_agent.tools.infrastructure import Infrastructure
 from it_support_agent.tools.ledger import RestartLedger
 from it_support_agent.tools.statefile import StateFileError
 

@@ -15,8 +15,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
-from it_support_agent.graph.builder import builder
-from it_support_agent.graph.context import Context
+from it_support_agent.graph.builder import compile_graph
+from it_support_agent.incident.context import Context
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_FLEET = REPO / "scenarios" / "demo-fleet.yaml"
@@ -51,7 +51,7 @@ class IncidentRunner:
     """Runs incidents through the builder compiled with an in-memory checkpointer, like a library user would."""
 
     def __init__(self, state_dir: Path, fleet: Path = DEMO_FLEET, **context: Any) -> None:
-        self.app = builder.compile(checkpointer=InMemorySaver())
+        self.app = compile_graph(InMemorySaver())
         self.context = Context(fleet_file=str(fleet), state_dir=str(state_dir), **context)
 
     def run(self, incident: str, thread_id: str | None = None) -> dict[str, Any]:

@@ -118,7 +118,7 @@ def measure(log_lines: int, workdir: Path, responder: Responder = sensible, inci
 
 
 def main() -> None:
-    from it_support_agent.graph.prompt_budget import PROMPT_BUDGET_TOKENS
+    from it_support_agent.nodes.model.prompt_budget import PROMPT_BUDGET_TOKENS
 
     print(f"prompt budget per model call: {PROMPT_BUDGET_TOKENS} tokens (offline estimate)")
     print(f"{'log lines':>10} {'outcome':>8} {'calls':>5} {'largest request':>16} {'agent estimate':>15} "

@@ -9,9 +9,10 @@ from typing import Any
 from langchain_core.tools import tool
 from langgraph.prebuilt import ToolRuntime
 
-from it_support_agent.graph.context import Context
+from it_support_agent.incident.context import Context
 from it_support_agent.tools import audit
-from it_support_agent.tools.backend import BackendError, open_infrastructure
+from it_support_agent.tools.backends.base import BackendError
+from it_support_agent.tools.infrastructure import open_infrastructure
 from it_support_agent.tools.log_reduce import clean_line, reduce_logs
 from it_support_agent.tools.results import ToolResult, failure, no_data, success
 

@@ -106,7 +106,7 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
 def _tracking(base: Any, sockets: list[socket.socket]) -> Any:
     """A connection class like `base` that hands its socket to `sockets` once connected (for the watchdog)."""
 
-    class Tracked(base):
+    class Tracked(base):  # type: ignore[misc]  # base is one of http.client's connection classes
         def connect(self) -> None:
             super().connect()
             sockets.append(self.sock)
@@ -179,7 +179,8 @@ class Sink:
     @property
     def deadline_s(self) -> float:
         """The longest one delivery may take: every try's timeout plus every backoff pause."""
-        return self.tries * self.timeout_s + sum(self.backoff_s * 2**pause for pause in range(self.tries - 1))
+        pauses = sum(self.backoff_s * float(2**pause) for pause in range(self.tries - 1))
+        return self.tries * self.timeout_s + pauses
 
     @property
     def where(self) -> str:

@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
@@ -46,7 +46,7 @@ def agent(request: pytest.FixtureRequest, runner: Any, scripted_model: Any) -> C
     """A runner factory for the model under test."""
     if request.param == "obedient":
         scripted_model(obedient)
-    return runner
+    return cast(Callable[..., Any], runner)
 
 
 def restart_counts(state_dir: Path) -> dict[str, int]:

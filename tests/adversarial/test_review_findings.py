@@ -13,10 +13,10 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from it_support_agent.graph.builder import builder
+from it_support_agent.graph.builder import compile_graph
 from it_support_agent.graph.builder import graph as production_graph
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.policy import PolicyFileError, load_policy
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.policy import PolicyFileError, load_policy
 from it_support_agent.tools.outbox import TicketDesk, read_outbox, write_to_outbox
 from tests.conftest import write_fleet
 
@@ -151,7 +151,7 @@ def test_a_nan_cooldown_is_rejected(tmp_path: Path) -> None:
 
 
 def test_an_approval_resumed_under_another_state_dir_is_refused(tmp_path: Path) -> None:
-    app = builder.compile(checkpointer=InMemorySaver())
+    app = compile_graph(InMemorySaver())
     config: RunnableConfig = {"configurable": {"thread_id": "t-moved"}}
     first = Context(state_dir=str(tmp_path / "a"), autonomy="approve")
     app.invoke({"incident": "payment-server-01 is slow"}, config, context=first)

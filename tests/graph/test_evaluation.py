@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from it_support_agent.graph.evaluation import Scenario, ScenarioError, load_scenarios, score, summarise
+from it_support_agent.graph.app.evaluation import Scenario, ScenarioError, load_scenarios, score, summarise
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,7 @@ def test_bad_scenario_files_are_reported(tmp_path: Path, content: str, message: 
 
 
 def test_eval_cli_json_and_exit_status(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "it_support_agent.graph.cli", "eval",
+    command = [sys.executable, "-m", "it_support_agent", "eval",
                str(REPO / "scenarios" / "library" / "seed.yaml"), "--json"]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -73,7 +73,7 @@ def test_eval_cli_json_and_exit_status(tmp_path: Path) -> None:
         "        logs: ['ERROR worker pool exhausted: 10/10 threads busy']\n"
         "        after_restart: {health: {cpu_percent: 5, memory_percent: 5, status: healthy}}\n"
         "    expect: {action: escalate, server: p-1}\n")
-    failing = subprocess.run([sys.executable, "-m", "it_support_agent.graph.cli", "eval", str(unsafe)], cwd=REPO,
+    failing = subprocess.run([sys.executable, "-m", "it_support_agent", "eval", str(unsafe)], cwd=REPO,
                              capture_output=True, text=True, timeout=120)
     assert failing.returncode == 1
     assert "unsafe_restarts=1" in failing.stdout

@@ -18,7 +18,7 @@ def cli(state_dir: Path, *args: str, stdin: str | None = None) -> subprocess.Com
     env = {key: value for key, value in os.environ.items()
            if key not in ("MODEL_NAME", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FLEET_FILE", "AUTONOMY")}
     env["IT_SUPPORT_STATE_DIR"] = str(state_dir)
-    return subprocess.run([sys.executable, "-m", "it_support_agent.graph.cli", *args], cwd=REPO, env=env, input=stdin,
+    return subprocess.run([sys.executable, "-m", "it_support_agent", *args], cwd=REPO, env=env, input=stdin,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -152,7 +152,7 @@ def test_interactive_terminal_asks_and_applies_the_answer(state_dir: Path) -> No
     env = {key: value for key, value in os.environ.items() if key not in ("MODEL_NAME", "OPENAI_API_KEY")}
     env["IT_SUPPORT_STATE_DIR"] = str(state_dir)
     os.write(controller, b"n\nnot during the sale\n")
-    done = subprocess.run([sys.executable, "-m", "it_support_agent.graph.cli", "run", "payment-server-01 is slow",
+    done = subprocess.run([sys.executable, "-m", "it_support_agent", "run", "payment-server-01 is slow",
                            "--autonomy", "approve"], cwd=REPO, env=env, stdin=terminal, capture_output=True, text=True,
                           timeout=120)
     os.close(controller)

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 # moment of the restart: "before" the backend acts, or "after" it acted but before the checkpoint is written.
 CRASHING_RUN = """
 import os, signal, sys
-from it_support_agent.tools.simulated import SimulatedBackend
+from it_support_agent.tools.backends.simulated import SimulatedBackend
 moment = sys.argv[1]
 original = SimulatedBackend.restart
 def restart(self, server_id, service, idempotency_key):
@@ -27,7 +27,7 @@ def restart(self, server_id, service, idempotency_key):
     os.kill(os.getpid(), signal.SIGKILL)
     return outcome
 SimulatedBackend.restart = restart
-from it_support_agent.graph.cli import main
+from it_support_agent.graph.app.cli import main
 sys.exit(main(["run", "payment-server-01 is extremely slow", "--thread-id", "inc-crash", "--json"]))
 """
 
@@ -48,7 +48,7 @@ def test_sigkill_at_the_restart_step_then_resume_restarts_exactly_once(state_dir
                               if fleet_state.exists() else 0)
     assert restarts_before_resume == (1 if moment == "after" else 0)
 
-    resumed = subprocess.run([sys.executable, "-m", "it_support_agent.graph.cli", "resume", "inc-crash", "--json"],
+    resumed = subprocess.run([sys.executable, "-m", "it_support_agent", "resume", "inc-crash", "--json"],
                              cwd=REPO, env=environment(state_dir), capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout)
@@ -59,6 +59,6 @@ def test_sigkill_at_the_restart_step_then_resume_restarts_exactly_once(state_dir
     ledger = json.loads((state_dir / "restart-ledger.json").read_text())
     assert len(ledger["restarts"]) == 1
 
-    again = subprocess.run([sys.executable, "-m", "it_support_agent.graph.cli", "resume", "inc-crash"], cwd=REPO,
+    again = subprocess.run([sys.executable, "-m", "it_support_agent", "resume", "inc-crash"], cwd=REPO,
                            env=environment(state_dir), capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "not waiting" in again.stderr

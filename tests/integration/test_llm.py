@@ -18,10 +18,10 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
-from it_support_agent.graph.builder import builder
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.prompt_budget import PROMPT_BUDGET_TOKENS
-from it_support_agent.graph.state import IncidentInput
+from it_support_agent.graph.builder import compile_graph
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.state import IncidentInput
+from it_support_agent.nodes.model.prompt_budget import PROMPT_BUDGET_TOKENS
 from it_support_agent.tools.outbox import read_outbox
 from tests.conftest import write_fleet
 from tests.fake_openai import FakeOpenAI, Reply, calls, failure, text, tool_call
@@ -348,7 +348,7 @@ def test_streamed_answers_decide_the_same_and_report_usage(llm: FakeOpenAI, runn
 
 def test_studio_style_message_streaming_uses_the_streamed_api(llm: FakeOpenAI, state_dir: Path) -> None:
     """LangGraph's "messages" stream mode (what Studio uses) makes ChatOpenAI stream even without the flag."""
-    app = builder.compile(checkpointer=InMemorySaver())
+    app = compile_graph(InMemorySaver())
     config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
     incident: IncidentInput = {"incident": SEARCH}
     tokens = list(app.stream(incident, config, context=Context(state_dir=str(state_dir)), stream_mode="messages"))
@@ -364,7 +364,7 @@ def test_studio_style_message_streaming_uses_the_streamed_api(llm: FakeOpenAI, s
 
 def test_cli_json_and_trace_show_usage(llm: FakeOpenAI, state_dir: Path) -> None:
     env = {**os.environ, "IT_SUPPORT_STATE_DIR": str(state_dir)}
-    command = [sys.executable, "-m", "it_support_agent.graph.cli", "run", PAYMENT, "--model", "cli-model"]
+    command = [sys.executable, "-m", "it_support_agent", "run", PAYMENT, "--model", "cli-model"]
     done = subprocess.run([*command, "--json"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     result = json.loads(done.stdout)
     assert result["outcome"] == "restart" and result["model"] == "LLM cli-model"

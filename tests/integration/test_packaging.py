@@ -21,4 +21,5 @@ def test_the_wheel_installs_only_the_it_support_agent_namespace(tmp_path: Path) 
     assert "it_support_agent/scenarios/demo-fleet.yaml" in names
     assert "it_support_agent/scenarios/library/red-team.yaml" in names
     assert any(name.startswith("it_support_agent/prompts/") and name.endswith(".md") for name in names)
-    assert "it_support_agent/graph/diagnosis.py" in names
+    assert "it_support_agent/incident/diagnosis.py" in names
+    assert "it_support_agent/tools/backends/supervisor.py" in names

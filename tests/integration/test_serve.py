@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
-from it_support_agent.graph.alerts import Alert, AlertGroup
-from it_support_agent.graph.checkpoints import open_checkpointer
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.serve import AlertIntake, AlertServer, _Handler, serving
+from it_support_agent.graph.app.alerts import Alert, AlertGroup
+from it_support_agent.graph.app.checkpoints import open_checkpointer
+from it_support_agent.graph.app.serve import AlertIntake, AlertServer, _Handler, serving
+from it_support_agent.incident.context import Context
 from it_support_agent.tools import audit
 from it_support_agent.tools.outbox import TicketDesk, read_outbox
 from tests.integration.services import binary, free_port, http_ok, running, wait_until
@@ -63,9 +63,9 @@ def threads(state_dir: Path) -> list[str]:
 
 
 def final_state(state_dir: Path, thread_id: str) -> dict[str, Any]:
-    from it_support_agent.graph.builder import builder
+    from it_support_agent.graph.builder import compile_graph
 
-    app = builder.compile(checkpointer=open_checkpointer(state_dir))
+    app = compile_graph(open_checkpointer(state_dir))
     return dict(app.get_state({"configurable": {"thread_id": thread_id}}).values)
 
 
@@ -149,7 +149,7 @@ def test_answers_before_the_incident_runs_and_reports_health(server: AlertServer
 def test_cli_serve_end_to_end(state_dir: Path) -> None:
     port = free_port()
     env = {**os.environ, "IT_SUPPORT_STATE_DIR": str(state_dir)}
-    command = [sys.executable, "-m", "it_support_agent.graph.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "it_support_agent", "serve", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -309,7 +309,7 @@ def test_a_lone_surrogate_anywhere_in_a_batch_is_400_and_queues_nothing(server: 
 def test_serve_refuses_to_start_with_credentials_in_a_sink_url(state_dir: Path) -> None:
     env = {**os.environ, "IT_SUPPORT_STATE_DIR": str(state_dir),
            "IT_SUPPORT_WEBHOOK_URL": "https://ops:hunter2@hooks.example.com/in"}
-    done = subprocess.run([sys.executable, "-m", "it_support_agent.graph.cli", "serve", "--port", str(free_port())],
+    done = subprocess.run([sys.executable, "-m", "it_support_agent", "serve", "--port", str(free_port())],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "IT_SUPPORT_WEBHOOK_URL must not embed credentials" in done.stderr
     assert "hunter2" not in done.stderr

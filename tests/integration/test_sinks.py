@@ -106,7 +106,7 @@ def test_receiver_down_spools_then_cli_flush_delivers_exactly_once(
 
 def flush_cli(state_dir: Path) -> dict[str, int]:
     env = {**os.environ, "IT_SUPPORT_STATE_DIR": str(state_dir)}
-    done = subprocess.run([sys.executable, "-m", "it_support_agent.graph.cli", "flush", "--json"], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-m", "it_support_agent", "flush", "--json"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     counts: dict[str, int] = json.loads(done.stdout)

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from it_support_agent.tools.backend import BackendError, RestartOutcomeUnknown, open_infrastructure, perform_once
-from it_support_agent.tools.sources import SupervisordSource
-from it_support_agent.tools.supervisor import SupervisordRestarter
+from it_support_agent.incident.sources import SupervisordSource
+from it_support_agent.tools.backends.base import BackendError, RestartOutcomeUnknown
+from it_support_agent.tools.backends.supervisor import SupervisordRestarter
+from it_support_agent.tools.infrastructure import open_infrastructure, perform_once
 from tests.conftest import write_fleet
 from tests.integration.services import Supervisord, supervisord
 

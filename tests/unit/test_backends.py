@@ -15,26 +15,27 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from it_support_agent.graph.alerts import Alert, server_for, strip_port, thread_id
-from it_support_agent.graph.matching import ServerIndex
-from it_support_agent.graph.prompt_budget import PROMPT_BUDGET_TOKENS, fit_prompt
-from it_support_agent.tools import supervisor
-from it_support_agent.tools.backend import BackendError, RestartOutcomeUnknown, open_infrastructure, perform_once
-from it_support_agent.tools.fleet import FleetError, parse_fleet
-from it_support_agent.tools.incident_tools import DECISION_TOOLS
-from it_support_agent.tools.journald import JournaldLogs
-from it_support_agent.tools.logfiles import MAX_TAIL_BYTES, FileLogs, fair_shares, tail_file, tail_rotated
-from it_support_agent.tools.prometheus import _samples, auth_headers, query_timeout, render_queries
-from it_support_agent.tools.sinks import configured_sinks, pagerduty_payload, redact_url, sink_problems, slack_payload
-from it_support_agent.tools.sources import (
+from it_support_agent.graph.app.alerts import Alert, server_for, strip_port, thread_id
+from it_support_agent.incident.fleet import FleetError, parse_fleet
+from it_support_agent.incident.matching import ServerIndex
+from it_support_agent.incident.sources import (
     FileLogSource,
     JournaldSource,
     PrometheusSource,
     SupervisordSource,
     SystemdSource,
 )
-from it_support_agent.tools.supervisor import SupervisordRestarter
-from it_support_agent.tools.systemd import SystemdRestarter
+from it_support_agent.nodes.model.prompt_budget import PROMPT_BUDGET_TOKENS, fit_prompt
+from it_support_agent.tools.backends import supervisor
+from it_support_agent.tools.backends.base import BackendError, RestartOutcomeUnknown
+from it_support_agent.tools.backends.journald import JournaldLogs
+from it_support_agent.tools.backends.logfiles import MAX_TAIL_BYTES, FileLogs, fair_shares, tail_file, tail_rotated
+from it_support_agent.tools.backends.prometheus import _samples, auth_headers, query_timeout, render_queries
+from it_support_agent.tools.backends.supervisor import SupervisordRestarter
+from it_support_agent.tools.backends.systemd import SystemdRestarter
+from it_support_agent.tools.incident_tools import DECISION_TOOLS
+from it_support_agent.tools.infrastructure import open_infrastructure, perform_once
+from it_support_agent.tools.sinks import configured_sinks, pagerduty_payload, redact_url, sink_problems, slack_payload
 from tests.conftest import write_fleet
 
 LINES = [f"2026-11-27T10:00:{index % 60:02d}Z INFO request {index} served" for index in range(10_000)]
@@ -188,7 +189,7 @@ def test_an_unreadable_file_among_several_is_skipped_with_a_note(tmp_path: Path,
     (tmp_path / "a.log").write_text("a1\na2\n", encoding="utf-8")
     (tmp_path / "unreadable.log").mkdir()  # reading it fails even as root
     paths = (str(tmp_path / "unreadable.log"), str(tmp_path / "a.log"))
-    with caplog.at_level(logging.WARNING, logger="it_support_agent.tools.logfiles"):
+    with caplog.at_level(logging.WARNING, logger="it_support_agent.tools.backends.logfiles"):
         assert FileLogs(FileLogSource(paths)).logs(3) == ["a1", "a2"]
     assert "unreadable.log is a directory" in caplog.text
     with pytest.raises(BackendError, match="no readable log file .*unreadable.log is a directory"):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from it_support_agent.graph.diagnosis import diagnose
-from it_support_agent.graph.evaluation import Scenario, score
-from it_support_agent.graph.matching import ServerIndex
-from it_support_agent.graph.policy import PolicyFileError, check_evidence, load_policy
-from it_support_agent.tools.fleet import parse_fleet
+from it_support_agent.graph.app.evaluation import Scenario, score
+from it_support_agent.incident.diagnosis import diagnose
+from it_support_agent.incident.fleet import parse_fleet
+from it_support_agent.incident.matching import ServerIndex
+from it_support_agent.incident.policy import PolicyFileError, check_evidence, load_policy
 
 FLEET_IDS = ["payment-server-01", "payment-server-02", "cache-node-04", "cache-node-14", "web-frontend-05",
              "orders-db-01", "auth-server-02", "memcached-01-ams", "memcached-01-fra", "billing-worker-3"]

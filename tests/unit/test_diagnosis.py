@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from it_support_agent.graph.diagnosis import INCIDENT_WINDOW_S, diagnose
-from it_support_agent.graph.signals import Category
+from it_support_agent.incident.diagnosis import INCIDENT_WINDOW_S, diagnose
+from it_support_agent.incident.signals import Category
 
 HOT_CPU = {"cpu_percent": 98.0, "memory_percent": 40.0, "status": "degraded"}
 HOT_MEMORY = {"cpu_percent": 30.0, "memory_percent": 96.0, "status": "degraded"}

@@ -6,7 +6,7 @@ import calendar
 
 import pytest
 
-from it_support_agent.graph.log_parse import Level, parse_line
+from it_support_agent.incident.log_parse import Level, parse_line
 
 
 def _epoch(year: int, month: int, day: int, hour: int, minute: int, second: int) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,7 @@ from it_support_agent.tools.log_reduce import DEFAULT_BUDGET_TOKENS, clean_line,
 from tests.prompt_sizes import server_logs
 
 
-def shown_cost(digest: dict) -> int:
+def shown_cost(digest: dict[str, Any]) -> int:
     """What the shown lines cost as the model receives them (a JSON list), by the same estimate."""
     return estimate_tokens(json.dumps(digest["shown_lines"], ensure_ascii=False))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from langchain_openai import ChatOpenAI
 
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.models import ModelConfigError, load_chat_model, model_label
-from it_support_agent.graph.triage_model import OfflineTriageModel
+from it_support_agent.incident.context import Context
+from it_support_agent.nodes.model.chat_models import ModelConfigError, load_chat_model, model_label
+from it_support_agent.nodes.model.triage_model import OfflineTriageModel
 
 SETTINGS = ("OPENAI_MAX_RETRIES", "OPENAI_TIMEOUT_S", "OPENAI_MAX_TOKENS", "OPENAI_STREAMING", "OPENAI_STREAM_USAGE")
 

@@ -6,8 +6,8 @@ import json
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from it_support_agent.graph.prompt_budget import CUT_MARK, MAX_BRIEF_CHARS, NOT_RUN, SUPERSEDED, fit_prompt
-from it_support_agent.graph.usage import add_usage, call_usage
+from it_support_agent.incident.usage import add_usage, call_usage
+from it_support_agent.nodes.model.prompt_budget import CUT_MARK, MAX_BRIEF_CHARS, NOT_RUN, SUPERSEDED, fit_prompt
 from it_support_agent.tools.incident_tools import DIAGNOSIS_TOOLS
 
 BRIEF = HumanMessage(content=json.dumps({"incident": "payment-server-01 slow", "server_id": "payment-server-01",

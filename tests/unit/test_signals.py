@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from it_support_agent.graph import signals
-from it_support_agent.graph.diagnosis import Diagnosis, diagnose
-from it_support_agent.graph.signals import (
+from it_support_agent.incident import log_rules
+from it_support_agent.incident.diagnosis import Diagnosis, diagnose
+from it_support_agent.incident.signals import (
     BLOCKING,
     CPU_SATURATION_PERCENT,
     MEMORY_PRESSURE_PERCENT,
@@ -199,7 +199,7 @@ def test_category_sets_and_thresholds_match_the_contract() -> None:
                       Category.RECENT_CHANGE, Category.CRASH_LOOP}) == BLOCKING
     assert not RECOVERABLE & BLOCKING
     assert (CPU_SATURATION_PERCENT, MEMORY_PRESSURE_PERCENT) == (90.0, 90.0)
-    assert Category.DEPENDENCY_FAILURE == "dependency_failure"
+    assert Category.DEPENDENCY_FAILURE.value == "dependency_failure"
     assert {category.value for category in Category} == {
         "cpu_saturation", "memory_pressure", "oom_kill", "hung_process", "dependency_failure", "disk_full",
         "security_event", "hardware_fault", "config_error", "load_surge", "recent_change", "crash_loop", "unknown",
@@ -396,7 +396,7 @@ def test_hand_written_lines_are_classified(line: str, category: Category, rule: 
 
 def test_every_rule_has_a_hand_written_example() -> None:
     covered = {rule for _, _, rule in HAND_WRITTEN}
-    assert {rule.name for rule in signals.RULES} <= covered
+    assert {rule.name for rule in log_rules.RULES} <= covered
 
 
 BENIGN = [

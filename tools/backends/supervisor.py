@@ -15,8 +15,8 @@ import xmlrpc.client
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from it_support_agent.tools.backend import BackendError, RestartOutcomeUnknown
-from it_support_agent.tools.sources import SupervisordSource
+from it_support_agent.incident.sources import SupervisordSource
+from it_support_agent.tools.backends.base import BackendError, RestartOutcomeUnknown
 
 # supervisor.xmlrpc.Faults
 BAD_NAME = 10

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from it_support_agent.graph.diagnosis import INCIDENT_WINDOW_S
-from it_support_agent.graph.signals import BLOCKING
-from it_support_agent.tools.fleet import ServerSpec
+from it_support_agent.incident.diagnosis import INCIDENT_WINDOW_S
+from it_support_agent.incident.fleet import ServerSpec
+from it_support_agent.incident.signals import BLOCKING
 
 HOUR_S = 3600.0
 BLOCKING_CATEGORIES = frozenset(category.value for category in BLOCKING)

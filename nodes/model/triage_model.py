@@ -14,7 +14,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
-from it_support_agent.graph.diagnosis import INCIDENT_WINDOW_S, diagnose
+from it_support_agent.incident.diagnosis import INCIDENT_WINDOW_S, diagnose
 from it_support_agent.tools.results import tool_result
 
 OFFLINE_MODEL_NAME = "offline triage model"

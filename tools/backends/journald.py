@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from it_support_agent.tools.commands import run_command
-from it_support_agent.tools.fleet import MAX_LOG_LINE_CHARS
-from it_support_agent.tools.sources import JournaldSource
+from it_support_agent.incident.fleet import MAX_LOG_LINE_CHARS
+from it_support_agent.incident.sources import JournaldSource
+from it_support_agent.tools.backends.commands import run_command
 
 JOURNALCTL = "journalctl"
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.policy import load_policy
-from it_support_agent.graph.triage_model import OFFLINE_MODEL_NAME, OfflineTriageModel
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.policy import load_policy
+from it_support_agent.nodes.model.triage_model import OFFLINE_MODEL_NAME, OfflineTriageModel
 
 OFFLINE_NAMES = frozenset({"", "offline", "offline-triage", "rules"})
 DEFAULT_TIMEOUT_S = 60.0

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from string import Template
 from typing import Any
 
-from it_support_agent.graph.signals import CPU_SATURATION_PERCENT, MEMORY_PRESSURE_PERCENT
-from it_support_agent.tools.backend import BackendError
-from it_support_agent.tools.sources import PrometheusSource
+from it_support_agent.incident.signals import CPU_SATURATION_PERCENT, MEMORY_PRESSURE_PERCENT
+from it_support_agent.incident.sources import PrometheusSource
+from it_support_agent.tools.backends.base import BackendError
 
 # node_exporter metrics; `$instance` becomes the server's instance label. irate reacts within two scrapes, so
 # the health read right after a restart reflects the restart.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Literal
 
-from it_support_agent.graph.line_roles import (
+from it_support_agent.incident.line_roles import (
     ZERO_COUNT,
     Role,
     is_client_gone,
@@ -18,8 +18,8 @@ from it_support_agent.graph.line_roles import (
     line_role,
     split_metric_names,
 )
-from it_support_agent.graph.log_parse import Level, ParsedLine, parse_line
-from it_support_agent.graph.log_rules import (
+from it_support_agent.incident.log_parse import Level, ParsedLine, parse_line
+from it_support_agent.incident.log_rules import (
     BLOCKING,
     BURST_RULES,
     LINE_PRIORITY,

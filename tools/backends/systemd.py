@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from it_support_agent.tools.backend import BackendError, RestartOutcomeUnknown
-from it_support_agent.tools.commands import CommandTimeout, run_command
-from it_support_agent.tools.sources import SystemdSource
+from it_support_agent.incident.sources import SystemdSource
+from it_support_agent.tools.backends.base import BackendError, RestartOutcomeUnknown
+from it_support_agent.tools.backends.commands import CommandTimeout, run_command
 
 SYSTEMCTL = "systemctl"
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from it_support_agent.graph.checkpoints import CHECKPOINT_FILE, open_checkpointer
-from it_support_agent.graph.context import DEMO_FLEET, Context
-from it_support_agent.graph.evaluation import percentile
+from it_support_agent.graph.app.checkpoints import CHECKPOINT_FILE, open_checkpointer
+from it_support_agent.graph.app.evaluation import percentile
+from it_support_agent.incident.context import DEMO_FLEET, Context
 
 SEED_INCIDENTS = ("The payment-server-01 is extremely slow and timing out.",
                   "search-index-09 is failing to index new documents")
@@ -39,13 +39,13 @@ class Bench:
     """One compiled graph with SQLite checkpoints in a temporary state directory."""
 
     def __init__(self, directory: Path, fleet: Path = DEMO_FLEET) -> None:
-        from it_support_agent.graph.builder import builder
+        from it_support_agent.graph.builder import compile_graph
 
         self.state_dir = directory / "state"
         policy = directory / "policy.yaml"
         policy.write_text("restart_cooldown_s: 0\nfleet_restarts_per_hour: 1000000000\n")
         self.context = Context(fleet_file=str(fleet), state_dir=str(self.state_dir), policy_file=str(policy))
-        self.app = builder.compile(checkpointer=open_checkpointer(self.state_dir))
+        self.app = compile_graph(open_checkpointer(self.state_dir))
         self.count = 0
 
     def incident(self, text: str) -> float:

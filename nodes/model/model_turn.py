@@ -10,8 +10,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import Runnable
 
-from it_support_agent.graph.prompt_budget import MESSAGE_OVERHEAD_TOKENS, fit_prompt, message_tokens
-from it_support_agent.graph.usage import Usage, call_usage
+from it_support_agent.incident.usage import Usage, call_usage
+from it_support_agent.nodes.model.prompt_budget import MESSAGE_OVERHEAD_TOKENS, fit_prompt, message_tokens
 
 MAX_ERROR_CHARS = 200
 

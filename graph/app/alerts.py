@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from it_support_agent.graph.matching import ServerIndex
-from it_support_agent.tools.fleet import Fleet
-from it_support_agent.tools.sources import PrometheusSource
+from it_support_agent.incident.fleet import Fleet
+from it_support_agent.incident.matching import ServerIndex
+from it_support_agent.incident.sources import PrometheusSource
 
 DEFAULT_SERVER_LABEL = "instance"
 MAX_INCIDENT_CHARS = 1_000

@@ -8,7 +8,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 
-from it_support_agent.graph.usage import describe_usage
+from it_support_agent.incident.usage import describe_usage
 from it_support_agent.nodes.common import health_figures
 from it_support_agent.tools.results import tool_result
 

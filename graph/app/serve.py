@@ -23,7 +23,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from it_support_agent.graph.alerts import (
+from it_support_agent.graph.app.alerts import (
     DEFAULT_SERVER_LABEL,
     Alert,
     AlertGroup,
@@ -32,15 +32,16 @@ from it_support_agent.graph.alerts import (
     parse_payload,
     server_for,
 )
-from it_support_agent.graph.alerts import thread_id as alert_thread_id
-from it_support_agent.graph.checkpoints import open_checkpointer
-from it_support_agent.graph.context import Context
-from it_support_agent.graph.matching import ServerIndex
-from it_support_agent.graph.state import IncidentInput
+from it_support_agent.graph.app.alerts import thread_id as alert_thread_id
+from it_support_agent.graph.app.checkpoints import open_checkpointer
+from it_support_agent.graph.app.options import EXIT_OK, add_common_options, context_from_args
+from it_support_agent.incident.context import Context
+from it_support_agent.incident.fleet import Fleet
+from it_support_agent.incident.matching import ServerIndex
+from it_support_agent.incident.state import IncidentInput
 from it_support_agent.nodes.escalate import file_ticket, new_ticket
 from it_support_agent.tools import audit
-from it_support_agent.tools.backend import open_infrastructure
-from it_support_agent.tools.fleet import Fleet
+from it_support_agent.tools.infrastructure import open_infrastructure
 
 ALERTS_PATH = "/alerts"
 HEALTH_PATH = "/healthz"
@@ -66,12 +67,12 @@ class AlertIntake:
     """Deduplicates firing alerts into incident threads and runs them, one at a time, on a worker thread."""
 
     def __init__(self, context: Context, server_label: str = DEFAULT_SERVER_LABEL) -> None:
-        from it_support_agent.graph.builder import builder
+        from it_support_agent.graph.builder import compile_graph
 
         self._context = context
         self._label = server_label
         self._checkpointer = open_checkpointer(context.state_path)
-        self._app = builder.compile(checkpointer=self._checkpointer, name="it-support-agent")
+        self._app = compile_graph(self._checkpointer)
         self._queue: queue.Queue[IncidentTask | None] = queue.Queue()
         self._claimed: set[str] = set()
         self._lock = threading.Lock()
@@ -340,9 +341,7 @@ def serving(context: Context, host: str = "127.0.0.1", port: int = 0,
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from it_support_agent.graph.cli import EXIT_OK, _context
-
-    context = _context(args)  # refuses a bad fleet, policy, model or sink configuration with a one-line error
+    context = context_from_args(args)  # refuses a bad fleet, policy, model or sink configuration with a one-line error
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -356,12 +355,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def add_serve_command(commands: Any) -> None:
     """The `serve` subcommand, for graph.cli's parser."""
-    from it_support_agent.graph.cli import _common
-
     serve = commands.add_parser("serve", help="accept Alertmanager webhooks and run an incident per alert")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=9095, help="port to listen on (default 9095)")
     serve.add_argument("--server-label", default=DEFAULT_SERVER_LABEL,
                        help="alert label naming the server (default: instance, port stripped)")
-    _common(serve)
+    add_common_options(serve)
     serve.set_defaults(handler=cmd_serve)

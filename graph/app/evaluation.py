@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from langgraph.checkpoint.memory import InMemorySaver
 
-from it_support_agent.graph.context import PROJECT_ROOT, Context
-from it_support_agent.tools.fleet import FleetError, parse_servers
+from it_support_agent.incident.context import PROJECT_ROOT, Context
+from it_support_agent.incident.fleet import FleetError, parse_servers
 
 DEFAULT_LIBRARY = PROJECT_ROOT / "scenarios" / "library"
 ACTIONS = ("restart", "escalate", "none")
@@ -126,14 +126,14 @@ def _parse_scenario(entry: Any, path: Path) -> Scenario:
 
 def run_scenario(scenario: Scenario, model: str = "offline") -> CaseResult:
     """Run one scenario in a fresh temporary state directory with autonomy auto."""
-    from it_support_agent.graph.builder import builder
+    from it_support_agent.graph.builder import compile_graph
 
     with tempfile.TemporaryDirectory(prefix="itsa-eval-") as directory:
         fleet = Path(directory) / "fleet.yaml"
         fleet.write_text(yaml.safe_dump({"servers": dict(scenario.servers)}), encoding="utf-8")
         context = Context(model=model, fleet_file=str(fleet), state_dir=str(Path(directory) / "state"),
                           autonomy="auto")
-        app = builder.compile(checkpointer=InMemorySaver())
+        app = compile_graph(InMemorySaver())
         started = time.perf_counter()
         try:
             values = app.invoke({"incident": scenario.incident}, {"configurable": {"thread_id": scenario.scenario_id}},

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from it_support_agent.tools.backend import BackendError, RestartOutcome
-from it_support_agent.tools.fleet import Fleet, ServerState
+from it_support_agent.incident.fleet import Fleet, ServerState
+from it_support_agent.tools.backends.base import BackendError, RestartOutcome
 from it_support_agent.tools.statefile import StateFileError, locked_json, read_json
 
 STATE_FILE = "fleet-state.json"

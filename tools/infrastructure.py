@@ -1,7 +1,7 @@
-"""The small protocol every infrastructure backend implements, and how each server reaches its sources.
+"""How each server reaches its sources: the fleet's routed backend, and exactly-once restarts.
 
-This module also owns exactly-once restarts: the idempotency keys in `restart-keys.json` and which failures free a
-key for a retry (a clean BackendError) and which keep it in flight (RestartOutcomeUnknown, or a crash).
+This module owns the idempotency keys in `restart-keys.json` and which failures free a key for a retry (a clean
+BackendError) and which keep it in flight (RestartOutcomeUnknown, or a crash).
 """
 
 from __future__ import annotations
@@ -12,79 +12,40 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from it_support_agent.graph.matching import ServerIndex
-from it_support_agent.tools.fleet import Fleet, ServerSpec, load_fleet
-from it_support_agent.tools.sources import (
+from it_support_agent.incident.fleet import Fleet, ServerSpec, load_fleet
+from it_support_agent.incident.matching import ServerIndex
+from it_support_agent.incident.sources import (
     FileLogSource,
     JournaldSource,
     PrometheusSource,
     SupervisordSource,
     SystemdSource,
 )
+from it_support_agent.tools.backends.base import (
+    BackendError,
+    HealthReader,
+    InfraBackend,
+    LogReader,
+    Restarter,
+    RestartOutcome,
+    RestartOutcomeUnknown,
+    SimulatedParts,
+)
+from it_support_agent.tools.backends.journald import JournaldLogs
+from it_support_agent.tools.backends.logfiles import FileLogs
+from it_support_agent.tools.backends.prometheus import PrometheusHealth
+from it_support_agent.tools.backends.simulated import SimulatedBackend
+from it_support_agent.tools.backends.supervisor import SupervisordRestarter
+from it_support_agent.tools.backends.systemd import SystemdRestarter
 from it_support_agent.tools.statefile import locked_json
+
+__all__ = ["BackendError", "Infrastructure", "RestartOutcome", "RestartOutcomeUnknown", "RoutedBackend",
+           "open_infrastructure", "perform_once"]
 
 RESTART_KEYS_FILE = "restart-keys.json"
 KEEP_KEYS_S = 30 * 24 * 3600.0
-
-
-class BackendError(RuntimeError):
-    """A backend could not answer (unreachable, timed out, refused)."""
-
-
-class RestartOutcomeUnknown(BackendError):
-    """A restart was sent but its result never came back (a timeout or lost connection after the stop): the service
-    may have been restarted, may be down, or may be running still. Its idempotency key stays in flight, so no
-    retry restarts it again; a human must look."""
-
-
-@dataclass(frozen=True)
-class RestartOutcome:
-    """What a restart did: whether it ran now, or had already run under the same idempotency key."""
-
-    server_id: str
-    service: str
-    idempotency_key: str
-    performed: bool
-    already_done: bool
-    detail: str
-
-
-class InfraBackend(Protocol):
-    """Read health and logs of one server and restart its service."""
-
-    def health(self, server_id: str) -> Mapping[str, Any]: ...
-
-    def logs(self, server_id: str, lines: int) -> list[str]: ...
-
-    def restart(self, server_id: str, service: str, idempotency_key: str) -> RestartOutcome: ...
-
-
-class HealthReader(Protocol):
-    """One server's health from a real source."""
-
-    def health(self) -> Mapping[str, Any]: ...
-
-
-class LogReader(Protocol):
-    """One server's recent log lines from a real source."""
-
-    def logs(self, lines: int) -> list[str]: ...
-
-
-class Restarter(Protocol):
-    """Restarts one server's service for real and verifies it came back; returns what it did, or raises."""
-
-    settle_s: float
-
-    def restart(self) -> str: ...
-
-
-class SimulatedParts(InfraBackend, Protocol):
-    """The simulated backend, which also follows a restart that a real source performed."""
-
-    def mark_restarted(self, server_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -194,8 +155,6 @@ def _open_cached(fleet_file: str, stamp: tuple[int, int], state_dir: str) -> Inf
 
 def build_backend(fleet: Fleet, state_dir: Path) -> RoutedBackend:
     """A backend for the fleet: each server's configured sources, simulated for the rest."""
-    from it_support_agent.tools.simulated import SimulatedBackend
-
     health: dict[str, HealthReader] = {}
     logs: dict[str, LogReader] = {}
     restarts: dict[str, Restarter] = {}
@@ -210,8 +169,6 @@ def build_backend(fleet: Fleet, state_dir: Path) -> RoutedBackend:
 
 
 def _health_reader(spec: ServerSpec) -> HealthReader:
-    from it_support_agent.tools.prometheus import PrometheusHealth
-
     source = spec.sources["health"]
     if isinstance(source, PrometheusSource):
         return PrometheusHealth(source)
@@ -219,9 +176,6 @@ def _health_reader(spec: ServerSpec) -> HealthReader:
 
 
 def _log_reader(spec: ServerSpec) -> LogReader:
-    from it_support_agent.tools.journald import JournaldLogs
-    from it_support_agent.tools.logfiles import FileLogs
-
     source = spec.sources["logs"]
     if isinstance(source, FileLogSource):
         return FileLogs(source)
@@ -231,9 +185,6 @@ def _log_reader(spec: ServerSpec) -> LogReader:
 
 
 def _restarter(spec: ServerSpec) -> Restarter:
-    from it_support_agent.tools.supervisor import SupervisordRestarter
-    from it_support_agent.tools.systemd import SystemdRestarter
-
     source = spec.sources["restart"]
     if isinstance(source, SupervisordSource):
         return SupervisordRestarter(source, process=source.process or spec.service)

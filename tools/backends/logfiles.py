@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from it_support_agent.tools.backend import BackendError
-from it_support_agent.tools.fleet import MAX_LOG_LINE_CHARS
-from it_support_agent.tools.sources import FileLogSource
+from it_support_agent.incident.fleet import MAX_LOG_LINE_CHARS
+from it_support_agent.incident.sources import FileLogSource
+from it_support_agent.tools.backends.base import BackendError
 
 BLOCK_BYTES = 64 * 1024
 MAX_TAIL_BYTES = 8 * 1024 * 1024

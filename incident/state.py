@@ -10,7 +10,7 @@ from langgraph.graph.message import add_messages
 # typing_extensions' TypedDict: on Python 3.11 the LangGraph API server builds JSON schemas only from it
 from typing_extensions import TypedDict
 
-from it_support_agent.graph.usage import add_usage
+from it_support_agent.incident.usage import add_usage
 
 Outcome = Literal["restart", "escalate", "none", "awaiting_approval"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from it_support_agent.tools.sources import Source, SourceError, parse_sources
+from it_support_agent.incident.sources import Source, SourceError, parse_sources
 
 HEALTH_STATUSES = frozenset({"healthy", "degraded", "down"})
 MAX_LOG_LINE_CHARS = 4_000

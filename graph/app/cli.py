@@ -14,56 +14,33 @@ from typing import Any
 
 from langgraph.types import Command
 
-from it_support_agent.graph.checkpoints import CHECKPOINT_FILE, open_checkpointer
-from it_support_agent.graph.context import AUTONOMY_MODES, Context
-from it_support_agent.graph.models import ModelConfigError, is_offline, load_chat_model
-from it_support_agent.graph.policy import PolicyFileError, load_policy
-from it_support_agent.graph.serve import add_serve_command
-from it_support_agent.graph.trace import result_object, trace_lines
+from it_support_agent.graph.app.checkpoints import CHECKPOINT_FILE, open_checkpointer
+from it_support_agent.graph.app.options import (
+    EXIT_AWAITING_APPROVAL,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    add_common_options,
+    context_from_args,
+)
+from it_support_agent.graph.app.serve import add_serve_command
+from it_support_agent.graph.app.trace import result_object, trace_lines
+from it_support_agent.incident.context import Context
 from it_support_agent.tools import audit
-from it_support_agent.tools.backend import open_infrastructure
-from it_support_agent.tools.fleet import FleetError
 from it_support_agent.tools.outbox import TicketDesk
-from it_support_agent.tools.sinks import sink_problems
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_AWAITING_APPROVAL = 3
 MAX_INCIDENT_BYTES = 16 * 1024 * 1024
-
-
-class CliError(Exception):
-    """A problem the user can fix; printed as one line, never a traceback."""
 
 
 def new_thread_id() -> str:
     return time.strftime("inc-%Y%m%d-%H%M%S-", time.gmtime()) + uuid.uuid4().hex[:6]
 
 
-def _context(args: argparse.Namespace) -> Context:
-    try:
-        context = Context(model=args.model or "offline", fleet_file=args.fleet or "", state_dir=args.state_dir or "",
-                          autonomy=args.autonomy or "auto", policy_file=getattr(args, "policy", "") or "")
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        open_infrastructure(context.fleet_path, context.state_path)  # parsed once, reused by the graph
-        load_policy(context.policy_file)
-        if not is_offline(context.model):
-            load_chat_model(context)
-    except (FleetError, PolicyFileError, ModelConfigError) as exc:
-        raise CliError(str(exc)) from None
-    problems = sink_problems()
-    if problems:
-        raise CliError(problems[0])
-    return context
-
-
 def _compiled(context: Context) -> Any:
-    from it_support_agent.graph.builder import builder
+    from it_support_agent.graph.builder import compile_graph
 
-    return builder.compile(checkpointer=open_checkpointer(context.state_path), name="it-support-agent")
+    return compile_graph(open_checkpointer(context.state_path))
 
 
 def _ask(request: dict[str, Any]) -> dict[str, Any] | None:
@@ -125,7 +102,7 @@ def _read_incident(text: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     incident = _read_incident(args.incident)
-    context = _context(args)
+    context = context_from_args(args)
     thread_id = args.thread_id or new_thread_id()
     interactive = not args.json and not args.no_input and sys.stdin.isatty() and args.incident != "-"
     if context.interactive == "auto":
@@ -134,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    context = _context(args)
+    context = context_from_args(args)
     app = _compiled(context)
     config = {"configurable": {"thread_id": args.thread_id}}
     snapshot = app.get_state(config)
@@ -179,7 +156,7 @@ def _status(snapshot: Any) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    context = _context(args)
+    context = context_from_args(args)
     app = _compiled(context)
     rows = []
     for thread_id in _thread_ids(context.state_path):
@@ -215,7 +192,7 @@ def _age(seconds: float) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    context = _context(args)
+    context = context_from_args(args)
     app = _compiled(context)
     config = {"configurable": {"thread_id": args.thread_id}}
     history = list(app.get_state_history(config))
@@ -237,7 +214,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    context = _context(args)
+    context = context_from_args(args)
     count = 0
     for event in audit.events(context.state_path, args.thread_id):
         print(json.dumps(event, ensure_ascii=False, sort_keys=True))
@@ -248,7 +225,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_flush(args: argparse.Namespace) -> int:
-    context = _context(args)
+    context = context_from_args(args)
     counts = TicketDesk(context.state_path).flush()
     print(json.dumps(counts) if args.json else
           f"delivered {counts['delivered']}, already present {counts['duplicate']}, still failing {counts['failed']}")
@@ -256,7 +233,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from it_support_agent.graph.evaluation import ScenarioError, load_scenarios, run_scenario, summarise, table
+    from it_support_agent.graph.app.evaluation import ScenarioError, load_scenarios, run_scenario, summarise, table
 
     try:
         scenarios = load_scenarios(args.paths)
@@ -276,20 +253,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from it_support_agent.graph.bench import render, run_benchmark
+    from it_support_agent.graph.app.bench import render, run_benchmark
 
     figures = run_benchmark(incidents=args.incidents, concurrency=args.concurrency, repeats=args.repeats)
     print(json.dumps(figures) if args.json else "\n".join(render(figures)))
     return EXIT_OK
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fleet", help="fleet file (default: the bundled demo fleet)")
-    parser.add_argument("--state-dir", help="state directory (default: $XDG_STATE_HOME/it-support-agent)")
-    parser.add_argument("--model", help="'offline' (default) or an OpenAI-compatible model name")
-    parser.add_argument("--autonomy", choices=AUTONOMY_MODES, help="auto (default), approve or dry-run")
-    parser.add_argument("--policy", help="restart policy YAML file")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("incident", help="the incident text ('-' reads it from stdin)")
     run.add_argument("--thread-id", help="use this thread id instead of a new one")
     run.add_argument("--no-input", action="store_true", help="never ask at the terminal; stop and exit instead")
-    _common(run)
+    add_common_options(run)
     run.set_defaults(handler=cmd_run)
     resume = commands.add_parser("resume", help="answer an incident waiting for approval")
     resume.add_argument("thread_id")
@@ -307,19 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--reject", action="store_true")
     resume.add_argument("--comment", help="comment for the ticket")
     resume.add_argument("--server", help="server id, when the incident asks which server it is about")
-    _common(resume)
+    add_common_options(resume)
     resume.set_defaults(handler=cmd_resume)
     for name, handler, text in (("list", cmd_list, "list incidents"), ("flush", cmd_flush, "retry spooled tickets")):
         sub = commands.add_parser(name, help=text)
-        _common(sub)
+        add_common_options(sub)
         sub.set_defaults(handler=handler)
     show = commands.add_parser("show", help="show an incident's steps from its checkpoints")
     show.add_argument("thread_id")
-    _common(show)
+    add_common_options(show)
     show.set_defaults(handler=cmd_show)
     audit_parser = commands.add_parser("audit", help="print the audit trail")
     audit_parser.add_argument("thread_id", nargs="?")
-    _common(audit_parser)
+    add_common_options(audit_parser)
     audit_parser.set_defaults(handler=cmd_audit)
     add_serve_command(commands)
     evaluate = commands.add_parser("eval", help="score the restart/escalate decision on scenario files")
@@ -353,7 +321,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the imported module's main, so `python -m graph.cli` shares one CliError class with graph.serve.
-    from it_support_agent.graph.cli import main as module_main
-
-    sys.exit(module_main())
+    sys.exit(main())

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from it_support_agent.graph.line_roles import Role, is_shutdown, is_stall
-from it_support_agent.graph.log_parse import Level
-from it_support_agent.graph.log_rules import (
+from it_support_agent.incident.line_roles import Role, is_shutdown, is_stall
+from it_support_agent.incident.log_parse import Level
+from it_support_agent.incident.log_rules import (
     BLOCKING,
     BLOCKING_PRIORITY,
     BURST_RULES,
@@ -29,7 +29,7 @@ from it_support_agent.graph.log_rules import (
     WEAK_HANG_RULES,
     Category,
 )
-from it_support_agent.graph.signals import (
+from it_support_agent.incident.signals import (
     MAX_EVIDENCE,
     SECURITY_BURST,
     LineReading,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 
-from it_support_agent.tools.backend import BackendError
+from it_support_agent.tools.backends.base import BackendError
 
 
 class CommandTimeout(BackendError):

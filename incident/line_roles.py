@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from it_support_agent.graph.log_parse import Level, ParsedLine
+from it_support_agent.incident.log_parse import Level, ParsedLine
 
 ROLE_CHARS = 400
 """How much of a message the explaining roles read."""
