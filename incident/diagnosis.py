@@ -29,6 +29,7 @@ from it_support_agent.incident.log_rules import (
     WEAK_HANG_RULES,
     Category,
 )
+from it_support_agent.incident.records import DiagnosisRecord
 from it_support_agent.incident.signals import (
     MAX_EVIDENCE,
     SECURITY_BURST,
@@ -98,17 +99,40 @@ _SURGE = re.compile(
 )
 _VICTIM = re.compile(r"\bkilled process \d+ \(([^)\s]{1,64})\)", re.IGNORECASE)
 # Process names a service commonly runs as, whatever the service is called.
-_RUNTIMES = frozenset({
-    "java", "node", "nodejs", "python", "python3", "ruby", "php", "php-fpm", "dotnet", "gunicorn", "uwsgi", "celery",
-    "beam.smp", "erl", "mono", "w3wp", "perl", "puma", "sidekiq", "unicorn", "deno", "bun",
-})
+_RUNTIMES = frozenset(
+    {
+        "java",
+        "node",
+        "nodejs",
+        "python",
+        "python3",
+        "ruby",
+        "php",
+        "php-fpm",
+        "dotnet",
+        "gunicorn",
+        "uwsgi",
+        "celery",
+        "beam.smp",
+        "erl",
+        "mono",
+        "w3wp",
+        "perl",
+        "puma",
+        "sidekiq",
+        "unicorn",
+        "deno",
+        "bun",
+    }
+)
 _DEATH = re.compile(
     r"killed process|oom-kill|oomkill|oom_kill|terminating due to|out of memory: kill|exited|exit code|exit status"
     r"|core dumped|aborted|fatal error|reached heap limit|javascript heap out of memory|runtime: out of memory",
     re.IGNORECASE,
 )
-_ANNOUNCES_BUILD = re.compile(r"\bversion\b|\bv\d+\.\d+|\bimage\b|\brelease\b|\bbuild\b|\bcommit\b|\brevision\b",
-                              re.IGNORECASE)
+_ANNOUNCES_BUILD = re.compile(
+    r"\bversion\b|\bv\d+\.\d+|\bimage\b|\brelease\b|\bbuild\b|\bcommit\b|\brevision\b", re.IGNORECASE
+)
 _KILLED_PID = re.compile(r"\bkilled process (\d+)", re.IGNORECASE)
 _CRASH = re.compile(
     r"\b(?:segfault|segmentation fault|core dumped|panic:|fatal error:|terminated by signal"
@@ -136,7 +160,7 @@ class Diagnosis:
         """Categories that count after thresholds; the primary category alone when none do."""
         return _counted(self.signals) or frozenset({self.category})
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> DiagnosisRecord:
         """JSON-serialisable form."""
         return {
             "category": self.category.value,
@@ -278,6 +302,7 @@ _NAME_TOKEN = re.compile(r"\b[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)+\b|\b[a-z]+\d+\b|\
 def _related(ledger: _Ledger, failure: int, recovery: int) -> bool:
     """Whether a recovery line names what failed (a host, a service, an address): "reconnected to cache-01" does
     not end "nfs: server filer01 not responding"."""
+
     def names(index: int) -> set[str]:
         return set(_NAME_TOKEN.findall(ledger.readings[index].parsed.message.lower()))
 

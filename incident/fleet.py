@@ -177,8 +177,11 @@ def _parse_logs(logs: Any) -> tuple[str, ...]:
 
 
 def _is_valid_id(server_id: str) -> bool:
-    return bool(server_id) and len(server_id) <= 253 and server_id.isascii() and all(
-        char.isalnum() or char in "._-" for char in server_id
+    return (
+        bool(server_id)
+        and len(server_id) <= 253
+        and server_id.isascii()
+        and all(char.isalnum() or char in "._-" for char in server_id)
     )
 
 

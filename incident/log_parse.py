@@ -69,10 +69,32 @@ _STAMPS: tuple[re.Pattern[str], ...] = (
     re.compile(r"^(?P<yy>\d{2})(?P<m>\d{2})(?P<d>\d{2}) (?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})\b"),
 )
 _EPOCH = re.compile(r"^\[?(?P<epoch>1[0-9]{9}(?:\.\d+)?|1[0-9]{12})\b")
-_TIME_KEYS = ("time", "timestamp", "ts", "@timestamp", "@t", "t", "date", "datetime", "asctime", "eventTime",
-              "__REALTIME_TIMESTAMP")
-_LEVEL_KEYS = ("s", "PRIORITY", "level", "lvl", "severity", "levelname", "@l", "loglevel", "log.level", "Level",
-               "severityText")
+_TIME_KEYS = (
+    "time",
+    "timestamp",
+    "ts",
+    "@timestamp",
+    "@t",
+    "t",
+    "date",
+    "datetime",
+    "asctime",
+    "eventTime",
+    "__REALTIME_TIMESTAMP",
+)
+_LEVEL_KEYS = (
+    "s",
+    "PRIORITY",
+    "level",
+    "lvl",
+    "severity",
+    "levelname",
+    "@l",
+    "loglevel",
+    "log.level",
+    "Level",
+    "severityText",
+)
 _MESSAGE_KEYS = (
     "msg",
     "message",
@@ -260,8 +282,13 @@ def _parse_json(text: str) -> tuple[Level, str, str] | None:
     fields = [(key, value) for key, value in document.items() if key not in _MESSAGE_KEYS or isinstance(value, dict)]
     # two levels of nesting: MongoDB's "attr", ECS's "error", "event" and "http.response" objects
     for _depth in range(2):
-        fields += [(inner, value) for _, nested in fields if isinstance(nested, dict) for inner, value in nested.items()
-                   if not any(inner == seen for seen, _ in fields)]
+        fields += [
+            (inner, value)
+            for _, nested in fields
+            if isinstance(nested, dict)
+            for inner, value in nested.items()
+            if not any(inner == seen for seen, _ in fields)
+        ]
     extra = [
         _outcome(key, value)
         for key, value in fields

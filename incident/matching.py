@@ -44,7 +44,7 @@ def _edit_distance(left: str, right: str, limit: int) -> int:
         for column, right_char in enumerate(right, start=1):
             cost = 0 if left_char == right_char else 1
             current[column] = min(previous[column] + 1, current[column - 1] + 1, previous[column - 1] + cost)
-            if (row > 1 and column > 1 and left_char == right[column - 2] and left[row - 2] == right_char):
+            if row > 1 and column > 1 and left_char == right[column - 2] and left[row - 2] == right_char:
                 current[column] = min(current[column], previous2[column - 2] + 1)
         previous2, previous = previous, current
     return min(previous[-1], limit + 1)

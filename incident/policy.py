@@ -6,7 +6,7 @@ import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import yaml
 
 from it_support_agent.incident.diagnosis import INCIDENT_WINDOW_S
 from it_support_agent.incident.fleet import ServerSpec
+from it_support_agent.incident.records import VerdictRecord
 from it_support_agent.incident.signals import BLOCKING
 
 HOUR_S = 3600.0
@@ -43,8 +44,10 @@ class Verdict:
     reason: str
     requires_approval: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> VerdictRecord:
+        return VerdictRecord(
+            allowed=self.allowed, rule=self.rule, reason=self.reason, requires_approval=self.requires_approval
+        )
 
 
 def load_policy(path: str) -> RestartPolicy:
@@ -74,17 +77,21 @@ def _parse_policy(file: str, path: str, mtime_ns: int, size: int) -> RestartPoli
         raise PolicyFileError(f"policy file {path}: unknown keys {sorted(unknown)}")
     cooldown = document.get("restart_cooldown_s", RestartPolicy.restart_cooldown_s)
     limit = document.get("fleet_restarts_per_hour", RestartPolicy.fleet_restarts_per_hour)
-    if (isinstance(cooldown, bool) or not isinstance(cooldown, int | float) or not math.isfinite(cooldown)
-            or cooldown < 0):
+    if (
+        isinstance(cooldown, bool)
+        or not isinstance(cooldown, int | float)
+        or not math.isfinite(cooldown)
+        or cooldown < 0
+    ):
         raise PolicyFileError(f"policy file {path}: restart_cooldown_s must be a number >= 0")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise PolicyFileError(f"policy file {path}: fleet_restarts_per_hour must be an integer >= 0")
     window = document.get("incident_window_s", RestartPolicy.incident_window_s)
-    if (isinstance(window, bool) or not isinstance(window, int | float) or not math.isfinite(window)
-            or window <= 0):
+    if isinstance(window, bool) or not isinstance(window, int | float) or not math.isfinite(window) or window <= 0:
         raise PolicyFileError(f"policy file {path}: incident_window_s must be a number > 0")
-    return RestartPolicy(restart_cooldown_s=float(cooldown), fleet_restarts_per_hour=limit,
-                         incident_window_s=float(window))
+    return RestartPolicy(
+        restart_cooldown_s=float(cooldown), fleet_restarts_per_hour=limit, incident_window_s=float(window)
+    )
 
 
 def check_evidence(spec: ServerSpec | None, diagnosis: Mapping[str, Any]) -> Verdict | None:
@@ -95,22 +102,28 @@ def check_evidence(spec: ServerSpec | None, diagnosis: Mapping[str, Any]) -> Ver
         return Verdict(False, "not_restartable", f"{spec.server_id} is marked not restartable in the fleet file")
     blocking = sorted(set(diagnosis.get("categories", [])) & BLOCKING_CATEGORIES)
     if blocking:
-        return Verdict(False, "evidence_veto",
-                       f"evidence of a cause a restart cannot fix: {', '.join(blocking)}")
+        return Verdict(False, "evidence_veto", f"evidence of a cause a restart cannot fix: {', '.join(blocking)}")
     unexplained = diagnosis.get("unexplained")
     if not isinstance(unexplained, list) or unexplained:
         # fail closed: a diagnosis that does not account for its lines (or has lines nothing explains) vetoes
         count = len(unexplained) if isinstance(unexplained, list) else "unaccounted"
-        return Verdict(False, "unexplained_evidence",
-                       f"abnormal log lines not explained by the finding ({count}); a person should look")
+        return Verdict(
+            False,
+            "unexplained_evidence",
+            f"abnormal log lines not explained by the finding ({count}); a person should look",
+        )
     if diagnosis.get("restart_recommended") is not True:
-        return Verdict(False, "no_recoverable_evidence",
-                       f"no evidence of a local recoverable fault (finding: {diagnosis.get('category', 'none')})")
+        return Verdict(
+            False,
+            "no_recoverable_evidence",
+            f"no evidence of a local recoverable fault (finding: {diagnosis.get('category', 'none')})",
+        )
     return None
 
 
-def check_rate(server_id: str, history: Sequence[Mapping[str, Any]], now: float,
-               policy: RestartPolicy) -> Verdict | None:
+def check_rate(
+    server_id: str, history: Sequence[Mapping[str, Any]], now: float, policy: RestartPolicy
+) -> Verdict | None:
     """Cooldown, crash-loop and fleet-wide rate rules over the restart ledger; None when they pass."""
     own = [entry for entry in history if entry.get("server_id") == server_id]
     if own:
@@ -118,13 +131,19 @@ def check_rate(server_id: str, history: Sequence[Mapping[str, Any]], now: float,
         age = now - last
         if age < policy.restart_cooldown_s:
             minutes = max(1, round(age / 60))
-            return Verdict(False, "cooldown",
-                           f"{server_id} was already restarted {minutes} min ago (cooldown "
-                           f"{policy.restart_cooldown_s / 60:.0f} min); failing again points to a crash loop")
+            return Verdict(
+                False,
+                "cooldown",
+                f"{server_id} was already restarted {minutes} min ago (cooldown "
+                f"{policy.restart_cooldown_s / 60:.0f} min); failing again points to a crash loop",
+            )
     recent = [entry for entry in history if now - float(entry.get("at", 0.0)) < HOUR_S]
     if len(recent) >= policy.fleet_restarts_per_hour:
-        return Verdict(False, "fleet_rate",
-                       f"{len(recent)} restarts fleet-wide in the last hour (limit {policy.fleet_restarts_per_hour})")
+        return Verdict(
+            False,
+            "fleet_rate",
+            f"{len(recent)} restarts fleet-wide in the last hour (limit {policy.fleet_restarts_per_hour})",
+        )
     return None
 
 
@@ -145,14 +164,21 @@ def check_autonomy(autonomy: str) -> Verdict:
     if autonomy == "dry-run":
         return Verdict(False, "dry_run", "dry-run mode: the restart would be allowed but is not performed")
     if autonomy == "approve":
-        return Verdict(True, "approval_required", "restart allowed once an operator approves",
-                       requires_approval=True)
+        return Verdict(True, "approval_required", "restart allowed once an operator approves", requires_approval=True)
     return Verdict(True, "allowed", "local recoverable fault, no blocking evidence, within restart limits")
 
 
-def evaluate_restart(spec: ServerSpec | None, diagnosis: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
-                     now: float, policy: RestartPolicy, autonomy: str) -> Verdict:
+def evaluate_restart(
+    spec: ServerSpec | None,
+    diagnosis: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    now: float,
+    policy: RestartPolicy,
+    autonomy: str,
+) -> Verdict:
     """Every rule in order; the first that vetoes wins."""
-    return (check_evidence(spec, diagnosis)
-            or check_rate(spec.server_id if spec else "", history, now, policy)
-            or check_autonomy(autonomy))
+    return (
+        check_evidence(spec, diagnosis)
+        or check_rate(spec.server_id if spec else "", history, now, policy)
+        or check_autonomy(autonomy)
+    )

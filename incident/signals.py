@@ -30,10 +30,22 @@ from it_support_agent.incident.log_rules import (
     Category,
     Rule,
 )
+from it_support_agent.incident.records import SignalRecord
 
 __all__ = [
-    "BLOCKING", "BURST_RULES", "CPU_SATURATION_PERCENT", "MEMORY_PRESSURE_PERCENT", "RECOVERABLE", "Category",
-    "LineReading", "Signal", "classify_health", "classify_line", "classify_logs", "is_healthy", "read_line",
+    "BLOCKING",
+    "BURST_RULES",
+    "CPU_SATURATION_PERCENT",
+    "MEMORY_PRESSURE_PERCENT",
+    "RECOVERABLE",
+    "Category",
+    "LineReading",
+    "Signal",
+    "classify_health",
+    "classify_line",
+    "classify_logs",
+    "is_healthy",
+    "read_line",
 ]
 
 MAX_LINE_CHARS = 2000
@@ -44,14 +56,11 @@ CPU_SATURATION_PERCENT = 90.0
 MEMORY_PRESSURE_PERCENT = 90.0
 
 
-
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _WORD_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
 # One C-level pass over the UTF-8 bytes: ASCII letters folded to lower case, all but [a-z0-9_] to spaces.
-_FOLD = bytes(
-    code if code in _WORD_CHARS else code + 32 if 65 <= code <= 90 else 32 for code in range(256)
-)
+_FOLD = bytes(code if code in _WORD_CHARS else code + 32 if 65 <= code <= 90 else 32 for code in range(256))
 
 
 @dataclass(frozen=True)
@@ -67,8 +76,7 @@ def _compile_rules() -> tuple[_Compiled, ...]:
     """All rules compiled, ordered by LINE_PRIORITY (blocking before recoverable)."""
     ordered = sorted(RULES, key=lambda rule: LINE_PRIORITY.index(rule.category))
     return tuple(
-        _Compiled(rule, re.compile(rule.pattern), re.compile(rule.unless) if rule.unless else None)
-        for rule in ordered
+        _Compiled(rule, re.compile(rule.pattern), re.compile(rule.unless) if rule.unless else None) for rule in ordered
     )
 
 
@@ -98,10 +106,9 @@ class Signal:
     detail: str
     rule: str
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> SignalRecord:
         """JSON-ready form."""
-        return {"category": self.category.value, "source": self.source, "detail": self.detail,
-                "rule": self.rule}
+        return {"category": self.category.value, "source": self.source, "detail": self.detail, "rule": self.rule}
 
 
 def quote(line: str) -> str:
@@ -153,8 +160,9 @@ def read_line(line: str, yearless_year: int = 2000) -> LineReading:
     low = message.lower()
     if _INJECTION.regex.search(text.lower()):
         # instructions aimed at a model are hostile wherever they sit in the line
-        return LineReading(parsed, Signal(Category.SECURITY_EVENT, "logs", quote(text), _INJECTION.rule.name),
-                           Role.PLAIN)
+        return LineReading(
+            parsed, Signal(Category.SECURITY_EVENT, "logs", quote(text), _INJECTION.rule.name), Role.PLAIN
+        )
     if is_client_gone(low):
         return LineReading(parsed, None, Role.NOISE)
     rule = _rule_for(message)
@@ -220,8 +228,7 @@ def figures(health: Mapping[str, object] | None) -> tuple[float | None, float | 
 def figures_normal(health: Mapping[str, object] | None) -> bool:
     """Both figures readable and under threshold (status aside)."""
     cpu, memory = figures(health)
-    return (cpu is not None and memory is not None
-            and cpu < CPU_SATURATION_PERCENT and memory < MEMORY_PRESSURE_PERCENT)
+    return cpu is not None and memory is not None and cpu < CPU_SATURATION_PERCENT and memory < MEMORY_PRESSURE_PERCENT
 
 
 def status_of(health: Mapping[str, object]) -> str:

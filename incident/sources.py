@@ -13,8 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 QUERY_KEYS = ("cpu_percent", "memory_percent", "up")
-SOURCE_TYPES = {"health": ("prometheus",), "logs": ("file", "journald"),
-                "restart": ("supervisord", "systemd")}
+SOURCE_TYPES = {"health": ("prometheus",), "logs": ("file", "journald"), "restart": ("supervisord", "systemd")}
 
 
 class SourceError(ValueError):
@@ -113,10 +112,15 @@ def _prometheus(settings: _Settings) -> PrometheusSource:
     for key, query in queries.items():
         if not isinstance(query, str) or not query.strip():
             raise SourceError(f"health.queries.{key} must be a PromQL expression")
-    return PrometheusSource(url=url.rstrip("/"), instance=settings.text("instance", required=True),
-                            queries=dict(queries), timeout_s=settings.seconds("timeout_s", 5.0),
-                            username=settings.text("username"), password=settings.text("password"),
-                            password_env=settings.text("password_env"))
+    return PrometheusSource(
+        url=url.rstrip("/"),
+        instance=settings.text("instance", required=True),
+        queries=dict(queries),
+        timeout_s=settings.seconds("timeout_s", 5.0),
+        username=settings.text("username"),
+        password=settings.text("password"),
+        password_env=settings.text("password_env"),
+    )
 
 
 def _file(settings: _Settings) -> FileLogSource:
@@ -129,27 +133,38 @@ def _file(settings: _Settings) -> FileLogSource:
 
 
 def _journald(settings: _Settings) -> JournaldSource:
-    return JournaldSource(unit=settings.text("unit", required=True),
-                          timeout_s=settings.seconds("timeout_s", 10.0))
+    return JournaldSource(unit=settings.text("unit", required=True), timeout_s=settings.seconds("timeout_s", 10.0))
 
 
 def _supervisord(settings: _Settings) -> SupervisordSource:
     url = settings.url("url", ("http", "https", "unix"))
     if url.startswith("unix:") and not urlsplit(url).path.startswith("/"):
         raise SourceError("restart.url must name an absolute socket path, e.g. unix:///run/supervisor.sock")
-    return SupervisordSource(url=url, process=settings.text("process"), username=settings.text("username"),
-                             password=settings.text("password"), password_env=settings.text("password_env"),
-                             timeout_s=settings.seconds("timeout_s", 30.0),
-                             settle_s=settings.seconds("settle_s", 0.0))
+    return SupervisordSource(
+        url=url,
+        process=settings.text("process"),
+        username=settings.text("username"),
+        password=settings.text("password"),
+        password_env=settings.text("password_env"),
+        timeout_s=settings.seconds("timeout_s", 30.0),
+        settle_s=settings.seconds("settle_s", 0.0),
+    )
 
 
 def _systemd(settings: _Settings) -> SystemdSource:
-    return SystemdSource(unit=settings.text("unit"), timeout_s=settings.seconds("timeout_s", 60.0),
-                         settle_s=settings.seconds("settle_s", 0.0))
+    return SystemdSource(
+        unit=settings.text("unit"),
+        timeout_s=settings.seconds("timeout_s", 60.0),
+        settle_s=settings.seconds("settle_s", 0.0),
+    )
 
 
 _PARSERS: Mapping[str, Callable[[_Settings], Source]] = {
-    "prometheus": _prometheus, "file": _file, "journald": _journald, "supervisord": _supervisord, "systemd": _systemd,
+    "prometheus": _prometheus,
+    "file": _file,
+    "journald": _journald,
+    "supervisord": _supervisord,
+    "systemd": _systemd,
 }
 
 
@@ -170,8 +185,9 @@ class _Settings:
         if value is None and not required:
             return ""
         if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
-            raise SourceError(f"{self._kind}.{key} is required" if value is None
-                              else f"{self._kind}.{key} must be a non-empty string")
+            raise SourceError(
+                f"{self._kind}.{key} is required" if value is None else f"{self._kind}.{key} must be a non-empty string"
+            )
         return str(value).strip()
 
     def url(self, key: str, schemes: tuple[str, ...]) -> str:
@@ -181,12 +197,15 @@ class _Settings:
         except ValueError:
             raise SourceError(f"{self._kind}.{key} is not a valid URL") from None
         if "@" in parts.netloc:
-            raise SourceError(f"{self._kind}.{key} must not embed credentials (user:password@host); set "
-                              f"{self._kind}.username and {self._kind}.password_env (the name of an environment "
-                              f"variable holding the password) or {self._kind}.password instead")
+            raise SourceError(
+                f"{self._kind}.{key} must not embed credentials (user:password@host); set "
+                f"{self._kind}.username and {self._kind}.password_env (the name of an environment "
+                f"variable holding the password) or {self._kind}.password instead"
+            )
         if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
-            raise SourceError(f"{self._kind}.{key} must be a {' or '.join(s + '://' for s in schemes)} URL, "
-                              f"not {url!r}")
+            raise SourceError(
+                f"{self._kind}.{key} must be a {' or '.join(s + '://' for s in schemes)} URL, not {url!r}"
+            )
         return url
 
     def seconds(self, key: str, default: float) -> float:
@@ -209,5 +228,6 @@ class _Settings:
     def reject_unknown(self) -> None:
         unknown = sorted(str(key) for key in self._settings if key not in self._used)
         if unknown:
-            raise SourceError(f"{self._kind} has unknown setting {unknown[0]!r} for type "
-                              f"{self._settings.get('type')!r}")
+            raise SourceError(
+                f"{self._kind} has unknown setting {unknown[0]!r} for type {self._settings.get('type')!r}"
+            )

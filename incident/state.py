@@ -10,6 +10,15 @@ from langgraph.graph.message import add_messages
 # typing_extensions' TypedDict: on Python 3.11 the LangGraph API server builds JSON schemas only from it
 from typing_extensions import TypedDict
 
+from it_support_agent.incident.records import (
+    ActionRecord,
+    ApprovalRecord,
+    DecisionRecord,
+    DiagnosisRecord,
+    RestartRecord,
+    TicketRecord,
+    VerdictRecord,
+)
 from it_support_agent.incident.usage import add_usage
 
 Outcome = Literal["restart", "escalate", "none", "awaiting_approval"]
@@ -42,14 +51,14 @@ class IncidentState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     diagnose_rounds: int
     health: dict[str, Any] | None
-    diagnosis: dict[str, Any]
-    decision: dict[str, Any]
-    policy: dict[str, Any]
-    approval: dict[str, Any]
-    restart: dict[str, Any]
-    ticket: dict[str, Any] | None
+    diagnosis: DiagnosisRecord
+    decision: DecisionRecord
+    policy: VerdictRecord
+    approval: ApprovalRecord
+    restart: RestartRecord | None
+    ticket: TicketRecord | None
     escalation_reason: str
-    actions: Annotated[list[dict[str, Any]], extend_or_reset]
+    actions: Annotated[list[ActionRecord], extend_or_reset]
     outcome: Outcome | None
     would_restart: bool
     summary: str

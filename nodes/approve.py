@@ -44,8 +44,7 @@ def parse_answer(answer: Any) -> ApprovalAnswer:
         return {"decision": "reject", "comment": "unreadable answer"}
     decision = str(answer.get("decision", "")).strip().lower()
     comment = str(answer.get("comment") or "")[:MAX_COMMENT_CHARS]
-    return {"decision": "approve" if decision in {"approve", "approved", "yes", "y"} else "reject",
-            "comment": comment}
+    return {"decision": "approve" if decision in {"approve", "approved", "yes", "y"} else "reject", "comment": comment}
 
 
 def approve(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -65,11 +64,18 @@ def approve(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "answer_with": {"decision": "approve | reject", "comment": "optional text for the ticket"},
     }
     answer = parse_answer(interrupt(request))
-    audit.record(runtime.context.state_path, request["thread_id"], "operator_answer", question="approve_restart",
-                 server_id=server_id, **answer)
-    update: dict[str, Any] = {"approval": {**answer, "server_id": server_id},
-                              "actions": [{"action": "operator_answer", "status": answer["decision"],
-                                           "detail": answer.get("comment", "")}]}
+    audit.record(
+        runtime.context.state_path,
+        request["thread_id"],
+        "operator_answer",
+        question="approve_restart",
+        server_id=server_id,
+        **answer,
+    )
+    update: dict[str, Any] = {
+        "approval": {**answer, "server_id": server_id},
+        "actions": [{"action": "operator_answer", "status": answer["decision"], "detail": answer.get("comment", "")}],
+    }
     if answer["decision"] != "approve":
         comment = answer.get("comment")
         update["escalation_reason"] = "operator rejected the restart" + (f": {comment}" if comment else "")

@@ -37,7 +37,9 @@ def health_figures(health: dict[str, Any] | None) -> str:
         return "health unavailable"
     cpu = health.get("cpu_percent")
     memory = health.get("memory_percent")
-    parts = [f"CPU {cpu:.1f}%" if isinstance(cpu, int | float) else "CPU n/a",
-             f"memory {memory:.1f}%" if isinstance(memory, int | float) else "memory n/a",
-             f"status {health.get('status', 'unknown')}"]
+    parts = [
+        f"CPU {cpu:.1f}%" if isinstance(cpu, int | float) else "CPU n/a",
+        f"memory {memory:.1f}%" if isinstance(memory, int | float) else "memory n/a",
+        f"status {health.get('status', 'unknown')}",
+    ]
     return ", ".join(parts)

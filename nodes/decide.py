@@ -11,6 +11,7 @@ from it_support_agent.incident.context import Context
 from it_support_agent.incident.diagnosis import Diagnosis
 from it_support_agent.incident.diagnosis import diagnose as classify
 from it_support_agent.incident.policy import load_policy
+from it_support_agent.incident.records import DecisionAction, DecisionRecord
 from it_support_agent.incident.state import IncidentState
 from it_support_agent.nodes.common import current_thread_id, gathered_evidence, infrastructure
 from it_support_agent.nodes.model.chat_models import load_chat_model, model_label
@@ -22,7 +23,11 @@ from it_support_agent.tools.incident_tools import DECISION_TOOLS
 from it_support_agent.tools.log_reduce import clean_line
 
 MAX_SUMMARY_CHARS = 2_000
-_ACTIONS = {"restart_service": "restart", "escalate_to_engineer": "escalate", "close_no_fault": "none"}
+_ACTIONS: dict[str, DecisionAction] = {
+    "restart_service": "restart",
+    "escalate_to_engineer": "escalate",
+    "close_no_fault": "none",
+}
 
 
 def decide(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -30,42 +35,65 @@ def decide(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     context = runtime.context
     health, lines, notes = _evidence(state, context)
     spec = infrastructure(context).fleet.get(state.get("server_id") or "")
-    finding = classify(health, lines, load_policy(context.policy_file).incident_window_s,
-                       spec.service if spec else None)
-    update: dict[str, Any] = {"health": health, "diagnosis": finding.to_dict(), "notes": notes,
-                              "model": model_label(context)}
+    finding = classify(
+        health, lines, load_policy(context.policy_file).incident_window_s, spec.service if spec else None
+    )
+    update: dict[str, Any] = {
+        "health": health,
+        "diagnosis": finding.to_dict(),
+        "notes": notes,
+        "model": model_label(context),
+    }
     if state.get("model_error"):
         update["decision"] = _escalation(f"model unavailable: {state['model_error']}")
     else:
         update.update(_ask_model(state, context, finding))
     decision = update["decision"]
-    audit.record(context.state_path, current_thread_id(), "model_decision", server_id=state.get("server_id"),
-                 action=decision["action"], tool=decision.get("tool"), by=decision.get("by"),
-                 reason=decision.get("reason"))
+    audit.record(
+        context.state_path,
+        current_thread_id(),
+        "model_decision",
+        server_id=state.get("server_id"),
+        action=decision["action"],
+        tool=decision.get("tool"),
+        by=decision.get("by"),
+        reason=decision.get("reason"),
+    )
     return update
 
 
 def _ask_model(state: IncidentState, context: Context, finding: Diagnosis) -> dict[str, Any]:
     """One model turn with the decision tools offered and a tool call required; its decision and usage."""
-    system = render("decide", policy=render("policy"), server_id=state.get("server_id"),
-                    finding=_reading(finding))
-    turn = take_turn("decide", lambda: load_chat_model(context).bind_tools(DECISION_TOOLS, tool_choice="any"),
-                     system, state.get("messages", []), DECISION_TOOLS)
+    system = render("decide", policy=render("policy"), server_id=state.get("server_id"), finding=_reading(finding))
+    turn = take_turn(
+        "decide",
+        lambda: load_chat_model(context).bind_tools(DECISION_TOOLS, tool_choice="any"),
+        system,
+        state.get("messages", []),
+        DECISION_TOOLS,
+    )
     if turn.response is None:
         return {"usage": turn.usage, "decision": _escalation(f"model unavailable: {turn.error}")}
     response = turn.response
-    return {"usage": turn.usage, "decision": read_decision(response, state.get("server_id"), context),
-            "messages": [response, *[ToolMessage(content="decision recorded", tool_call_id=call["id"] or "",
-                                                 name=call["name"]) for call in response.tool_calls]]}
+    return {
+        "usage": turn.usage,
+        "decision": read_decision(response, state.get("server_id"), context),
+        "messages": [
+            response,
+            *[
+                ToolMessage(content="decision recorded", tool_call_id=call["id"] or "", name=call["name"])
+                for call in response.tool_calls
+            ],
+        ],
+    }
 
 
-def read_decision(response: AIMessage, server_id: str | None, context: Context) -> dict[str, Any]:
+def read_decision(response: AIMessage, server_id: str | None, context: Context) -> DecisionRecord:
     """Turn the model's tool calls into a decision; anything irregular becomes an escalation saying why."""
     calls = response.tool_calls
     if response.response_metadata.get("finish_reason") == "length":
         # checked first: a streamed answer's arguments are parsed leniently, so a cut-off call can look complete
-        return _escalation("the model's answer was cut short (completion token limit); its tool call is "
-                           "incomplete")
+        return _escalation("the model's answer was cut short (completion token limit); its tool call is incomplete")
     if response.invalid_tool_calls:
         return _escalation("the model's tool call was malformed (arguments were not valid JSON)")
     if not calls:
@@ -85,13 +113,23 @@ def read_decision(response: AIMessage, server_id: str | None, context: Context) 
         if not isinstance(requested, str) or _resolve(requested, context) != server_id or server_id is None:
             shown = clean_line(str(requested))[:80]
             return _escalation(f"the model asked to restart {shown!r}, not the incident's server {server_id}")
-        return {"action": "restart", "server_id": server_id, "tool": call["name"], "by": model_label(context),
-                "reason": "the model chose a restart"}
+        return {
+            "action": "restart",
+            "server_id": server_id,
+            "tool": call["name"],
+            "by": model_label(context),
+            "reason": "the model chose a restart",
+        }
     text_field = "summary" if action == "escalate" else "reason"
     text = args.get(text_field)
     text = clean_line(text)[:MAX_SUMMARY_CHARS] if isinstance(text, str) else ""
-    return {"action": action, "server_id": server_id, "tool": call["name"], "by": model_label(context),
-            "reason": text or ("the model escalated" if action == "escalate" else "the model found no fault")}
+    return {
+        "action": action,
+        "server_id": server_id,
+        "tool": call["name"],
+        "by": model_label(context),
+        "reason": text or ("the model escalated" if action == "escalate" else "the model found no fault"),
+    }
 
 
 def _reading(finding: Diagnosis) -> str:
@@ -100,7 +138,7 @@ def _reading(finding: Diagnosis) -> str:
     return f"{finding.category.value} ({verdict}). {finding.reason}"
 
 
-def _escalation(reason: str) -> dict[str, Any]:
+def _escalation(reason: str) -> DecisionRecord:
     return {"action": "escalate", "tool": None, "by": "agent", "reason": reason, "problem": reason}
 
 
@@ -121,8 +159,11 @@ def _evidence(state: IncidentState, context: Context) -> tuple[dict[str, Any] | 
         except BackendError as exc:
             health_result = {"status": "no_data", "error": str(exc)}
     requested = (logs_result or {}).get("data", {}).get("requested_lines")
-    if logs_result is not None and logs_result.get("status") == "success" and (
-            not isinstance(requested, int) or requested < context.log_lines):
+    if (
+        logs_result is not None
+        and logs_result.get("status") == "success"
+        and (not isinstance(requested, int) or requested < context.log_lines)
+    ):
         # The model chose how many lines to read; the evidence rules never depend on that choice.
         notes.append(f"logs re-read by the agent: the model read fewer than {context.log_lines} lines")
         logs_result = None
@@ -133,8 +174,11 @@ def _evidence(state: IncidentState, context: Context) -> tuple[dict[str, Any] | 
             logs_result = {"status": "success", "data": {"lines": backend.logs(server_id, context.log_lines)}}
         except BackendError as exc:
             logs_result = {"status": "no_data", "error": str(exc)}
-    health = (health_result or {}).get("data", {}).get("health") if (health_result or {}).get(
-        "status") == "success" else None
+    health = (
+        (health_result or {}).get("data", {}).get("health")
+        if (health_result or {}).get("status") == "success"
+        else None
+    )
     data = (logs_result or {}).get("data", {})
     lines = data.get("lines") or data.get("shown_lines") or []
     return health, [str(line) for line in lines], notes

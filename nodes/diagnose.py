@@ -23,10 +23,19 @@ PROMPT_CUT_NOTE = "the diagnosis prompt was cut to fit the prompt budget"
 def diagnose(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """One model turn with only get_server_health and fetch_recent_logs offered."""
     rounds = state.get("diagnose_rounds", 0) + 1
-    system = render("diagnose", policy=render("policy"), server_id=state.get("server_id"),
-                    symptom=state.get("symptom", "unspecified"))
-    turn = take_turn("diagnose", lambda: load_chat_model(runtime.context).bind_tools(DIAGNOSIS_TOOLS), system,
-                     state.get("messages", []), DIAGNOSIS_TOOLS)
+    system = render(
+        "diagnose",
+        policy=render("policy"),
+        server_id=state.get("server_id"),
+        symptom=state.get("symptom", "unspecified"),
+    )
+    turn = take_turn(
+        "diagnose",
+        lambda: load_chat_model(runtime.context).bind_tools(DIAGNOSIS_TOOLS),
+        system,
+        state.get("messages", []),
+        DIAGNOSIS_TOOLS,
+    )
     notes = [PROMPT_CUT_NOTE] if turn.prompt_cut else []
     update: dict[str, Any] = {"diagnose_rounds": rounds, "usage": turn.usage}
     if turn.response is None:
@@ -45,6 +54,5 @@ def bounded_calls(response: AIMessage) -> tuple[AIMessage, list[str]]:
     calls = response.tool_calls
     if len(calls) <= MAX_TOOL_CALLS_PER_TURN:
         return response, []
-    note = (f"the model asked for {len(calls)} tool calls in one turn; "
-            f"the first {MAX_TOOL_CALLS_PER_TURN} were run")
+    note = f"the model asked for {len(calls)} tool calls in one turn; the first {MAX_TOOL_CALLS_PER_TURN} were run"
     return response.model_copy(update={"tool_calls": calls[:MAX_TOOL_CALLS_PER_TURN]}), [note]

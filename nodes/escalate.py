@@ -57,23 +57,48 @@ def tool_errors(state: IncidentState) -> list[str]:
     return errors[:5]
 
 
-def new_ticket(incident_id: str, thread_id: str, *, server_id: str | None, severity: str, reason: str,
-               summary: str, incident: str, **details: Any) -> dict[str, Any]:
+def new_ticket(
+    incident_id: str,
+    thread_id: str,
+    *,
+    server_id: str | None,
+    severity: str,
+    reason: str,
+    summary: str,
+    incident: str,
+    **details: Any,
+) -> dict[str, Any]:
     """A ticket: stable id and dedup key per incident, when, where, why, and whatever else the caller knows."""
     return {
-        "id": ticket_id(incident_id), "dedup_key": ticket_id(incident_id), "thread_id": thread_id,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "server_id": server_id,
-        "severity": severity, "reason": reason, "summary": summary,
+        "id": ticket_id(incident_id),
+        "dedup_key": ticket_id(incident_id),
+        "thread_id": thread_id,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "server_id": server_id,
+        "severity": severity,
+        "reason": reason,
+        "summary": summary,
         "incident": incident.encode("utf-8", "replace").decode("utf-8")[:500],
-        "evidence": {}, "actions_taken": [], "restart": None, "operator_comment": None, "model": None, **details,
+        "evidence": {},
+        "actions_taken": [],
+        "restart": None,
+        "operator_comment": None,
+        "model": None,
+        **details,
     }
 
 
 def file_ticket(state_dir: str, ticket: dict[str, Any]) -> dict[str, Any]:
     """Deliver a ticket (or spool it) and record the escalation in the audit trail; the delivery report."""
     delivery = TicketDesk(state_dir).deliver(ticket)
-    audit.record(state_dir, ticket["thread_id"], "escalation", ticket_id=ticket["id"], reason=ticket["reason"],
-                 delivery=delivery["status"])
+    audit.record(
+        state_dir,
+        ticket["thread_id"],
+        "escalation",
+        ticket_id=ticket["id"],
+        reason=ticket["reason"],
+        delivery=delivery["status"],
+    )
     return delivery
 
 
@@ -84,11 +109,19 @@ def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     diagnosis = state.get("diagnosis", {})
     decision = state.get("decision", {})
     reason = escalation_reason(state)
-    summary = decision.get("reason") if decision.get("action") == "escalate" and not decision.get("problem") else (
-        diagnosis.get("reason") or reason)
+    summary = (
+        decision.get("reason")
+        if decision.get("action") == "escalate" and not decision.get("problem")
+        else (diagnosis.get("reason") or reason)
+    )
     ticket = new_ticket(
-        state.get("incident_id") or thread_id, thread_id, server_id=state.get("server_id"),
-        severity=severity(state), reason=reason, summary=str(summary or reason), incident=state.get("incident") or "",
+        state.get("incident_id") or thread_id,
+        thread_id,
+        server_id=state.get("server_id"),
+        severity=severity(state),
+        reason=reason,
+        summary=str(summary or reason),
+        incident=state.get("incident") or "",
         evidence={
             "health": state.get("health"),
             "health_summary": health_figures(state.get("health")),
@@ -109,6 +142,12 @@ def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "ticket": {**ticket, "delivery": delivery},
         "outcome": "escalate",
         "escalation_reason": reason,
-        "actions": [{"action": "escalate_to_engineer", "ticket_id": ticket["id"], "status": delivery["status"],
-                     "detail": reason}],
+        "actions": [
+            {
+                "action": "escalate_to_engineer",
+                "ticket_id": ticket["id"],
+                "status": delivery["status"],
+                "detail": reason,
+            }
+        ],
     }

@@ -41,9 +41,21 @@ def classify_symptom(text: str) -> str:
 
 # Every per-incident field starts afresh, so a thread reused for a new incident carries nothing over.
 FRESH_INCIDENT: dict[str, Any] = {
-    "actions": {"replace": []}, "usage": {"reset": True}, "diagnose_rounds": 0, "health": None, "diagnosis": {},
-    "decision": {}, "policy": {}, "approval": {}, "restart": {}, "ticket": None, "escalation_reason": "",
-    "outcome": None, "would_restart": False, "summary": "", "model_error": ""
+    "actions": {"replace": []},
+    "usage": {"reset": True},
+    "diagnose_rounds": 0,
+    "health": None,
+    "diagnosis": {},
+    "decision": {},
+    "policy": {},
+    "approval": {},
+    "restart": {},
+    "ticket": None,
+    "escalation_reason": "",
+    "outcome": None,
+    "would_restart": False,
+    "summary": "",
+    "model_error": "",
 }
 
 
@@ -83,22 +95,37 @@ def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
         mentioned = [close.unique]
         notes.append(f"incident names {close.typed!r}, taken as {close.unique} (the only close match)")
     elif close is not None:
-        notes.append(f"incident names {close.typed!r}, which is equally close to {', '.join(close.candidates[:5])}; "
-                     "not guessing")
+        notes.append(
+            f"incident names {close.typed!r}, which is equally close to {', '.join(close.candidates[:5])}; not guessing"
+        )
     several = mentioned if len(mentioned) > 1 else []
     # several servers named ("a is fine, do not touch it; b is slow"): which one is meant is for a person to say
     server_id = mentioned[0] if len(mentioned) == 1 else None
     if several:
         notes.append(f"incident names several servers ({', '.join(several[:5])}); not choosing one")
     if server_id is None and asks_operator(runtime.context) and text:
-        candidates = (several or (list(close.candidates) if close is not None else None)
-                      or sorted(infra.fleet.servers)[:MAX_CANDIDATES])
-        answer = interrupt({"type": "choose_server", "thread_id": current_thread_id(), "incident": text,
-                            "candidates": candidates,
-                            "question": "Which server is this incident about? Answer with a server id."})
+        candidates = (
+            several
+            or (list(close.candidates) if close is not None else None)
+            or sorted(infra.fleet.servers)[:MAX_CANDIDATES]
+        )
+        answer = interrupt(
+            {
+                "type": "choose_server",
+                "thread_id": current_thread_id(),
+                "incident": text,
+                "candidates": candidates,
+                "question": "Which server is this incident about? Answer with a server id.",
+            }
+        )
         choice = answer.get("server_id") if isinstance(answer, dict) else answer
-        audit.record(runtime.context.state_path, current_thread_id(), "operator_answer", question="choose_server",
-                     answer=str(choice)[:120])
+        audit.record(
+            runtime.context.state_path,
+            current_thread_id(),
+            "operator_answer",
+            question="choose_server",
+            answer=str(choice)[:120],
+        )
         server_id = infra.index.resolve(str(choice)) if choice else None
         notes.append(f"operator chose server {server_id}" if server_id else "operator gave no known server")
     symptom = classify_symptom(text)
@@ -111,14 +138,19 @@ def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
         "server_id": server_id,
         "symptom": symptom,
         "notes": {"replace": notes},
-        "messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES),
-                     HumanMessage(content=json.dumps(brief, ensure_ascii=False))],
+        "messages": [
+            RemoveMessage(id=REMOVE_ALL_MESSAGES),
+            HumanMessage(content=json.dumps(brief, ensure_ascii=False)),
+        ],
     }
     if server_id is None:
         update["escalation_reason"] = (
-            f"server not identified: the incident names several servers ({', '.join(several[:5])})" if several else
-            f"server not identified: {close.typed!r} is equally close to {', '.join(close.candidates[:5])}"
-            if close is not None and not close.unique else
-            "server not identified: the incident names no server of the inventory" if text
-            else "empty incident: nothing to identify")
+            f"server not identified: the incident names several servers ({', '.join(several[:5])})"
+            if several
+            else f"server not identified: {close.typed!r} is equally close to {', '.join(close.candidates[:5])}"
+            if close is not None and not close.unique
+            else "server not identified: the incident names no server of the inventory"
+            if text
+            else "empty incident: nothing to identify"
+        )
     return update

@@ -26,8 +26,9 @@ def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, A
         if diagnosis.get("category") == "no_fault":
             verdict = Verdict(True, "no_fault_confirmed", "health normal and no fault in the logs")
         else:
-            verdict = Verdict(False, "close_veto",
-                              f"the evidence shows {diagnosis.get('category', 'unknown')}, not a healthy server")
+            verdict = Verdict(
+                False, "close_veto", f"the evidence shows {diagnosis.get('category', 'unknown')}, not a healthy server"
+            )
     elif operator_forbids_restart(str(state.get("incident") or "")):
         verdict = Verdict(False, "operator_instruction", "the incident text asks that nothing be restarted")
     else:
@@ -37,17 +38,27 @@ def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, A
         except StateFileError as exc:
             verdict = Verdict(False, "ledger_unreadable", str(exc))
         else:
-            verdict = evaluate_restart(spec, diagnosis, history, time.time(), load_policy(context.policy_file),
-                                       context.autonomy)
-    audit.record(context.state_path, current_thread_id(), "policy_verdict", server_id=server_id,
-                 proposal=decision.get("action"), **verdict.to_dict())
+            verdict = evaluate_restart(
+                spec, diagnosis, history, time.time(), load_policy(context.policy_file), context.autonomy
+            )
+    audit.record(
+        context.state_path,
+        current_thread_id(),
+        "policy_verdict",
+        server_id=server_id,
+        proposal=decision.get("action"),
+        **verdict.to_dict(),
+    )
     update: dict[str, Any] = {"policy": verdict.to_dict()}
     if not verdict.allowed:
         if verdict.rule == "dry_run":
             update.update(outcome="none", would_restart=True)
         else:
-            update["escalation_reason"] = f"restart vetoed by policy ({verdict.rule}): {verdict.reason}" if (
-                decision.get("action") == "restart") else f"close vetoed by policy: {verdict.reason}"
+            update["escalation_reason"] = (
+                f"restart vetoed by policy ({verdict.rule}): {verdict.reason}"
+                if (decision.get("action") == "restart")
+                else f"close vetoed by policy: {verdict.reason}"
+            )
     elif decision.get("action") == "none":
         update["outcome"] = "none"
     return update

@@ -41,16 +41,21 @@ def build_report(state: IncidentState, model: str) -> str:
     restart = state.get("restart") or {}
     if restart.get("performed") or restart.get("already_done"):
         verdict = "verified healthy" if restart.get("verified") else "still unhealthy"
-        lines.append(f"Action: restarted {restart.get('service')} on {server_id}; after the restart "
-                     f"{health_figures(restart.get('after'))} ({verdict}).")
+        lines.append(
+            f"Action: restarted {restart.get('service')} on {server_id}; after the restart "
+            f"{health_figures(restart.get('after'))} ({verdict})."
+        )
     ticket = state.get("ticket")
     if outcome == "escalate" and ticket:
         delivery = ticket.get("delivery", {}).get("status", "unknown")
-        lines.append(f"Action: escalated to an engineer, ticket {ticket['id']} ({ticket['severity']}, {delivery}). "
-                     f"Reason: {state.get('escalation_reason', '')}")
+        lines.append(
+            f"Action: escalated to an engineer, ticket {ticket['id']} ({ticket['severity']}, {delivery}). "
+            f"Reason: {state.get('escalation_reason', '')}"
+        )
     elif outcome == "none" and state.get("would_restart"):
-        lines.append(f"Dry run: a restart of {server_id} would have been performed (policy allows it); nothing was "
-                     "changed.")
+        lines.append(
+            f"Dry run: a restart of {server_id} would have been performed (policy allows it); nothing was changed."
+        )
     elif outcome == "none":
         lines.append("Action: none. No fault found; no restart and no ticket.")
     elif outcome == "restart":

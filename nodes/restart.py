@@ -36,8 +36,9 @@ def _mandate_problem(state: IncidentState, context: Context) -> str:
     if context.autonomy == "dry-run":
         return "dry-run mode never restarts"
     approval = state.get("approval") or {}
-    if context.autonomy == "approve" and (approval.get("decision") != "approve"
-                                          or approval.get("server_id") != server_id):
+    if context.autonomy == "approve" and (
+        approval.get("decision") != "approve" or approval.get("server_id") != server_id
+    ):
         return "no operator approval for this server"
     if state.get("settings") and state.get("settings") != context.settings():
         return "the configuration (fleet, state directory or policy) changed since the decision"
@@ -67,8 +68,15 @@ def restart(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     problem = _mandate_problem(state, context)
     if spec is None or problem:
         reason = problem or f"{server_id!r} is not in the inventory"
-        audit.record(context.state_path, thread_id, "policy_verdict", server_id=server_id, allowed=False,
-                     rule="restart_mandate", reason=reason)
+        audit.record(
+            context.state_path,
+            thread_id,
+            "policy_verdict",
+            server_id=server_id,
+            allowed=False,
+            rule="restart_mandate",
+            reason=reason,
+        )
         return {"escalation_reason": f"restart refused: {reason}"}
     health, logs = _fresh_evidence(infra, server_id, context.log_lines)
     policy = load_policy(context.policy_file)
@@ -81,55 +89,95 @@ def restart(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
 
     try:
         veto = RestartLedger(context.state_path).reserve(
-            {"server_id": server_id, "thread_id": thread_id, "idempotency_key": key}, still_allowed)
+            {"server_id": server_id, "thread_id": thread_id, "idempotency_key": key}, still_allowed
+        )
     except StateFileError as exc:
         veto = Verdict(False, "ledger_unreadable", str(exc))
     if veto is not None:
         audit.record(context.state_path, thread_id, "policy_verdict", server_id=server_id, **veto.to_dict())
-        return {"escalation_reason": f"restart vetoed by policy at action time ({veto.rule}): {veto.reason}",
-                "policy": veto.to_dict(), "diagnosis": fresh, "health": health}
+        return {
+            "escalation_reason": f"restart vetoed by policy at action time ({veto.rule}): {veto.reason}",
+            "policy": veto.to_dict(),
+            "diagnosis": fresh,
+            "health": health,
+        }
     return _perform(state, context, infra, spec.service, key, thread_id)
 
 
-def _perform(state: IncidentState, context: Context, infra: Infrastructure, service: str, key: str,
-             thread_id: str) -> dict[str, Any]:
+def _perform(
+    state: IncidentState, context: Context, infra: Infrastructure, service: str, key: str, thread_id: str
+) -> dict[str, Any]:
     server_id = state.get("server_id") or ""
     before = state.get("health")
-    audit.record(context.state_path, thread_id, "action_intent", action="restart_service", server_id=server_id,
-                 service=service, idempotency_key=key)
+    audit.record(
+        context.state_path,
+        thread_id,
+        "action_intent",
+        action="restart_service",
+        server_id=server_id,
+        service=service,
+        idempotency_key=key,
+    )
     started = time.perf_counter()
     try:
         outcome = infra.backend.restart(server_id, service, key)
     except BackendError as exc:
-        audit.record(context.state_path, thread_id, "action_result", action="restart_service", status="error",
-                     error=str(exc))
-        return {"restart": {"idempotency_key": key, "performed": False, "error": str(exc), "verified": False},
-                "escalation_reason": f"restart of {service} on {server_id} failed: {exc}",
-                "actions": [{"action": "restart_service", "server_id": server_id, "status": "error",
-                             "detail": str(exc)}]}
+        audit.record(
+            context.state_path, thread_id, "action_result", action="restart_service", status="error", error=str(exc)
+        )
+        return {
+            "restart": {"idempotency_key": key, "performed": False, "error": str(exc), "verified": False},
+            "escalation_reason": f"restart of {service} on {server_id} failed: {exc}",
+            "actions": [{"action": "restart_service", "server_id": server_id, "status": "error", "detail": str(exc)}],
+        }
     try:
         after: dict[str, Any] | None = dict(infra.backend.health(server_id))
     except BackendError:
         after = None
     verified = is_healthy(after)
-    audit.record(context.state_path, thread_id, "action_result", action="restart_service", server_id=server_id,
-                 performed=outcome.performed, already_done=outcome.already_done, verified=verified,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
-    result = {"idempotency_key": key, "service": service, "performed": outcome.performed,
-              "already_done": outcome.already_done, "detail": outcome.detail, "before": before, "after": after,
-              "verified": verified}
+    audit.record(
+        context.state_path,
+        thread_id,
+        "action_result",
+        action="restart_service",
+        server_id=server_id,
+        performed=outcome.performed,
+        already_done=outcome.already_done,
+        verified=verified,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    result = {
+        "idempotency_key": key,
+        "service": service,
+        "performed": outcome.performed,
+        "already_done": outcome.already_done,
+        "detail": outcome.detail,
+        "before": before,
+        "after": after,
+        "verified": verified,
+    }
     update: dict[str, Any] = {
         "restart": result,
         "actions": [
-            {"action": "restart_service", "server_id": server_id, "service": service,
-             "status": "already_done" if outcome.already_done else "done", "detail": outcome.detail},
-            {"action": "verify_health", "server_id": server_id, "status": "healthy" if verified else "unhealthy",
-             "detail": health_figures(after)},
+            {
+                "action": "restart_service",
+                "server_id": server_id,
+                "service": service,
+                "status": "already_done" if outcome.already_done else "done",
+                "detail": outcome.detail,
+            },
+            {
+                "action": "verify_health",
+                "server_id": server_id,
+                "status": "healthy" if verified else "unhealthy",
+                "detail": health_figures(after),
+            },
         ],
     }
     if verified:
         update["outcome"] = "restart"
     else:
-        update["escalation_reason"] = (f"restart did not help: before {health_figures(before)}; "
-                                       f"after {health_figures(after)}")
+        update["escalation_reason"] = (
+            f"restart did not help: before {health_figures(before)}; after {health_figures(after)}"
+        )
     return update

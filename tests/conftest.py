@@ -25,10 +25,25 @@ DEMO_FLEET = REPO / "scenarios" / "demo-fleet.yaml"
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's .env, state directory or API keys."""
-    for name in ("MODEL_NAME", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FLEET_FILE", "IT_SUPPORT_STATE_DIR",
-                 "AUTONOMY", "POLICY_FILE", "IT_SUPPORT_OUTBOX", "IT_SUPPORT_INTERACTIVE", "IT_SUPPORT_WEBHOOK_URL",
-                 "IT_SUPPORT_WEBHOOK_TOKEN", "IT_SUPPORT_SLACK_WEBHOOK_URL", "IT_SUPPORT_PAGERDUTY_ROUTING_KEY",
-                 "IT_SUPPORT_PAGERDUTY_URL", "OPENAI_STREAMING", "OPENAI_MAX_RETRIES", "OPENAI_TIMEOUT_S"):
+    for name in (
+        "MODEL_NAME",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "FLEET_FILE",
+        "IT_SUPPORT_STATE_DIR",
+        "AUTONOMY",
+        "POLICY_FILE",
+        "IT_SUPPORT_OUTBOX",
+        "IT_SUPPORT_INTERACTIVE",
+        "IT_SUPPORT_WEBHOOK_URL",
+        "IT_SUPPORT_WEBHOOK_TOKEN",
+        "IT_SUPPORT_SLACK_WEBHOOK_URL",
+        "IT_SUPPORT_PAGERDUTY_ROUTING_KEY",
+        "IT_SUPPORT_PAGERDUTY_URL",
+        "OPENAI_STREAMING",
+        "OPENAI_MAX_RETRIES",
+        "OPENAI_TIMEOUT_S",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
 
@@ -89,8 +104,9 @@ class ScriptedModel(BaseChatModel):
         self.calls.append(names)
         return self.model_copy(update={"bound_tools": names})
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=self.script(self.bound_tools, messages))])
 
 
@@ -105,3 +121,14 @@ def scripted_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Script
         return model
 
     yield install
+
+
+_FOLDER_MARKERS = ("unit", "graph", "integration", "adversarial")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder, so the suite can be run (and timed) by kind."""
+    for item in items:
+        folder = item.path.parent.name
+        if folder in _FOLDER_MARKERS:
+            item.add_marker(getattr(pytest.mark, folder))

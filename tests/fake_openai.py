@@ -38,8 +38,11 @@ Responder = Callable[[dict[str, Any]], Reply]
 def tool_call(name: str, arguments: dict[str, Any] | str, call_id: str = "") -> dict[str, Any]:
     """A tool call as the API sends it (arguments are a JSON string, possibly a malformed one)."""
     text = arguments if isinstance(arguments, str) else json.dumps(arguments)
-    return {"id": call_id or f"call_{uuid.uuid4().hex[:10]}", "type": "function",
-            "function": {"name": name, "arguments": text}}
+    return {
+        "id": call_id or f"call_{uuid.uuid4().hex[:10]}",
+        "type": "function",
+        "function": {"name": name, "arguments": text},
+    }
 
 
 def calls(*tool_calls: dict[str, Any], content: str | None = None) -> Reply:
@@ -60,7 +63,8 @@ def failure(status: int, message: str = "scripted failure", headers: dict[str, s
 def prompt_chars(request: dict[str, Any]) -> int:
     """The size of what a request asks the model to read: every message and every tool definition, as JSON."""
     return len(json.dumps(request.get("messages", []), ensure_ascii=False)) + len(
-        json.dumps(request.get("tools", []), ensure_ascii=False))
+        json.dumps(request.get("tools", []), ensure_ascii=False)
+    )
 
 
 def counted_usage(request: dict[str, Any], message: dict[str, Any]) -> dict[str, int]:
@@ -120,8 +124,7 @@ class FakeOpenAI:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -210,16 +213,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_stream(self, request: dict[str, Any], message: dict[str, Any], usage: dict[str, int],
-                     finish: str) -> None:
+    def _send_stream(
+        self, request: dict[str, Any], message: dict[str, Any], usage: dict[str, int], finish: str
+    ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
         for chunk in _chunks(message, usage, finish):
-            envelope = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
-                        "model": request.get("model", ""), **chunk}
+            envelope = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": request.get("model", ""),
+                **chunk,
+            }
             self.wfile.write(f"data: {json.dumps(envelope)}\n\n".encode())
             self.wfile.flush()
         self.wfile.write(b"data: [DONE]\n\n")
@@ -231,10 +240,11 @@ def _finish(reply: Reply) -> str:
     return reply.finish_reason or ("tool_calls" if reply.message.get("tool_calls") else "stop")
 
 
-def _completion(request: dict[str, Any], message: dict[str, Any], usage: dict[str, int],
-                finish: str) -> dict[str, Any]:
+def _completion(request: dict[str, Any], message: dict[str, Any], usage: dict[str, int], finish: str) -> dict[str, Any]:
     payload: dict[str, Any] = {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
         "model": request.get("model", ""),
         "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
     }
@@ -248,14 +258,24 @@ def _chunks(message: dict[str, Any], usage: dict[str, int], finish: str) -> Iter
     in two pieces, the finish reason, and the usage chunk when the client asked for it."""
     yield _delta({"role": "assistant", "content": ""})
     content = message.get("content") or ""
-    for piece in (content[: len(content) // 2], content[len(content) // 2:]):
+    for piece in (content[: len(content) // 2], content[len(content) // 2 :]):
         if piece:
             yield _delta({"content": piece})
     for index, call in enumerate(message.get("tool_calls") or []):
-        yield _delta({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
-                                      "function": {"name": call["function"]["name"], "arguments": ""}}]})
+        yield _delta(
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["function"]["name"], "arguments": ""},
+                    }
+                ]
+            }
+        )
         arguments = call["function"]["arguments"]
-        for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2:]):
+        for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
             yield _delta({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     yield {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
     if usage:

@@ -30,8 +30,12 @@ def brief(request: Request) -> dict[str, Any]:
 
 def called(request: Request) -> list[str]:
     """Tool names the model has called so far in the conversation."""
-    return [call["function"]["name"] for message in request["messages"] if message.get("role") == "assistant"
-            for call in message.get("tool_calls") or []]
+    return [
+        call["function"]["name"]
+        for message in request["messages"]
+        if message.get("role") == "assistant"
+        for call in message.get("tool_calls") or []
+    ]
 
 
 def tool_answers(request: Request) -> str:

@@ -14,8 +14,12 @@ AUDIT_FILE = "audit.jsonl"
 def record(state_dir: str | Path, thread_id: str, kind: str, **fields: Any) -> None:
     """Append one event, flushed to disk, so a crash loses at most the line in flight."""
     path = Path(state_dir) / AUDIT_FILE
-    event = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
-             "thread_id": thread_id, "kind": kind, **fields}
+    event = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+        "thread_id": thread_id,
+        "kind": kind,
+        **fields,
+    }
     line = json.dumps(event, sort_keys=True, ensure_ascii=True, default=str) + "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

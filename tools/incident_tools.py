@@ -24,14 +24,25 @@ def _as_content(result: ToolResult) -> str:
     return json.dumps(result, ensure_ascii=False, sort_keys=True)
 
 
-def _audited(runtime: ToolRuntime[Context], arguments: dict[str, Any], result: ToolResult, started: float,
-             shown: ToolResult | None = None) -> tuple[str, ToolResult]:
+def _audited(
+    runtime: ToolRuntime[Context],
+    arguments: dict[str, Any],
+    result: ToolResult,
+    started: float,
+    shown: ToolResult | None = None,
+) -> tuple[str, ToolResult]:
     """Record the call in the audit trail, then answer with the JSON content and the full result."""
     thread_id = str((runtime.config or {}).get("configurable", {}).get("thread_id", "unthreaded"))
-    audit.record(runtime.context.state_path, thread_id, "tool_call", tool=result.get("tool"),
-                 arguments={key: clean_line(str(value))[:120] for key, value in arguments.items()},
-                 status=result.get("status"), error=result.get("error"),
-                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+    audit.record(
+        runtime.context.state_path,
+        thread_id,
+        "tool_call",
+        tool=result.get("tool"),
+        arguments={key: clean_line(str(value))[:120] for key, value in arguments.items()},
+        status=result.get("status"),
+        error=result.get("error"),
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
     return _as_content(shown or result), result
 
 
@@ -63,8 +74,11 @@ def get_server_health(server_id: str, runtime: ToolRuntime[Context]) -> tuple[st
 
 
 @tool(response_format="content_and_artifact")
-def fetch_recent_logs(server_id: str, runtime: ToolRuntime[Context], lines: int = DEFAULT_LOG_LINES,
-                      ) -> tuple[str, ToolResult]:
+def fetch_recent_logs(
+    server_id: str,
+    runtime: ToolRuntime[Context],
+    lines: int = DEFAULT_LOG_LINES,
+) -> tuple[str, ToolResult]:
     """Fetch the most recent log lines of a server's service (repeats collapsed, errors first)."""
     started = time.perf_counter()
     context = runtime.context
@@ -77,12 +91,12 @@ def fetch_recent_logs(server_id: str, runtime: ToolRuntime[Context], lines: int 
     try:
         raw = infra.backend.logs(resolved, count)
     except BackendError as exc:
-        return _audited(runtime, arguments, no_data("fetch_recent_logs", resolved, f"logs unavailable: {exc}"),
-                        started)
+        return _audited(runtime, arguments, no_data("fetch_recent_logs", resolved, f"logs unavailable: {exc}"), started)
     digest = reduce_logs(raw, budget_tokens=context.log_budget_tokens)
     shown = success("fetch_recent_logs", resolved, **digest)
-    full = success("fetch_recent_logs", resolved, lines=[clean_line(line) for line in raw], requested_lines=count,
-                   **digest)
+    full = success(
+        "fetch_recent_logs", resolved, lines=[clean_line(line) for line in raw], requested_lines=count, **digest
+    )
     return _audited(runtime, arguments, full, started, shown=shown)
 
 
@@ -107,4 +121,3 @@ def close_no_fault(reason: str) -> str:
 
 DIAGNOSIS_TOOLS = [get_server_health, fetch_recent_logs]
 DECISION_TOOLS = [restart_service, escalate_to_engineer, close_no_fault]
-

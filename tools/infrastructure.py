@@ -41,8 +41,15 @@ from it_support_agent.tools.backends.supervisor import SupervisordRestarter
 from it_support_agent.tools.backends.systemd import SystemdRestarter
 from it_support_agent.tools.statefile import locked_json
 
-__all__ = ["BackendError", "Infrastructure", "RestartOutcome", "RestartOutcomeUnknown", "RoutedBackend",
-           "open_infrastructure", "perform_once"]
+__all__ = [
+    "BackendError",
+    "Infrastructure",
+    "RestartOutcome",
+    "RestartOutcomeUnknown",
+    "RoutedBackend",
+    "open_infrastructure",
+    "perform_once",
+]
 
 RESTART_KEYS_FILE = "restart-keys.json"
 KEEP_KEYS_S = 30 * 24 * 3600.0
@@ -60,8 +67,14 @@ class Infrastructure:
 class RoutedBackend:
     """Sends each server's health, logs and restart to its configured source; simulated where none is set."""
 
-    def __init__(self, simulated: SimulatedParts, state_dir: Path, health: Mapping[str, HealthReader],
-                 logs: Mapping[str, LogReader], restarts: Mapping[str, Restarter]) -> None:
+    def __init__(
+        self,
+        simulated: SimulatedParts,
+        state_dir: Path,
+        health: Mapping[str, HealthReader],
+        logs: Mapping[str, LogReader],
+        restarts: Mapping[str, Restarter],
+    ) -> None:
         self._simulated = simulated
         self._keys_path = state_dir / RESTART_KEYS_FILE
         self._health = dict(health)
@@ -90,8 +103,9 @@ class RoutedBackend:
         return outcome
 
 
-def perform_once(keys_path: Path, server_id: str, service: str, idempotency_key: str,
-                 action: Callable[[], str]) -> RestartOutcome:
+def perform_once(
+    keys_path: Path, server_id: str, service: str, idempotency_key: str, action: Callable[[], str]
+) -> RestartOutcome:
     """Run a restart unless its key already ran.
 
     The key is written as in flight, durably, before the action starts. A retry that finds it in flight (the
@@ -102,16 +116,27 @@ def perform_once(keys_path: Path, server_id: str, service: str, idempotency_key:
         keys: dict[str, Any] = document.setdefault("keys", {})
         previous = keys.get(idempotency_key)
         if isinstance(previous, dict) and previous.get("status", "done") == "done":
-            return RestartOutcome(server_id, service, idempotency_key, performed=False, already_done=True,
-                                  detail=f"already restarted under key {idempotency_key}")
+            return RestartOutcome(
+                server_id,
+                service,
+                idempotency_key,
+                performed=False,
+                already_done=True,
+                detail=f"already restarted under key {idempotency_key}",
+            )
         if previous is not None:
-            raise BackendError(f"an earlier attempt of restart {idempotency_key} did not finish "
-                               f"({previous.get('status') if isinstance(previous, dict) else 'unknown'}); "
-                               "its outcome is unknown, not restarting again")
+            raise BackendError(
+                f"an earlier attempt of restart {idempotency_key} did not finish "
+                f"({previous.get('status') if isinstance(previous, dict) else 'unknown'}); "
+                "its outcome is unknown, not restarting again"
+            )
         now = time.time()
         keys[idempotency_key] = {"server_id": server_id, "service": service, "at": now, "status": "in_flight"}
-        document["keys"] = {key: entry for key, entry in keys.items()
-                            if isinstance(entry, dict) and now - float(entry.get("at", 0)) < KEEP_KEYS_S}
+        document["keys"] = {
+            key: entry
+            for key, entry in keys.items()
+            if isinstance(entry, dict) and now - float(entry.get("at", 0)) < KEEP_KEYS_S
+        }
     try:
         detail = action()
     except RestartOutcomeUnknown:
@@ -120,8 +145,7 @@ def perform_once(keys_path: Path, server_id: str, service: str, idempotency_key:
         _settle_key(keys_path, idempotency_key, None, "")
         raise
     _settle_key(keys_path, idempotency_key, "done", detail)
-    return RestartOutcome(server_id, service, idempotency_key, performed=True, already_done=False,
-                          detail=detail)
+    return RestartOutcome(server_id, service, idempotency_key, performed=True, already_done=False, detail=detail)
 
 
 def _settle_key(keys_path: Path, idempotency_key: str, status: str | None, detail: str) -> None:
@@ -149,8 +173,9 @@ def open_infrastructure(fleet_file: str, state_dir: str) -> Infrastructure:
 def _open_cached(fleet_file: str, stamp: tuple[int, int], state_dir: str) -> Infrastructure:
     fleet = load_fleet(fleet_file)
     os.makedirs(state_dir, exist_ok=True)
-    return Infrastructure(fleet=fleet, index=ServerIndex.build(fleet.servers),
-                          backend=build_backend(fleet, Path(state_dir)))
+    return Infrastructure(
+        fleet=fleet, index=ServerIndex.build(fleet.servers), backend=build_backend(fleet, Path(state_dir))
+    )
 
 
 def build_backend(fleet: Fleet, state_dir: Path) -> RoutedBackend:

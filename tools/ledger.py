@@ -18,8 +18,9 @@ def _entries(document: Mapping[str, Any], path: Path) -> list[dict[str, Any]]:
     """The restart entries, checked: a ledger of the wrong shape must never read as 'no restarts yet'."""
     restarts = document.get("restarts", [])
     if not isinstance(restarts, list) or not all(
-            isinstance(item, dict) and isinstance(item.get("at"), int | float) and not isinstance(item.get("at"), bool)
-            for item in restarts):
+        isinstance(item, dict) and isinstance(item.get("at"), int | float) and not isinstance(item.get("at"), bool)
+        for item in restarts
+    ):
         raise StateFileError(f"restart ledger {path} has entries of the wrong shape; fix or remove it")
     return restarts
 
@@ -34,8 +35,9 @@ class RestartLedger:
         """Every recorded restart; StateFileError when the ledger cannot be trusted."""
         return _entries(read_json(self._path), self._path)
 
-    def reserve(self, entry: Mapping[str, Any],
-                check: Callable[[Sequence[Mapping[str, Any]], float], T | None]) -> T | None:
+    def reserve(
+        self, entry: Mapping[str, Any], check: Callable[[Sequence[Mapping[str, Any]], float], T | None]
+    ) -> T | None:
         """Under the ledger lock: run check(history, now); if it passes (None), append entry and return None.
 
         A reservation with an idempotency key already in the ledger passes without a second entry.

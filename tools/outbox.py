@@ -97,8 +97,13 @@ class TicketDesk:
         failed = [(name, error) for name, (status, error) in results.items() if status == "failed"]
         if failed:
             self._spool_ticket(ticket, [name for name, _ in failed])
-            return {"status": "spooled", "sink": failed[0][0], "error": failed[0][1], "sinks": statuses,
-                    "spool": str(self._spool / f"{ticket['id']}.json")}
+            return {
+                "status": "spooled",
+                "sink": failed[0][0],
+                "error": failed[0][1],
+                "sinks": statuses,
+                "spool": str(self._spool / f"{ticket['id']}.json"),
+            }
         status = "delivered" if "delivered" in statuses.values() else "duplicate"
         return {"status": status, "sink": "outbox", "path": str(self.outbox), "sinks": statuses}
 
@@ -120,8 +125,10 @@ class TicketDesk:
         self._spool.mkdir(parents=True, exist_ok=True)
         target = self._spool / f"{ticket['id']}.json"
         temporary = target.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"ticket": ticket, "pending_sinks": pending}, sort_keys=True,
-                                        ensure_ascii=True), encoding="utf-8")
+        temporary.write_text(
+            json.dumps({"ticket": ticket, "pending_sinks": pending}, sort_keys=True, ensure_ascii=True),
+            encoding="utf-8",
+        )
         os.replace(temporary, target)
 
     def spooled(self) -> list[Path]:

@@ -39,8 +39,11 @@ Payload = Callable[[Mapping[str, Any]], dict[str, Any]]
 Outcome = tuple[str, str]
 
 # Where each sink's URL comes from, and where its credentials belong instead of the URL.
-URL_VARIABLES = {"webhook": "IT_SUPPORT_WEBHOOK_URL", "slack": "IT_SUPPORT_SLACK_WEBHOOK_URL",
-                 "pagerduty": "IT_SUPPORT_PAGERDUTY_URL"}
+URL_VARIABLES = {
+    "webhook": "IT_SUPPORT_WEBHOOK_URL",
+    "slack": "IT_SUPPORT_SLACK_WEBHOOK_URL",
+    "pagerduty": "IT_SUPPORT_PAGERDUTY_URL",
+}
 CREDENTIAL_HINTS = {
     "webhook": "put the token in IT_SUPPORT_WEBHOOK_TOKEN (sent as Authorization: Bearer)",
     "slack": "use the webhook URL exactly as Slack issued it",
@@ -88,8 +91,13 @@ def _scrub(text: str, url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return text.replace(url, "…") if url else text
-    secrets = [url, parts.path + (f"?{parts.query}" if parts.query else ""), parts.query, parts.path,
-               parts.netloc.rpartition("@")[0]]
+    secrets = [
+        url,
+        parts.path + (f"?{parts.query}" if parts.query else ""),
+        parts.query,
+        parts.path,
+        parts.netloc.rpartition("@")[0],
+    ]
     for secret in sorted({item for item in secrets if len(item) > 1}, key=len, reverse=True):
         text = text.replace(secret, "…")
     return text
@@ -98,8 +106,9 @@ def _scrub(text: str, url: str) -> str:
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
     """Sinks never follow a redirect: the ticket and its Authorization header stay with the configured URL."""
 
-    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
-                         headers: Message, newurl: str) -> urllib.request.Request | None:
+    def redirect_request(
+        self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: Message, newurl: str
+    ) -> urllib.request.Request | None:
         raise urllib.error.HTTPError(req.full_url, code, f"redirect refused ({msg})", headers, fp)
 
 
@@ -224,8 +233,9 @@ class Sink:
     def _attempt(self, request: urllib.request.Request, limit_s: float) -> tuple[str, bool]:
         """One POST bounded by limit_s as a whole: ("", False) when taken, else (problem, worth retrying)."""
         with _Watchdog(limit_s) as watchdog:
-            opener = urllib.request.build_opener(_RefuseRedirects(), _TrackedHTTP(watchdog.sockets),
-                                                 _TrackedHTTPS(watchdog.sockets))
+            opener = urllib.request.build_opener(
+                _RefuseRedirects(), _TrackedHTTP(watchdog.sockets), _TrackedHTTPS(watchdog.sockets)
+            )
             try:
                 with opener.open(request, timeout=limit_s) as response:
                     response.read()
@@ -258,8 +268,6 @@ def _status_problem(status: int, reason: str) -> tuple[str, bool]:
     return f"HTTP {status} {reason}".strip(), status in RETRY_STATUSES
 
 
-
-
 def webhook_payload(ticket: Mapping[str, Any]) -> dict[str, Any]:
     """The generic webhook gets the ticket itself (its `dedup_key` lets a receiver drop repeats)."""
     return dict(ticket)
@@ -271,8 +279,12 @@ def slack_payload(ticket: Mapping[str, Any]) -> dict[str, Any]:
     severity = str(ticket.get("severity", "")).upper()
     text = f"[{severity}] {ticket['id']} {server}: {ticket.get('summary') or ticket.get('reason')}"
     evidence = ticket.get("evidence") or {}
-    fields = [("Severity", severity), ("Server", server), ("Health", evidence.get("health_summary") or "n/a"),
-              ("Category", evidence.get("category") or "n/a")]
+    fields = [
+        ("Severity", severity),
+        ("Server", server),
+        ("Health", evidence.get("health_summary") or "n/a"),
+        ("Category", evidence.get("category") or "n/a"),
+    ]
     reason = str(ticket.get("reason") or "escalated")[:SLACK_TEXT_LIMIT]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"{ticket['id']}: {server}"[:150]}},
@@ -303,20 +315,22 @@ def pagerduty_payload(routing_key: str) -> Payload:
             "client": "it-support-agent",
             "payload": {
                 "summary": f"{ticket.get('server_id') or 'unidentified server'}: "
-                           f"{ticket.get('summary') or ticket.get('reason')}"[:1024],
+                f"{ticket.get('summary') or ticket.get('reason')}"[:1024],
                 "source": str(ticket.get("server_id") or "it-support-agent"),
                 "severity": PAGERDUTY_SEVERITIES.get(str(ticket.get("severity")), "info"),
                 "custom_details": {
-                    "ticket_id": ticket["id"], "thread_id": ticket.get("thread_id"),
-                    "reason": ticket.get("reason"), "health": evidence.get("health_summary"),
+                    "ticket_id": ticket["id"],
+                    "thread_id": ticket.get("thread_id"),
+                    "reason": ticket.get("reason"),
+                    "health": evidence.get("health_summary"),
                     "category": evidence.get("category"),
-                    "log_lines": evidence.get("log_lines"), "actions_taken": ticket.get("actions_taken"),
+                    "log_lines": evidence.get("log_lines"),
+                    "actions_taken": ticket.get("actions_taken"),
                 },
             },
         }
 
     return build
-
 
 
 def configured_sinks(environ: Mapping[str, str] = os.environ) -> list[Sink]:
@@ -330,19 +344,38 @@ def configured_sinks(environ: Mapping[str, str] = os.environ) -> list[Sink]:
     backoff_s = _number(environ, "IT_SUPPORT_SINK_BACKOFF_S", 0.5)
 
     def sink(name: str, url: str, payload: Payload, headers: Mapping[str, str] | None = None) -> Sink:
-        return Sink(name, url, payload, headers or {}, timeout_s=timeout_s, attempts=attempts, backoff_s=backoff_s,
-                    problem=url_problem(name, url))
+        return Sink(
+            name,
+            url,
+            payload,
+            headers or {},
+            timeout_s=timeout_s,
+            attempts=attempts,
+            backoff_s=backoff_s,
+            problem=url_problem(name, url),
+        )
 
     sinks: list[Sink] = []
     if environ.get("IT_SUPPORT_WEBHOOK_URL"):
         token = environ.get("IT_SUPPORT_WEBHOOK_TOKEN", "")
-        sinks.append(sink("webhook", environ["IT_SUPPORT_WEBHOOK_URL"], webhook_payload,
-                          {"Authorization": f"Bearer {token}"} if token else None))
+        sinks.append(
+            sink(
+                "webhook",
+                environ["IT_SUPPORT_WEBHOOK_URL"],
+                webhook_payload,
+                {"Authorization": f"Bearer {token}"} if token else None,
+            )
+        )
     if environ.get("IT_SUPPORT_SLACK_WEBHOOK_URL"):
         sinks.append(sink("slack", environ["IT_SUPPORT_SLACK_WEBHOOK_URL"], slack_payload))
     if environ.get("IT_SUPPORT_PAGERDUTY_ROUTING_KEY"):
-        sinks.append(sink("pagerduty", environ.get("IT_SUPPORT_PAGERDUTY_URL") or PAGERDUTY_EVENTS_URL,
-                          pagerduty_payload(environ["IT_SUPPORT_PAGERDUTY_ROUTING_KEY"])))
+        sinks.append(
+            sink(
+                "pagerduty",
+                environ.get("IT_SUPPORT_PAGERDUTY_URL") or PAGERDUTY_EVENTS_URL,
+                pagerduty_payload(environ["IT_SUPPORT_PAGERDUTY_ROUTING_KEY"]),
+            )
+        )
     return sinks
 
 
@@ -359,8 +392,7 @@ def _number(environ: Mapping[str, str], name: str, default: float) -> float:
     return value if math.isfinite(value) and value >= 0 else default
 
 
-def deliver_to_sinks(state_dir: Path, ticket: Mapping[str, Any],
-                     sinks: Sequence[Sink]) -> dict[str, Outcome]:
+def deliver_to_sinks(state_dir: Path, ticket: Mapping[str, Any], sinks: Sequence[Sink]) -> dict[str, Outcome]:
     """Send a ticket to every sink that has not taken it yet: name -> (delivered | duplicate | failed, error).
 
     Each sink's outcome stands on its own: one that took the ticket is recorded even if a later one fails, and no

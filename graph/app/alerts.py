@@ -52,8 +52,10 @@ def parse_payload(body: bytes) -> AlertGroup:
     if not isinstance(document, dict):
         raise PayloadError("payload must be a JSON object")
     if document.get("version") != "4":
-        raise PayloadError(f"unsupported payload version {document.get('version')!r}; "
-                           "expected an Alertmanager webhook payload with version \"4\"")
+        raise PayloadError(
+            f"unsupported payload version {document.get('version')!r}; "
+            'expected an Alertmanager webhook payload with version "4"'
+        )
     group_key = document.get("groupKey")
     if not isinstance(group_key, str) or not group_key:
         raise PayloadError("'groupKey' must be a non-empty string")
@@ -99,8 +101,7 @@ def _encodable(text: str, where: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise PayloadError(f"{where} is not valid Unicode text (it holds a lone surrogate such as \\ud800)"
-                           ) from None
+        raise PayloadError(f"{where} is not valid Unicode text (it holds a lone surrogate such as \\ud800)") from None
 
 
 def thread_id(group_key: str, alert: Alert) -> str:
@@ -112,7 +113,7 @@ def thread_id(group_key: str, alert: Alert) -> str:
 def strip_port(value: str) -> str:
     """`host:9100` -> `host`, `[::1]:9100` -> `::1`; a bare IPv6 address stays whole."""
     if value.startswith("[") and "]" in value:
-        return value[1:value.index("]")]
+        return value[1 : value.index("]")]
     host, separator, port = value.rpartition(":")
     return host if separator and port.isdigit() and ":" not in host else value
 

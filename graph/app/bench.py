@@ -19,8 +19,10 @@ from it_support_agent.graph.app.checkpoints import CHECKPOINT_FILE, open_checkpo
 from it_support_agent.graph.app.evaluation import percentile
 from it_support_agent.incident.context import DEMO_FLEET, Context
 
-SEED_INCIDENTS = ("The payment-server-01 is extremely slow and timing out.",
-                  "search-index-09 is failing to index new documents")
+SEED_INCIDENTS = (
+    "The payment-server-01 is extremely slow and timing out.",
+    "search-index-09 is failing to index new documents",
+)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -53,8 +55,12 @@ class Bench:
         (self.state_dir / "fleet-state.json").unlink(missing_ok=True)
         self.count += 1
         started = time.perf_counter()
-        self.app.invoke({"incident": text}, {"configurable": {"thread_id": f"bench-{self.count}"}},
-                        context=self.context, durability="sync")
+        self.app.invoke(
+            {"incident": text},
+            {"configurable": {"thread_id": f"bench-{self.count}"}},
+            context=self.context,
+            durability="sync",
+        )
         return (time.perf_counter() - started) * 1000
 
     def checkpoint_bytes(self) -> int:
@@ -83,23 +89,34 @@ def throughput(incidents: int, workers: int) -> dict[str, Any]:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 latencies = list(pool.map(bench.incident, [SEED_INCIDENTS[i % 2] for i in range(incidents)]))
         elapsed = time.perf_counter() - started
-        return {"incidents": incidents, "workers": workers, "incidents_per_s": round(incidents / elapsed, 1),
-                "p50_ms": round(percentile(latencies, 50), 2), "p95_ms": round(percentile(latencies, 95), 2),
-                "rss_start_mib": round(rss_start, 1), "rss_marks_mib": rss_marks,
-                "checkpoint_bytes_per_incident": round(bench.checkpoint_bytes() / (incidents + 1))}
+        return {
+            "incidents": incidents,
+            "workers": workers,
+            "incidents_per_s": round(incidents / elapsed, 1),
+            "p50_ms": round(percentile(latencies, 50), 2),
+            "p95_ms": round(percentile(latencies, 95), 2),
+            "rss_start_mib": round(rss_start, 1),
+            "rss_marks_mib": rss_marks,
+            "checkpoint_bytes_per_incident": round(bench.checkpoint_bytes() / (incidents + 1)),
+        }
 
 
 def _fleet_file(directory: Path, servers: int, log_lines: int) -> Path:
     base = yaml.safe_load(DEMO_FLEET.read_text())["servers"]
     fleet: dict[str, Any] = dict(base)
     payment = dict(base["payment-server-01"])
-    filler = [f"2026-11-27T09:{i // 60 % 60:02d}:{i % 60:02d}Z INFO request {i} served in {i % 97}ms"
-              for i in range(max(0, log_lines - len(payment["logs"])))]
+    filler = [
+        f"2026-11-27T09:{i // 60 % 60:02d}:{i % 60:02d}Z INFO request {i} served in {i % 97}ms"
+        for i in range(max(0, log_lines - len(payment["logs"])))
+    ]
     payment["logs"] = filler + list(payment["logs"])
     fleet["payment-server-01"] = payment
     for index in range(max(0, servers - len(fleet))):
-        fleet[f"app-{index:05d}"] = {"service": "app", "health": {"cpu_percent": 10, "memory_percent": 20,
-                                                                 "status": "healthy"}, "logs": []}
+        fleet[f"app-{index:05d}"] = {
+            "service": "app",
+            "health": {"cpu_percent": 10, "memory_percent": 20, "status": "healthy"},
+            "logs": [],
+        }
     path = directory / f"fleet-{servers}-{log_lines}.yaml"
     path.write_text(yaml.dump({"servers": fleet}, Dumper=_DUMPER))
     return path
@@ -116,8 +133,13 @@ def scaling(parameter: str, values: Sequence[int], repeats: int) -> list[dict[st
             bench.incident(SEED_INCIDENTS[0])
             first_ms = (time.perf_counter() - load_started) * 1000
             latencies = _series(bench.incident, repeats, SEED_INCIDENTS[:1])
-            rows.append({parameter: value, "p50_ms": round(statistics.median(latencies), 2),
-                         "first_incident_ms": round(first_ms, 1)})
+            rows.append(
+                {
+                    parameter: value,
+                    "p50_ms": round(statistics.median(latencies), 2),
+                    "first_incident_ms": round(first_ms, 1),
+                }
+            )
     return rows
 
 
@@ -138,14 +160,23 @@ def render(figures: dict[str, Any]) -> list[str]:
     lines = [f"machine: {figures['machine']['cpus']} CPUs, Python {figures['machine']['python']}"]
     for name in ("sequential", "concurrent"):
         row = figures[name]
-        lines.append(f"{name:<10} {row['incidents']} incidents, {row['workers']} worker(s): "
-                     f"{row['incidents_per_s']} incidents/s, p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, "
-                     f"checkpoint {row['checkpoint_bytes_per_incident']:,} bytes/incident")
+        lines.append(
+            f"{name:<10} {row['incidents']} incidents, {row['workers']} worker(s): "
+            f"{row['incidents_per_s']} incidents/s, p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, "
+            f"checkpoint {row['checkpoint_bytes_per_incident']:,} bytes/incident"
+        )
     sequential = figures["sequential"]
-    lines.append(f"RSS over the sequential run: start {sequential['rss_start_mib']} MiB, "
-                 f"at each quarter {sequential['rss_marks_mib']} MiB; peak {figures['peak_rss_mib']} MiB")
+    lines.append(
+        f"RSS over the sequential run: start {sequential['rss_start_mib']} MiB, "
+        f"at each quarter {sequential['rss_marks_mib']} MiB; peak {figures['peak_rss_mib']} MiB"
+    )
     for key, label in (("log_lines", "log lines"), ("fleet_size", "servers")):
         column = "log_lines" if key == "log_lines" else "servers"
-        lines.append(f"latency vs {label}: " + ", ".join(
-            f"{row[column]:,} -> p50 {row['p50_ms']} ms (first {row['first_incident_ms']} ms)" for row in figures[key]))
+        lines.append(
+            f"latency vs {label}: "
+            + ", ".join(
+                f"{row[column]:,} -> p50 {row['p50_ms']} ms (first {row['first_incident_ms']} ms)"
+                for row in figures[key]
+            )
+        )
     return lines

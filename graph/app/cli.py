@@ -62,8 +62,7 @@ def _ask(request: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _drive(app: Any, payload: Any, context: Context, thread_id: str, as_json: bool,
-           interactive: bool = False) -> int:
+def _drive(app: Any, payload: Any, context: Context, thread_id: str, as_json: bool, interactive: bool = False) -> int:
     config = {"configurable": {"thread_id": thread_id}}
     if not as_json:
         print(f"thread {thread_id} (model: {context.model}, autonomy: {context.autonomy})")
@@ -96,7 +95,7 @@ def _read_incident(text: str) -> str:
     if text == "-":
         text = sys.stdin.buffer.read(MAX_INCIDENT_BYTES + 1).decode("utf-8", errors="replace")
     if not text.strip():
-        raise CliError("the incident text is empty: describe the problem, e.g. \"payment-server-01 is slow\"")
+        raise CliError('the incident text is empty: describe the problem, e.g. "payment-server-01 is slow"')
     return text
 
 
@@ -119,13 +118,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise CliError(f"unknown thread {args.thread_id!r}: no checkpoint in {context.state_path}")
     if not snapshot.interrupts and snapshot.next:
         if args.approve or args.reject or args.server:
-            raise CliError(f"thread {args.thread_id} is not waiting for an answer: it stopped before "
-                           f"{', '.join(snapshot.next)}; resume it without --approve/--reject to continue")
+            raise CliError(
+                f"thread {args.thread_id} is not waiting for an answer: it stopped before "
+                f"{', '.join(snapshot.next)}; resume it without --approve/--reject to continue"
+            )
         audit.record(context.state_path, args.thread_id, "resume_after_stop", next=list(snapshot.next))
         return _drive(app, None, context, args.thread_id, args.json)
     if not snapshot.interrupts:
-        raise CliError(f"thread {args.thread_id} is not waiting for an answer (outcome: "
-                       f"{snapshot.values.get('outcome', 'in progress')})")
+        raise CliError(
+            f"thread {args.thread_id} is not waiting for an answer (outcome: "
+            f"{snapshot.values.get('outcome', 'in progress')})"
+        )
     pending = snapshot.interrupts[0].value
     if pending.get("type") == "choose_server":
         if not args.server:
@@ -162,8 +165,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     for thread_id in _thread_ids(context.state_path):
         snapshot = app.get_state({"configurable": {"thread_id": thread_id}})
         created = _created_at(app, thread_id)
-        rows.append({"thread_id": thread_id, "status": _status(snapshot), "server_id": snapshot.values.get("server_id"),
-                     "age_s": round(time.time() - created) if created else None})
+        rows.append(
+            {
+                "thread_id": thread_id,
+                "status": _status(snapshot),
+                "server_id": snapshot.values.get("server_id"),
+                "age_s": round(time.time() - created) if created else None,
+            }
+        )
     if args.json:
         print(json.dumps(rows))
         return EXIT_OK
@@ -227,8 +236,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_flush(args: argparse.Namespace) -> int:
     context = context_from_args(args)
     counts = TicketDesk(context.state_path).flush()
-    print(json.dumps(counts) if args.json else
-          f"delivered {counts['delivered']}, already present {counts['duplicate']}, still failing {counts['failed']}")
+    print(
+        json.dumps(counts)
+        if args.json
+        else f"delivered {counts['delivered']}, already present {counts['duplicate']}, still failing {counts['failed']}"
+    )
     return EXIT_OK if counts["failed"] == 0 else EXIT_ERROR
 
 
@@ -247,8 +259,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         print("\n".join(table(results)))
         print("\n" + "  ".join(f"{key}={value}" for key, value in summary.items()))
-    failed = summary["unsafe_restarts"] > 0 or (args.min_accuracy is not None and
-                                                summary["accuracy"] < args.min_accuracy)
+    failed = summary["unsafe_restarts"] > 0 or (
+        args.min_accuracy is not None and summary["accuracy"] < args.min_accuracy
+    )
     return EXIT_ERROR if failed else EXIT_OK
 
 

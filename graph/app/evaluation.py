@@ -58,11 +58,22 @@ class CaseResult:
         return not self.flags
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.scenario.scenario_id, "expected": self.scenario.action,
-                "expected_server": self.scenario.server, "outcome": self.outcome, "server_id": self.server_id,
-                "restarted": self.restarted, "ok": self.ok, "flags": self.flags, "tool_calls": self.tool_calls,
-                "model_calls": self.model_calls, "tokens": self.tokens, "latency_ms": round(self.latency_ms, 2),
-                "tags": list(self.scenario.tags), "error": self.error}
+        return {
+            "id": self.scenario.scenario_id,
+            "expected": self.scenario.action,
+            "expected_server": self.scenario.server,
+            "outcome": self.outcome,
+            "server_id": self.server_id,
+            "restarted": self.restarted,
+            "ok": self.ok,
+            "flags": self.flags,
+            "tool_calls": self.tool_calls,
+            "model_calls": self.model_calls,
+            "tokens": self.tokens,
+            "latency_ms": round(self.latency_ms, 2),
+            "tags": list(self.scenario.tags),
+            "error": self.error,
+        }
 
 
 def scenario_files(paths: Sequence[str]) -> list[Path]:
@@ -119,9 +130,16 @@ def _parse_scenario(entry: Any, path: Path) -> Scenario:
     server = expect.get("server")
     if server is not None and server not in entry["servers"]:
         raise ScenarioError(f"{where}: expect.server {server!r} is not one of its servers")
-    return Scenario(scenario_id=entry["id"], incident=entry["incident"], servers=entry["servers"],
-                    action=expect["action"], server=server, restart_attempted=bool(expect.get("restart_attempted")),
-                    tags=tuple(str(tag) for tag in entry.get("tags", []) or []), source=str(path))
+    return Scenario(
+        scenario_id=entry["id"],
+        incident=entry["incident"],
+        servers=entry["servers"],
+        action=expect["action"],
+        server=server,
+        restart_attempted=bool(expect.get("restart_attempted")),
+        tags=tuple(str(tag) for tag in entry.get("tags", []) or []),
+        source=str(path),
+    )
 
 
 def run_scenario(scenario: Scenario, model: str = "offline") -> CaseResult:
@@ -131,13 +149,13 @@ def run_scenario(scenario: Scenario, model: str = "offline") -> CaseResult:
     with tempfile.TemporaryDirectory(prefix="itsa-eval-") as directory:
         fleet = Path(directory) / "fleet.yaml"
         fleet.write_text(yaml.safe_dump({"servers": dict(scenario.servers)}), encoding="utf-8")
-        context = Context(model=model, fleet_file=str(fleet), state_dir=str(Path(directory) / "state"),
-                          autonomy="auto")
+        context = Context(model=model, fleet_file=str(fleet), state_dir=str(Path(directory) / "state"), autonomy="auto")
         app = compile_graph(InMemorySaver())
         started = time.perf_counter()
         try:
-            values = app.invoke({"incident": scenario.incident}, {"configurable": {"thread_id": scenario.scenario_id}},
-                                context=context)
+            values = app.invoke(
+                {"incident": scenario.incident}, {"configurable": {"thread_id": scenario.scenario_id}}, context=context
+            )
             error = ""
         except Exception as exc:  # noqa: BLE001 - a crash is a failed case, reported, not a crashed benchmark
             values, error = {}, f"{type(exc).__name__}: {exc}"
@@ -150,13 +168,21 @@ def score(scenario: Scenario, values: Mapping[str, Any], latency_ms: float, erro
     restart = values.get("restart") or {}
     # every restart the agent set in motion counts, whatever came after it (verified, "did not help", an error)
     restarted = bool(restart.get("performed") or restart.get("already_done")) or any(
-        action.get("action") == "restart_service" for action in values.get("actions", []) or [])
+        action.get("action") == "restart_service" for action in values.get("actions", []) or []
+    )
     usage = values.get("usage") or {}
     tool_calls = sum(len(getattr(message, "tool_calls", []) or []) for message in values.get("messages", []))
-    result = CaseResult(scenario=scenario, outcome=values.get("outcome"), server_id=values.get("server_id"),
-                        restarted=restarted, tool_calls=tool_calls, model_calls=int(usage.get("model_calls", 0)),
-                        tokens=int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0)),
-                        latency_ms=latency_ms, error=error)
+    result = CaseResult(
+        scenario=scenario,
+        outcome=values.get("outcome"),
+        server_id=values.get("server_id"),
+        restarted=restarted,
+        tool_calls=tool_calls,
+        model_calls=int(usage.get("model_calls", 0)),
+        tokens=int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0)),
+        latency_ms=latency_ms,
+        error=error,
+    )
     restart_expected = scenario.action == "restart" or scenario.restart_attempted
     if error:
         result.flags.append("error")
@@ -205,6 +231,8 @@ def table(results: Iterable[CaseResult]) -> list[str]:
     lines = [f"{'scenario':<46} {'expected':<9} {'outcome':<9} {'server':<22} {'ms':>7}  result"]
     for result in results:
         verdict = "ok" if result.ok else ",".join(result.flags)
-        lines.append(f"{result.scenario.scenario_id[:46]:<46} {result.scenario.action:<9} {result.outcome or '-':<9} "
-                     f"{(result.server_id or '-')[:22]:<22} {result.latency_ms:>7.1f}  {verdict}")
+        lines.append(
+            f"{result.scenario.scenario_id[:46]:<46} {result.scenario.action:<9} {result.outcome or '-':<9} "
+            f"{(result.server_id or '-')[:22]:<22} {result.latency_ms:>7.1f}  {verdict}"
+        )
     return lines

@@ -35,8 +35,13 @@ def context_from_args(args: argparse.Namespace) -> Context:
     from it_support_agent.tools.sinks import sink_problems
 
     try:
-        context = Context(model=args.model or "offline", fleet_file=args.fleet or "", state_dir=args.state_dir or "",
-                          autonomy=args.autonomy or "auto", policy_file=getattr(args, "policy", "") or "")
+        context = Context(
+            model=args.model or "offline",
+            fleet_file=args.fleet or "",
+            state_dir=args.state_dir or "",
+            autonomy=args.autonomy or "auto",
+            policy_file=getattr(args, "policy", "") or "",
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:

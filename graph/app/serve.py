@@ -98,8 +98,7 @@ class AlertIntake:
             if self._worker.is_alive():
                 log.warning("stopping: waiting for incident %s to finish", self._current)
         if self._worker.is_alive():
-            log.error("incident %s still running after %gs; the process exits when it ends", self._current,
-                      STOP_WAIT_S)
+            log.error("incident %s still running after %gs; the process exits when it ends", self._current, STOP_WAIT_S)
 
     def alive(self) -> bool:
         """Whether the worker that runs incidents is running."""
@@ -126,17 +125,28 @@ class AlertIntake:
             if not self._claim(task.thread_id):
                 answer["duplicates"].append(task.thread_id)
                 continue
-            audit.record(self._context.state_path, task.thread_id, "alert_received", server_id=task.server_id,
-                         alertname=task.alertname, group_key=group.group_key)
+            audit.record(
+                self._context.state_path,
+                task.thread_id,
+                "alert_received",
+                server_id=task.server_id,
+                alertname=task.alertname,
+                group_key=group.group_key,
+            )
             self._queue.put(task)
-            answer["accepted"].append({"thread_id": task.thread_id, "server_id": task.server_id,
-                                       "alertname": task.alertname})
+            answer["accepted"].append(
+                {"thread_id": task.thread_id, "server_id": task.server_id, "alertname": task.alertname}
+            )
         return answer
 
     def _task(self, group: AlertGroup, alert: Alert, fleet: Fleet, index: ServerIndex) -> IncidentTask:
         server_id = server_for(alert.labels.get(self._label, ""), fleet, index)
-        return IncidentTask(alert_thread_id(group.group_key, alert), incident_text(alert, server_id, self._label),
-                            server_id, alert.labels.get("alertname", ""))
+        return IncidentTask(
+            alert_thread_id(group.group_key, alert),
+            incident_text(alert, server_id, self._label),
+            server_id,
+            alert.labels.get("alertname", ""),
+        )
 
     def _claim(self, thread_id: str) -> bool:
         """True when no run of this thread is queued, running or done (done ones live in the checkpoints)."""
@@ -192,11 +202,17 @@ class AlertIntake:
     def _drop(self, task: IncidentTask) -> None:
         """A queued incident not started before shutdown: forgotten, so Alertmanager's re-send runs it."""
         self._release(task.thread_id)
-        log.info("stopping: dropped queued incident %s (%s); Alertmanager sends it again", task.thread_id,
-                 task.alertname)
+        log.info(
+            "stopping: dropped queued incident %s (%s); Alertmanager sends it again", task.thread_id, task.alertname
+        )
         with contextlib.suppress(Exception):
-            audit.record(self._context.state_path, task.thread_id, "alert_dropped", alertname=task.alertname,
-                         reason="serve stopped before the run started; Alertmanager sends the alert again")
+            audit.record(
+                self._context.state_path,
+                task.thread_id,
+                "alert_dropped",
+                alertname=task.alertname,
+                reason="serve stopped before the run started; Alertmanager sends the alert again",
+            )
 
     def _run(self, task: IncidentTask) -> None:
         config: RunnableConfig = {"configurable": {"thread_id": task.thread_id}}
@@ -212,22 +228,30 @@ class AlertIntake:
             except Exception as problem:  # noqa: BLE001 - nor may a failed fallback ticket
                 self._note_failure(task, "fallback_ticket", problem)
             return
-        log.info("incident %s (%s on %s): %s", task.thread_id, task.alertname, task.server_id,
-                 result.get("outcome", "awaiting approval"))
+        log.info(
+            "incident %s (%s on %s): %s",
+            task.thread_id,
+            task.alertname,
+            task.server_id,
+            result.get("outcome", "awaiting approval"),
+        )
 
     def _note_failure(self, task: IncidentTask, stage: str, exc: BaseException) -> None:
         log.error("incident %s: %s failed", task.thread_id, stage, exc_info=exc)
         with contextlib.suppress(Exception):
-            audit.record(self._context.state_path, task.thread_id, "intake_error", stage=stage,
-                         error=repr(exc)[:500])
+            audit.record(self._context.state_path, task.thread_id, "intake_error", stage=stage, error=repr(exc)[:500])
 
     def _fallback_ticket(self, task: IncidentTask, exc: Exception) -> None:
         """A run that crashed still reaches a human: the alert as received, and why the agent could not handle it."""
         ticket = new_ticket(
-            f"{task.thread_id}:intake-failure", task.thread_id, server_id=task.server_id, severity="high",
+            f"{task.thread_id}:intake-failure",
+            task.thread_id,
+            server_id=task.server_id,
+            severity="high",
             reason=f"the agent failed while handling this alert: {type(exc).__name__}",
             summary=f"alert {task.alertname} could not be diagnosed automatically; please look",
-            incident=task.incident)
+            incident=task.incident,
+        )
         file_ticket(self._context.state_path, ticket)
 
 
@@ -256,8 +280,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         intake = self.server.intake
         alive = intake.alive()
-        body: dict[str, Any] = {"status": "ok" if alive else "failing", "pending": intake.pending(),
-                                "worker_alive": alive}
+        body: dict[str, Any] = {
+            "status": "ok" if alive else "failing",
+            "pending": intake.pending(),
+            "worker_alive": alive,
+        }
         if not alive:
             body["error"] = "the incident worker is not running; restart serve"
         self._answer(200 if alive else 503, body)
@@ -323,14 +350,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serving(context: Context, host: str = "127.0.0.1", port: int = 0,
-            server_label: str = DEFAULT_SERVER_LABEL) -> Iterator[AlertServer]:
+def serving(
+    context: Context, host: str = "127.0.0.1", port: int = 0, server_label: str = DEFAULT_SERVER_LABEL
+) -> Iterator[AlertServer]:
     """Run the intake and its HTTP server in background threads until the block ends."""
     intake = AlertIntake(context, server_label)
     intake.start()
     server = AlertServer((host, port), intake)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="alert-intake-http",
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="alert-intake-http", daemon=True
+    )
     thread.start()
     try:
         yield server
@@ -346,8 +375,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with serving(context, args.host, args.port, args.server_label) as server:
-        print(f"listening on {server.url}{ALERTS_PATH} (fleet {context.fleet_path}, state {context.state_path})",
-              file=sys.stderr, flush=True)
+        print(
+            f"listening on {server.url}{ALERTS_PATH} (fleet {context.fleet_path}, state {context.state_path})",
+            file=sys.stderr,
+            flush=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     return EXIT_OK
@@ -358,7 +390,10 @@ def add_serve_command(commands: Any) -> None:
     serve = commands.add_parser("serve", help="accept Alertmanager webhooks and run an incident per alert")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=9095, help="port to listen on (default 9095)")
-    serve.add_argument("--server-label", default=DEFAULT_SERVER_LABEL,
-                       help="alert label naming the server (default: instance, port stripped)")
+    serve.add_argument(
+        "--server-label",
+        default=DEFAULT_SERVER_LABEL,
+        help="alert label naming the server (default: instance, port stripped)",
+    )
     add_common_options(serve)
     serve.set_defaults(handler=cmd_serve)

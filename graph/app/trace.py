@@ -29,8 +29,10 @@ def describe_tool_result(message: ToolMessage) -> str:
     if message.name == "get_server_health":
         return f"{message.name}: {health_figures(data.get('health'))}"
     if message.name == "fetch_recent_logs":
-        return (f"{message.name}: {data.get('total_lines', 0)} lines, {len(data.get('shown_lines', []))} shown, "
-                f"{data.get('omitted_lines', 0)} omitted")
+        return (
+            f"{message.name}: {data.get('total_lines', 0)} lines, {len(data.get('shown_lines', []))} shown, "
+            f"{data.get('omitted_lines', 0)} omitted"
+        )
     return f"{message.name}: {status}"
 
 
@@ -63,17 +65,24 @@ def trace_lines(node: str, update: Mapping[str, Any] | None) -> list[str]:
     if node == "decide":
         diagnosis = update.get("diagnosis", {})
         decision = update.get("decision", {})
-        lines.append(f"{label}evidence: {diagnosis.get('category')} "
-                     f"({'restart recommended' if diagnosis.get('restart_recommended') else 'no restart'})")
-        lines.append(f"{label}decision: {decision.get('action')} by {decision.get('by')}: "
-                     f"{_short(decision.get('reason'))}")
+        lines.append(
+            f"{label}evidence: {diagnosis.get('category')} "
+            f"({'restart recommended' if diagnosis.get('restart_recommended') else 'no restart'})"
+        )
+        lines.append(
+            f"{label}decision: {decision.get('action')} by {decision.get('by')}: {_short(decision.get('reason'))}"
+        )
     if node == "check_policy":
         verdict = update.get("policy", {})
-        lines.append(f"{label}{'allowed' if verdict.get('allowed') else 'vetoed'} [{verdict.get('rule')}]: "
-                     f"{verdict.get('reason')}")
+        lines.append(
+            f"{label}{'allowed' if verdict.get('allowed') else 'vetoed'} [{verdict.get('rule')}]: "
+            f"{verdict.get('reason')}"
+        )
     if node in ("restart", "escalate", "approve"):
-        lines.extend(f"{label}{action.get('action')}: {action.get('status')} {_short(action.get('detail'))}".rstrip()
-                     for action in update.get("actions", []) or [])
+        lines.extend(
+            f"{label}{action.get('action')}: {action.get('status')} {_short(action.get('detail'))}".rstrip()
+            for action in update.get("actions", []) or []
+        )
         if node == "restart" and update.get("escalation_reason"):
             lines.append(f"{label}{update['escalation_reason']}")
     return lines
@@ -82,8 +91,9 @@ def trace_lines(node: str, update: Mapping[str, Any] | None) -> list[str]:
 def timeline(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every step in order: tool calls with their status, the decision, the policy verdict, the actions."""
     steps: list[dict[str, Any]] = []
-    results = {message.tool_call_id: message for message in values.get("messages", [])
-               if isinstance(message, ToolMessage)}
+    results = {
+        message.tool_call_id: message for message in values.get("messages", []) if isinstance(message, ToolMessage)
+    }
     for message in values.get("messages", []):
         if isinstance(message, AIMessage):
             for call in message.tool_calls:
@@ -93,8 +103,14 @@ def timeline(values: Mapping[str, Any]) -> list[dict[str, Any]]:
                     steps.append({"action": call["name"], "args": call["args"], "status": status})
     decision = values.get("decision")
     if decision:
-        steps.append({"action": "decide", "decision": decision.get("action"), "tool": decision.get("tool"),
-                      "by": decision.get("by")})
+        steps.append(
+            {
+                "action": "decide",
+                "decision": decision.get("action"),
+                "tool": decision.get("tool"),
+                "by": decision.get("by"),
+            }
+        )
     verdict = values.get("policy")
     if verdict:
         steps.append({"action": "policy_check", "allowed": verdict.get("allowed"), "rule": verdict.get("rule")})
@@ -111,8 +127,12 @@ def result_object(thread_id: str, values: Mapping[str, Any], interrupts: list[An
         "server_id": values.get("server_id"),
         "outcome": "awaiting_approval" if awaiting else values.get("outcome"),
         "actions": timeline(values),
-        "diagnosis": {"category": diagnosis.get("category"), "evidence": diagnosis.get("evidence", []),
-                      "reason": diagnosis.get("reason"), "restart_recommended": diagnosis.get("restart_recommended")},
+        "diagnosis": {
+            "category": diagnosis.get("category"),
+            "evidence": diagnosis.get("evidence", []),
+            "reason": diagnosis.get("reason"),
+            "restart_recommended": diagnosis.get("restart_recommended"),
+        },
         "health": values.get("health"),
         "policy": values.get("policy"),
         "summary": values.get("summary"),

@@ -37,8 +37,9 @@ def model_label(context: Context) -> str:
 def load_chat_model(context: Context) -> BaseChatModel:
     """The chat model for this run; a real LLM needs OPENAI_API_KEY or OPENAI_BASE_URL."""
     if is_offline(context.model):
-        return OfflineTriageModel(log_lines=context.log_lines,
-                                  incident_window_s=load_policy(context.policy_file).incident_window_s)
+        return OfflineTriageModel(
+            log_lines=context.log_lines, incident_window_s=load_policy(context.policy_file).incident_window_s
+        )
     base_url = os.environ.get("OPENAI_BASE_URL") or None
     api_key = os.environ.get("OPENAI_API_KEY") or None
     if api_key is None and base_url is None:

@@ -26,8 +26,13 @@ class Turn:
     prompt_cut: bool
 
 
-def take_turn(node: str, bind: Callable[[], Runnable[Any, Any]], system: str, messages: Sequence[BaseMessage],
-              tools: Sequence[Any]) -> Turn:
+def take_turn(
+    node: str,
+    bind: Callable[[], Runnable[Any, Any]],
+    system: str,
+    messages: Sequence[BaseMessage],
+    tools: Sequence[Any],
+) -> Turn:
     """Load and call the model once; any failure (configuration, timeout, retries exhausted) is returned, not
     raised, so the node can escalate with what it has."""
     prompt = fit_prompt(system, messages, tools)

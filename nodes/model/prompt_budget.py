@@ -53,13 +53,15 @@ def message_tokens(message: BaseMessage) -> int:
     text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
     calls = ""
     if isinstance(message, AIMessage) and message.tool_calls:
-        calls = json.dumps([[call["name"], call["args"], call["id"]] for call in message.tool_calls],
-                           ensure_ascii=False)
+        calls = json.dumps(
+            [[call["name"], call["args"], call["id"]] for call in message.tool_calls], ensure_ascii=False
+        )
     return estimate_tokens(text) + estimate_tokens(calls) + MESSAGE_OVERHEAD_TOKENS
 
 
-def fit_prompt(system: str, messages: Sequence[BaseMessage], tools: Sequence[Any],
-               budget_tokens: int = PROMPT_BUDGET_TOKENS) -> Prompt:
+def fit_prompt(
+    system: str, messages: Sequence[BaseMessage], tools: Sequence[Any], budget_tokens: int = PROMPT_BUDGET_TOKENS
+) -> Prompt:
     """The conversation made well-formed and bounded: every tool call answered, only the newest successful
     result of each tool in full, long texts cut; then, if still over budget, the largest message halved, and
     once nothing else can be cut, the incident text inside the brief. Only when the system text and tool schemas
@@ -87,8 +89,10 @@ def _supersede(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     for position, message in enumerate(messages):
         if isinstance(message, ToolMessage) and _succeeded(message):
             newest[message.name or ""] = position
-    return [message.model_copy(update={"content": SUPERSEDED}) if _is_older_success(message, position, newest)
-            else message for position, message in enumerate(messages)]
+    return [
+        message.model_copy(update={"content": SUPERSEDED}) if _is_older_success(message, position, newest) else message
+        for position, message in enumerate(messages)
+    ]
 
 
 def _is_older_success(message: BaseMessage, position: int, newest: dict[str, int]) -> bool:
@@ -173,8 +177,11 @@ def _succeeded(message: ToolMessage) -> bool:
 
 
 def _cuttable(message: BaseMessage) -> bool:
-    return isinstance(message.content, str) and len(message.content) > MIN_CUT_CHARS and not (
-        isinstance(message, HumanMessage) and message.content.startswith("{"))
+    return (
+        isinstance(message.content, str)
+        and len(message.content) > MIN_CUT_CHARS
+        and not (isinstance(message, HumanMessage) and message.content.startswith("{"))
+    )
 
 
 def _brief_incident(message: BaseMessage) -> tuple[dict[str, Any], str] | None:
@@ -202,8 +209,9 @@ def _halve_brief(message: BaseMessage) -> BaseMessage:
         return message
     brief, text = found
     kept = text[: max(MIN_BRIEF_INCIDENT_CHARS, len(text) // 2)]
-    return message.model_copy(update={"content": json.dumps({**brief, "incident": kept + CUT_MARK},
-                                                            ensure_ascii=False)})
+    return message.model_copy(
+        update={"content": json.dumps({**brief, "incident": kept + CUT_MARK}, ensure_ascii=False)}
+    )
 
 
 def _halve(message: BaseMessage) -> BaseMessage:

@@ -30,23 +30,37 @@ def restarts(state_dir: Path) -> dict[str, int]:
     return {name: entry["restart_count"] for name, entry in servers.items()}
 
 
-def test_a_model_reading_one_log_line_cannot_hide_blocking_evidence(runner: Any, scripted_model: Any,
-                                                                    tmp_path: Path, state_dir: Path) -> None:
-    fleet = write_fleet(tmp_path, {"app-01": {
-        "service": "app", "health": {"cpu_percent": 97, "memory_percent": 50, "status": "degraded"},
-        "logs": [DISK, DISK, HUNG], "after_restart": {"health": {"cpu_percent": 5, "status": "healthy"}}}})
+def test_a_model_reading_one_log_line_cannot_hide_blocking_evidence(
+    runner: Any, scripted_model: Any, tmp_path: Path, state_dir: Path
+) -> None:
+    fleet = write_fleet(
+        tmp_path,
+        {
+            "app-01": {
+                "service": "app",
+                "health": {"cpu_percent": 97, "memory_percent": 50, "status": "degraded"},
+                "logs": [DISK, DISK, HUNG],
+                "after_restart": {"health": {"cpu_percent": 5, "status": "healthy"}},
+            }
+        },
+    )
 
     def myopic(tools: tuple[str, ...], messages: Sequence[BaseMessage]) -> AIMessage:
         seen = {message.name for message in messages if isinstance(message, ToolMessage)}
         if "get_server_health" in tools:
-            for name, args in (("get_server_health", {"server_id": "app-01"}),
-                               ("fetch_recent_logs", {"server_id": "app-01", "lines": 1})):
+            for name, args in (
+                ("get_server_health", {"server_id": "app-01"}),
+                ("fetch_recent_logs", {"server_id": "app-01", "lines": 1}),
+            ):
                 if name not in seen:
-                    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": name,
-                                                              "type": "tool_call"}])
+                    return AIMessage(
+                        content="", tool_calls=[{"name": name, "args": args, "id": name, "type": "tool_call"}]
+                    )
             return AIMessage(content="done")
-        return AIMessage(content="", tool_calls=[{"name": "restart_service", "args": {"server_id": "app-01"},
-                                                  "id": "r", "type": "tool_call"}])
+        return AIMessage(
+            content="",
+            tool_calls=[{"name": "restart_service", "args": {"server_id": "app-01"}, "id": "r", "type": "tool_call"}],
+        )
 
     scripted_model(myopic)
     result = runner(fleet).run("app-01 slow")
@@ -59,8 +73,9 @@ def test_editing_the_state_cannot_redirect_an_approved_restart(runner: Any, stat
     agent = runner(autonomy="approve")
     config = agent.config("t-edit")
     agent.app.invoke({"incident": "payment-server-01 is slow"}, config, context=agent.context)
-    done = agent.app.invoke(Command(resume={"decision": "approve"}, update={"server_id": "orders-db-01"}), config,
-                            context=agent.context)
+    done = agent.app.invoke(
+        Command(resume={"decision": "approve"}, update={"server_id": "orders-db-01"}), config, context=agent.context
+    )
     assert done["outcome"] == "escalate"
     assert "restart refused" in done["ticket"]["reason"]
     assert restarts(state_dir) == {}
@@ -71,9 +86,11 @@ def test_forging_a_policy_verdict_in_the_state_restarts_nothing(runner: Any, sta
     agent = runner(autonomy=autonomy)
     config = agent.config(f"t-forge-{autonomy}")
     agent.app.invoke({"incident": "orders-db-01 errors"}, config, context=agent.context)
-    agent.app.update_state(config, {"policy": {"allowed": True},
-                                    "decision": {"action": "restart", "server_id": "orders-db-01"}},
-                           as_node="check_policy")
+    agent.app.update_state(
+        config,
+        {"policy": {"allowed": True}, "decision": {"action": "restart", "server_id": "orders-db-01"}},
+        as_node="check_policy",
+    )
     agent.app.invoke(None, config, context=agent.context)
     assert restarts(state_dir) == {}
 
@@ -93,14 +110,24 @@ def test_a_reused_thread_starts_a_fresh_incident(runner: Any, state_dir: Path) -
 
 def test_the_production_graph_without_a_thread_files_every_ticket(state_dir: Path) -> None:
     context = Context(state_dir=str(state_dir))
-    tickets = [production_graph.invoke({"incident": text}, context=context)["ticket"]
-               for text in ("search-index-09 failing", "orders-db-01 errors")]
+    tickets = [
+        production_graph.invoke({"incident": text}, context=context)["ticket"]
+        for text in ("search-index-09 failing", "orders-db-01 errors")
+    ]
     assert tickets[0]["id"] != tickets[1]["id"]
     assert all(ticket["delivery"]["status"] == "delivered" for ticket in tickets)
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"restarts": [1]}', '{"restarts": "abc"}', "[]",
-                                     '{"restarts": [{"server_id": "payment-server-01", "at": null}]}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        '{"restarts": [1]}',
+        '{"restarts": "abc"}',
+        "[]",
+        '{"restarts": [{"server_id": "payment-server-01", "at": null}]}',
+    ],
+)
 def test_an_untrustworthy_ledger_vetoes_restarts(runner: Any, state_dir: Path, content: str) -> None:
     (state_dir / "restart-ledger.json").write_text(content)
     result = runner().run("payment-server-01 is slow")
@@ -114,8 +141,9 @@ def test_a_corrupt_fleet_state_means_health_unavailable(runner: Any, state_dir: 
     result = runner().run("payment-server-01 is slow")
     assert result["outcome"] == "escalate"
     assert result["health"] is None
-    assert any("corrupt" in error or "not a JSON object" in error
-               for error in result["ticket"]["evidence"]["tool_errors"])
+    assert any(
+        "corrupt" in error or "not a JSON object" in error for error in result["ticket"]["evidence"]["tool_errors"]
+    )
 
 
 def test_lone_surrogates_in_the_incident_are_replaced(runner: Any, state_dir: Path) -> None:

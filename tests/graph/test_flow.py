@@ -95,16 +95,32 @@ def test_unidentified_server_is_escalated_not_an_error(runner: Any, incident: st
     assert "server not identified" in result["ticket"]["reason"] or "empty incident" in result["ticket"]["reason"]
 
 
-@pytest.mark.parametrize("text", ["Payment-Server-01 slow", "payment server 01 slow", "PAYMENT_SERVER_01 is slow",
-                                  "the payment server 01 box is crawling"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Payment-Server-01 slow",
+        "payment server 01 slow",
+        "PAYMENT_SERVER_01 is slow",
+        "the payment server 01 box is crawling",
+    ],
+)
 def test_loose_server_names_are_matched(runner: Any, text: str) -> None:
     assert runner().run(text)["server_id"] == "payment-server-01"
 
 
 def malformed(tools: tuple[str, ...], messages: Sequence[BaseMessage]) -> AIMessage:
     return honest_diagnosis(tools, messages) or AIMessage(
-        content="", invalid_tool_calls=[{"name": "restart_service", "args": '{"server_id": "payment-ser',
-                                         "id": "bad", "error": "invalid JSON", "type": "invalid_tool_call"}])
+        content="",
+        invalid_tool_calls=[
+            {
+                "name": "restart_service",
+                "args": '{"server_id": "payment-ser',
+                "id": "bad",
+                "error": "invalid JSON",
+                "type": "invalid_tool_call",
+            }
+        ],
+    )
 
 
 def no_call(tools: tuple[str, ...], messages: Sequence[BaseMessage]) -> AIMessage:
@@ -126,17 +142,29 @@ def missing_argument(tools: tuple[str, ...], messages: Sequence[BaseMessage]) ->
 def conflicting(tools: tuple[str, ...], messages: Sequence[BaseMessage]) -> AIMessage:
     if (first := honest_diagnosis(tools, messages)) is not None:
         return first
-    return AIMessage(content="", tool_calls=[
-        {"name": "restart_service", "args": {"server_id": "payment-server-01"}, "id": "a", "type": "tool_call"},
-        {"name": "escalate_to_engineer", "args": {"summary": "x"}, "id": "b", "type": "tool_call"}])
+    return AIMessage(
+        content="",
+        tool_calls=[
+            {"name": "restart_service", "args": {"server_id": "payment-server-01"}, "id": "a", "type": "tool_call"},
+            {"name": "escalate_to_engineer", "args": {"summary": "x"}, "id": "b", "type": "tool_call"},
+        ],
+    )
 
 
-@pytest.mark.parametrize(("script", "reason"), [
-    (malformed, "malformed"), (no_call, "no decision"), (wrong_server, "not the incident's server"),
-    (unknown_tool, "not offered"), (missing_argument, "not the incident's server"), (conflicting, "conflicting"),
-])
-def test_irregular_decisions_route_to_escalate_never_restart(runner: Any, scripted_model: Any, state_dir: Path,
-                                                             script: Any, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        (malformed, "malformed"),
+        (no_call, "no decision"),
+        (wrong_server, "not the incident's server"),
+        (unknown_tool, "not offered"),
+        (missing_argument, "not the incident's server"),
+        (conflicting, "conflicting"),
+    ],
+)
+def test_irregular_decisions_route_to_escalate_never_restart(
+    runner: Any, scripted_model: Any, state_dir: Path, script: Any, reason: str
+) -> None:
     scripted_model(script)
     result = runner().run(PAYMENT)
     assert result["outcome"] == "escalate"
@@ -160,8 +188,11 @@ def test_model_restart_without_evidence_is_vetoed_by_policy(runner: Any, scripte
 
 
 def test_decide_offers_exactly_the_decision_tools(runner: Any, scripted_model: Any) -> None:
-    model = scripted_model(lambda tools, messages: honest_diagnosis(tools, messages) or tool_call(
-        "escalate_to_engineer", summary="looks deep"))
+    model = scripted_model(
+        lambda tools, messages: (
+            honest_diagnosis(tools, messages) or tool_call("escalate_to_engineer", summary="looks deep")
+        )
+    )
     result = runner().run(PAYMENT)
     assert model.calls[0] == ("get_server_health", "fetch_recent_logs")
     assert model.calls[-1] == ("restart_service", "escalate_to_engineer", "close_no_fault")
@@ -169,10 +200,17 @@ def test_decide_offers_exactly_the_decision_tools(runner: Any, scripted_model: A
 
 
 def test_not_restartable_server_is_never_restarted(runner: Any, tmp_path: Path) -> None:
-    fleet = write_fleet(tmp_path, {"core-db-01": {
-        "service": "postgresql", "restartable": False,
-        "health": {"cpu_percent": 99.0, "memory_percent": 50.0, "status": "degraded"},
-        "logs": ["2026-11-27T10:00:00Z ERROR worker pool exhausted: 64/64 threads busy"]}})
+    fleet = write_fleet(
+        tmp_path,
+        {
+            "core-db-01": {
+                "service": "postgresql",
+                "restartable": False,
+                "health": {"cpu_percent": 99.0, "memory_percent": 50.0, "status": "degraded"},
+                "logs": ["2026-11-27T10:00:00Z ERROR worker pool exhausted: 64/64 threads busy"],
+            }
+        },
+    )
     result = runner(fleet).run("core-db-01 slow")
     assert result["outcome"] == "escalate"
     assert result["policy"]["rule"] == "not_restartable"
@@ -203,21 +241,40 @@ def test_a_typed_name_with_a_typo_is_matched_and_said_so(runner: Any) -> None:
 
 
 def test_a_name_close_to_two_servers_is_never_guessed(runner: Any, tmp_path: Path) -> None:
-    fleet = write_fleet(tmp_path, {
-        "memcached-01-ams": {"service": "memcached", "health": {"cpu_percent": 20, "memory_percent": 97,
-                                                                 "status": "degraded"}, "logs": []},
-        "memcached-01-fra": {"service": "memcached", "health": {"cpu_percent": 20, "memory_percent": 96,
-                                                                 "status": "degraded"}, "logs": []}})
+    fleet = write_fleet(
+        tmp_path,
+        {
+            "memcached-01-ams": {
+                "service": "memcached",
+                "health": {"cpu_percent": 20, "memory_percent": 97, "status": "degraded"},
+                "logs": [],
+            },
+            "memcached-01-fra": {
+                "service": "memcached",
+                "health": {"cpu_percent": 20, "memory_percent": 96, "status": "degraded"},
+                "logs": [],
+            },
+        },
+    )
     result = runner(fleet).run("memcached-01 at 97% memory, please restart it")
     assert result["server_id"] is None and result["outcome"] == "escalate"
     assert "memcached-01-ams, memcached-01-fra" in result["ticket"]["reason"]
 
 
 def test_the_report_and_ticket_show_the_evidence_for_and_against(runner: Any, tmp_path: Path) -> None:
-    fleet = write_fleet(tmp_path, {"api-01": {
-        "service": "api", "health": {"cpu_percent": 99, "memory_percent": 40, "status": "degraded"},
-        "logs": ["2026-11-27T09:58:01Z WARN api process cpu 99% over last 60s",
-                 "2026-11-27T09:58:02Z WARN zfs: pool tank state changed to SUSPENDED"]}})
+    fleet = write_fleet(
+        tmp_path,
+        {
+            "api-01": {
+                "service": "api",
+                "health": {"cpu_percent": 99, "memory_percent": 40, "status": "degraded"},
+                "logs": [
+                    "2026-11-27T09:58:01Z WARN api process cpu 99% over last 60s",
+                    "2026-11-27T09:58:02Z WARN zfs: pool tank state changed to SUSPENDED",
+                ],
+            }
+        },
+    )
     result = runner(fleet).run("api-01 is slow")
     assert result["outcome"] == "escalate" and not result.get("restart")
     assert "for     > 2026-11-27T09:58:01Z WARN api process cpu 99%" in result["summary"]

@@ -60,10 +60,16 @@ def test_non_interactive_run_never_asks(runner: Any) -> None:
 
 def test_an_alert_without_a_known_server_never_borrows_one_from_its_text(runner: Any, state_dir: Path) -> None:
     agent = runner()
-    done = agent.app.invoke({"incident": "HighLatency on 10.20.30.40: calls to payment-server-01 are slow",
-                             "alert_server": None}, agent.config("t-alert"), context=agent.context)
+    done = agent.app.invoke(
+        {"incident": "HighLatency on 10.20.30.40: calls to payment-server-01 are slow", "alert_server": None},
+        agent.config("t-alert"),
+        context=agent.context,
+    )
     assert done["server_id"] is None and done["outcome"] == "escalate"
     assert not (state_dir / "fleet-state.json").exists()
-    named = agent.app.invoke({"incident": "HighCPU firing", "alert_server": "payment-server-01"},
-                             agent.config("t-alert-2"), context=agent.context)
+    named = agent.app.invoke(
+        {"incident": "HighCPU firing", "alert_server": "payment-server-01"},
+        agent.config("t-alert-2"),
+        context=agent.context,
+    )
     assert named["server_id"] == "payment-server-01"

@@ -52,16 +52,17 @@ def http_ok(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running(command: list[str], log_path: Path, ready: Callable[[], Any], timeout_s: float,
-            what: str) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    command: list[str], log_path: Path, ready: Callable[[], Any], timeout_s: float, what: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a process, wait for `ready`, yield it, then stop it (TERM, then KILL)."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+
         def probe() -> Any:
             if process.poll() is not None:
-                pytest.fail(f"{what} exited with {process.returncode}:\n{log_path.read_text()[-2000:]}",
-                            pytrace=False)
+                pytest.fail(f"{what} exited with {process.returncode}:\n{log_path.read_text()[-2000:]}", pytrace=False)
             return ready()
 
         wait_until(probe, timeout_s, what)
@@ -125,16 +126,24 @@ def prometheus_server(directory: Path, jobs: dict[str, list[str]]) -> Iterator[s
     """A real Prometheus (Debian `prometheus`) scraping `jobs` every second; yields its base URL when ready."""
     path = binary("prometheus", "prometheus")
     port = free_port()
-    config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-              "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}
-                                 for job, targets in jobs.items()]}
+    config = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": targets}]} for job, targets in jobs.items()
+        ],
+    }
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "prometheus.yml").write_text(json.dumps(config), encoding="utf-8")
     url = f"http://127.0.0.1:{port}"
-    command = [path, f"--config.file={directory / 'prometheus.yml'}", f"--storage.tsdb.path={directory / 'tsdb'}",
-               f"--web.listen-address=127.0.0.1:{port}"]
-    with running(command, directory / "prometheus.log", lambda: http_ok(f"{url}/-/ready"), 30,
-                 "prometheus to be ready"):
+    command = [
+        path,
+        f"--config.file={directory / 'prometheus.yml'}",
+        f"--storage.tsdb.path={directory / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with running(
+        command, directory / "prometheus.log", lambda: http_ok(f"{url}/-/ready"), 30, "prometheus to be ready"
+    ):
         yield url
 
 
@@ -168,8 +177,10 @@ def supervisord(directory: Path, programs: dict[str, str]) -> Iterator[Superviso
         f"[inet_http_server]\nport=127.0.0.1:{port}\nusername=agent\npassword=s3cret\n",
         f"[unix_http_server]\nfile={socket_dir / 'supervisor.sock'}\n",
         "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
-        *(f"[program:{name}]\ncommand={command}\nautostart=true\nstartsecs=0\nstopwaitsecs=5\n"
-          for name, command in programs.items()),
+        *(
+            f"[program:{name}]\ncommand={command}\nautostart=true\nstartsecs=0\nstopwaitsecs=5\n"
+            for name, command in programs.items()
+        ),
     ]
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "supervisord.conf").write_text("\n".join(sections), encoding="utf-8")
@@ -179,8 +190,13 @@ def supervisord(directory: Path, programs: dict[str, str]) -> Iterator[Superviso
         return all(found.info(name)["statename"] == "RUNNING" for name in programs)
 
     try:
-        with running([path, "-c", str(directory / "supervisord.conf")], directory / "supervisord.out", ready, 20,
-                     "supervisord and its programs to run"):
+        with running(
+            [path, "-c", str(directory / "supervisord.conf")],
+            directory / "supervisord.out",
+            ready,
+            20,
+            "supervisord and its programs to run",
+        ):
             try:
                 yield found
             finally:

@@ -15,11 +15,21 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(state_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("MODEL_NAME", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FLEET_FILE", "AUTONOMY")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("MODEL_NAME", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FLEET_FILE", "AUTONOMY")
+    }
     env["IT_SUPPORT_STATE_DIR"] = str(state_dir)
-    return subprocess.run([sys.executable, "-m", "it_support_agent", *args], cwd=REPO, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "it_support_agent", *args],
+        cwd=REPO,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def run_json(state_dir: Path, *args: str) -> tuple[int, dict[str, Any]]:
@@ -34,7 +44,13 @@ def test_run_json_seed_restart(state_dir: Path) -> None:
     assert result["outcome"] == "restart"
     assert result["server_id"] == "payment-server-01"
     assert [step["action"] for step in result["actions"]] == [
-        "get_server_health", "fetch_recent_logs", "decide", "policy_check", "restart_service", "verify_health"]
+        "get_server_health",
+        "fetch_recent_logs",
+        "decide",
+        "policy_check",
+        "restart_service",
+        "verify_health",
+    ]
     assert result["ticket"] is None
     assert result["model"] == "offline triage model"
     assert result["thread_id"].startswith("inc-")
@@ -72,17 +88,23 @@ def test_incident_from_stdin(state_dir: Path) -> None:
     assert json.loads(done.stdout)["outcome"] == "none"
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (None, "fleet file not found"),
-    ("servers:\n  a-1:\n    service: x\n    health: {cpu_percent: 5\n", "line"),
-    ("servers:\n  a-1:\n    health: {cpu_percent: 5, status: healthy}\n    logs: []\n",
-     "missing required field 'service'"),
-    ("servers:\n  a-1:\n    service: x\n    logs: []\n", "missing required field 'health'"),
-    ("servers:\n  a-1:\n    service: x\n    health: {cpu_percent: high}\n", "health.cpu_percent must be a number"),
-    ("- just\n- a list\n", "expected a mapping"),
-])
-def test_bad_fleet_files_are_one_line_errors(state_dir: Path, tmp_path: Path, content: str | None,
-                                             message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "fleet file not found"),
+        ("servers:\n  a-1:\n    service: x\n    health: {cpu_percent: 5\n", "line"),
+        (
+            "servers:\n  a-1:\n    health: {cpu_percent: 5, status: healthy}\n    logs: []\n",
+            "missing required field 'service'",
+        ),
+        ("servers:\n  a-1:\n    service: x\n    logs: []\n", "missing required field 'health'"),
+        ("servers:\n  a-1:\n    service: x\n    health: {cpu_percent: high}\n", "health.cpu_percent must be a number"),
+        ("- just\n- a list\n", "expected a mapping"),
+    ],
+)
+def test_bad_fleet_files_are_one_line_errors(
+    state_dir: Path, tmp_path: Path, content: str | None, message: str
+) -> None:
     fleet = tmp_path / "fleet.yaml"
     if content is not None:
         fleet.write_text(content)
@@ -152,9 +174,15 @@ def test_interactive_terminal_asks_and_applies_the_answer(state_dir: Path) -> No
     env = {key: value for key, value in os.environ.items() if key not in ("MODEL_NAME", "OPENAI_API_KEY")}
     env["IT_SUPPORT_STATE_DIR"] = str(state_dir)
     os.write(controller, b"n\nnot during the sale\n")
-    done = subprocess.run([sys.executable, "-m", "it_support_agent", "run", "payment-server-01 is slow",
-                           "--autonomy", "approve"], cwd=REPO, env=env, stdin=terminal, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "it_support_agent", "run", "payment-server-01 is slow", "--autonomy", "approve"],
+        cwd=REPO,
+        env=env,
+        stdin=terminal,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     os.close(controller)
     os.close(terminal)
     assert done.returncode == 0, done.stderr

@@ -40,16 +40,31 @@ def environment(state_dir: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("moment", ["before", "after"])
 def test_sigkill_at_the_restart_step_then_resume_restarts_exactly_once(state_dir: Path, moment: str) -> None:
-    crashed = subprocess.run([sys.executable, "-c", CRASHING_RUN, moment], cwd=REPO, env=environment(state_dir),
-                             capture_output=True, text=True, timeout=120)
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_RUN, moment],
+        cwd=REPO,
+        env=environment(state_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert crashed.returncode == -signal.SIGKILL
     fleet_state = state_dir / "fleet-state.json"
-    restarts_before_resume = (json.loads(fleet_state.read_text())["servers"]["payment-server-01"]["restart_count"]
-                              if fleet_state.exists() else 0)
+    restarts_before_resume = (
+        json.loads(fleet_state.read_text())["servers"]["payment-server-01"]["restart_count"]
+        if fleet_state.exists()
+        else 0
+    )
     assert restarts_before_resume == (1 if moment == "after" else 0)
 
-    resumed = subprocess.run([sys.executable, "-m", "it_support_agent", "resume", "inc-crash", "--json"],
-                             cwd=REPO, env=environment(state_dir), capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "it_support_agent", "resume", "inc-crash", "--json"],
+        cwd=REPO,
+        env=environment(state_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout)
     assert result["outcome"] == "restart"
@@ -59,6 +74,12 @@ def test_sigkill_at_the_restart_step_then_resume_restarts_exactly_once(state_dir
     ledger = json.loads((state_dir / "restart-ledger.json").read_text())
     assert len(ledger["restarts"]) == 1
 
-    again = subprocess.run([sys.executable, "-m", "it_support_agent", "resume", "inc-crash"], cwd=REPO,
-                           env=environment(state_dir), capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "it_support_agent", "resume", "inc-crash"],
+        cwd=REPO,
+        env=environment(state_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 2 and "not waiting" in again.stderr

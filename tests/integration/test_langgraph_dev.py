@@ -23,12 +23,22 @@ INCIDENT = "The payment-server-01 is extremely slow and timing out."
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = require_binary(str(Path(sys.executable).parent / "langgraph"), "langgraph-cli (langgraph dev)")
     port = free_port()
-    env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-           "LANGGRAPH_NO_VERSION_CHECK": "true", "MODEL_NAME": "offline"}
+    env = {
+        **os.environ,
+        "LANGSMITH_TRACING": "false",
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGGRAPH_NO_VERSION_CHECK": "true",
+        "MODEL_NAME": "offline",
+    }
     log = (tmp_path_factory.mktemp("langgraph-dev") / "server.log").open("w")
     process = subprocess.Popen(
         [binary, "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         ready_s = wait_for_http(f"http://127.0.0.1:{port}/ok", timeout_s=90)
         sys.stderr.write(f"\nlanggraph dev ready in {ready_s:.2f}s\n")
@@ -56,8 +66,11 @@ def test_studio_graph_exposes_its_configuration(dev_server: str) -> None:
     assistant = client.assistants.search(graph_id="it-support-agent")[0]
     schemas = client.assistants.get_schemas(assistant["assistant_id"])
     assert schemas["output_schema"] is not None
-    input_schema, state_schema, context_schema = (schemas["input_schema"], schemas["state_schema"],
-                                                  schemas["context_schema"])
+    input_schema, state_schema, context_schema = (
+        schemas["input_schema"],
+        schemas["state_schema"],
+        schemas["context_schema"],
+    )
     assert input_schema is not None and state_schema is not None and context_schema is not None
     assert "incident" in input_schema["properties"]
     assert {"outcome", "server_id", "diagnosis"} <= set(state_schema["properties"])

@@ -11,8 +11,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_wheel_installs_only_the_it_support_agent_namespace(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
-                           "-q", "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(REPO),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     wheel = next(tmp_path.glob("it_support_agent-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()

@@ -53,8 +53,9 @@ class NodeEmulator:
         cpu.add_metric(["0", "idle"], idle)
         yield cpu
         yield GaugeMetricFamily("node_memory_MemTotal_bytes", "Memory total.", value=MEMORY_BYTES)
-        yield GaugeMetricFamily("node_memory_MemAvailable_bytes", "Memory available.",
-                                value=MEMORY_BYTES * (1 - self.memory_percent / 100))
+        yield GaugeMetricFamily(
+            "node_memory_MemAvailable_bytes", "Memory available.", value=MEMORY_BYTES * (1 - self.memory_percent / 100)
+        )
         yield GaugeMetricFamily("test_app_cpu_percent", "The app's own CPU figure.", value=self.app_cpu_percent)
 
 
@@ -91,13 +92,19 @@ def settle(source: PrometheusSource, check: Callable[[dict[str, Any]], bool], wh
 
 def fleet_servers(url: str, instance: str, log_file: Path, **extra: Any) -> dict[str, Any]:
     log_file.write_text("\n".join(HUNG_LOGS) + "\n", encoding="utf-8")
-    return {"app-server-01": {"service": "app",
-                              "health": {"type": "prometheus", "url": url, "instance": instance, "timeout_s": 2},
-                              "logs": {"type": "file", "paths": [str(log_file)]}, **extra}}
+    return {
+        "app-server-01": {
+            "service": "app",
+            "health": {"type": "prometheus", "url": url, "instance": instance, "timeout_s": 2},
+            "logs": {"type": "file", "paths": [str(log_file)]},
+            **extra,
+        }
+    }
 
 
-def test_default_node_exporter_queries_read_cpu_memory_and_status(prometheus: str,
-                                                                    exporter: tuple[NodeEmulator, str]) -> None:
+def test_default_node_exporter_queries_read_cpu_memory_and_status(
+    prometheus: str, exporter: tuple[NodeEmulator, str]
+) -> None:
     emulator, instance = exporter
     emulator.busy, emulator.memory_percent = (lambda: 0.25), 40.0
     health = settle(health_source(prometheus, instance), lambda h: abs(h["cpu_percent"] - 25) < 3, "CPU 25%")
@@ -127,8 +134,9 @@ def instance_label(url: str, promql: str) -> str | None:
     return str(series[0]["metric"]["instance"]) if series else None
 
 
-def test_high_cpu_and_hung_process_logs_choose_restart(prometheus: str, exporter: tuple[NodeEmulator, str],
-                                                       runner: Any, tmp_path: Path) -> None:
+def test_high_cpu_and_hung_process_logs_choose_restart(
+    prometheus: str, exporter: tuple[NodeEmulator, str], runner: Any, tmp_path: Path
+) -> None:
     emulator, instance = exporter
     emulator.busy, emulator.memory_percent = (lambda: 0.97), 45.0
     settle(health_source(prometheus, instance), lambda h: h["cpu_percent"] > 94, "CPU 97%")
@@ -143,8 +151,9 @@ def test_high_cpu_and_hung_process_logs_choose_restart(prometheus: str, exporter
     assert "restart did not help" in result["escalation_reason"]
 
 
-def test_unknown_instance_escalates_health_unavailable_and_never_restarts(prometheus: str, runner: Any,
-                                                                          tmp_path: Path, state_dir: Path) -> None:
+def test_unknown_instance_escalates_health_unavailable_and_never_restarts(
+    prometheus: str, runner: Any, tmp_path: Path, state_dir: Path
+) -> None:
     fleet = write_fleet(tmp_path, fleet_servers(prometheus, "nowhere:9100", tmp_path / "app.log"))
     result = runner(fleet).run("app-server-01 is slow and timing out")
     assert_escalated_blind(result, state_dir, "no data from Prometheus")
@@ -173,14 +182,20 @@ def assert_escalated_blind(result: dict[str, Any], state_dir: Path, cause: str) 
 
 
 def test_full_stack_restart_through_supervisord_verified_by_prometheus(
-        prometheus: str, exporter: tuple[NodeEmulator, str], runner: Any, tmp_path: Path) -> None:
+    prometheus: str, exporter: tuple[NodeEmulator, str], runner: Any, tmp_path: Path
+) -> None:
     emulator, instance = exporter
     with supervisord(tmp_path / "sv", {"app": f'{sys.executable} -c "import time; time.sleep(1e6)"'}) as sv:
         hung_pid = sv.info("app")["pid"]
         emulator.busy = lambda: 0.97 if sv.info("app")["pid"] == hung_pid else 0.05
         settle(health_source(prometheus, instance), lambda h: h["cpu_percent"] > 94, "CPU 97% before the restart")
-        restart = {"type": "supervisord", "url": sv.url, "username": sv.username, "password": sv.password,
-                   "settle_s": 2.0}
+        restart = {
+            "type": "supervisord",
+            "url": sv.url,
+            "username": sv.username,
+            "password": sv.password,
+            "settle_s": 2.0,
+        }
         fleet = write_fleet(tmp_path, fleet_servers(prometheus, instance, tmp_path / "app.log", restart=restart))
         result = runner(fleet).run("app-server-01 is slow and timing out")
         after = sv.info("app")
@@ -196,11 +211,14 @@ def test_fractional_and_large_timeouts_are_accepted_by_prometheus(prometheus: st
         assert query(prometheus, "vector(1)", timeout_s) == [1.0]
 
 
-@pytest.mark.parametrize("answer", [
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"status\":\"succ",
-    b"garbage\r\n\r\n",
-    b"HTTP/1.1 200 OK\r\nContent-Length: 37\r\n\r\n" + json.dumps({"status": "success", "data": [1, 2]}).encode(),
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"status":"succ',
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 37\r\n\r\n" + json.dumps({"status": "success", "data": [1, 2]}).encode(),
+    ],
+)
 def test_a_broken_answer_is_health_unavailable_not_a_crash(answer: bytes) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
 

@@ -33,18 +33,33 @@ REPO = Path(__file__).resolve().parents[2]
 STARTS_AT = "2026-11-27T10:00:00Z"
 
 
-def alert(instance: str, name: str = "HighCPU", status: str = "firing", starts_at: str = STARTS_AT,
-          **annotations: str) -> dict[str, Any]:
-    return {"status": status, "labels": {"alertname": name, "instance": instance, "severity": "page"},
-            "annotations": annotations or {"summary": "CPU above 95% for 5 minutes", "description": "slow"},
-            "startsAt": starts_at, "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "",
-            "fingerprint": f"fp-{name}-{instance}"}
+def alert(
+    instance: str, name: str = "HighCPU", status: str = "firing", starts_at: str = STARTS_AT, **annotations: str
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "labels": {"alertname": name, "instance": instance, "severity": "page"},
+        "annotations": annotations or {"summary": "CPU above 95% for 5 minutes", "description": "slow"},
+        "startsAt": starts_at,
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "",
+        "fingerprint": f"fp-{name}-{instance}",
+    }
 
 
 def payload(*alerts: dict[str, Any], group: str = '{}:{alertname="HighCPU"}') -> dict[str, Any]:
-    return {"version": "4", "groupKey": group, "truncatedAlerts": 0, "status": "firing", "receiver": "agent",
-            "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
-            "alerts": list(alerts)}
+    return {
+        "version": "4",
+        "groupKey": group,
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "agent",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://am",
+        "alerts": list(alerts),
+    }
 
 
 def post(url: str, body: Any, path: str = "/alerts") -> tuple[int, dict[str, Any]]:
@@ -79,8 +94,9 @@ def settled(server: AlertServer) -> None:
     wait_until(lambda: server.intake.pending() == 0, 60, "the intake to finish its runs")
 
 
-def test_a_firing_alert_becomes_one_incident_thread_and_repeats_are_deduplicated(server: AlertServer,
-                                                                               state_dir: Path) -> None:
+def test_a_firing_alert_becomes_one_incident_thread_and_repeats_are_deduplicated(
+    server: AlertServer, state_dir: Path
+) -> None:
     body = payload(alert("payment-server-01:9100"))
     status, first = post(server.url, body)
     _, repeat_while_open = post(server.url, body)
@@ -89,18 +105,22 @@ def test_a_firing_alert_becomes_one_incident_thread_and_repeats_are_deduplicated
     assert status == 202
     [accepted] = first["accepted"]
     assert accepted["server_id"] == "payment-server-01" and accepted["alertname"] == "HighCPU"
-    assert repeat_while_open == repeat_after_run == {"accepted": [], "duplicates": [accepted["thread_id"]],
-                                                     "resolved": []}
+    assert (
+        repeat_while_open == repeat_after_run == {"accepted": [], "duplicates": [accepted["thread_id"]], "resolved": []}
+    )
     assert threads(state_dir) == [accepted["thread_id"]]
     state = final_state(state_dir, accepted["thread_id"])
     assert state["server_id"] == "payment-server-01" and state["outcome"] == "restart"
     assert state["incident"].startswith("payment-server-01: HighCPU firing. CPU above 95% for 5 minutes")
 
 
-def test_each_alert_of_a_group_gets_its_thread_resolved_ones_are_only_acknowledged(server: AlertServer,
-                                                                                  state_dir: Path) -> None:
-    _, both = post(server.url, payload(alert("search-index-09:9100"), alert("10.9.9.9:9100"),
-                                       alert("cache-node-04:9100", status="resolved")))
+def test_each_alert_of_a_group_gets_its_thread_resolved_ones_are_only_acknowledged(
+    server: AlertServer, state_dir: Path
+) -> None:
+    _, both = post(
+        server.url,
+        payload(alert("search-index-09:9100"), alert("10.9.9.9:9100"), alert("cache-node-04:9100", status="resolved")),
+    )
     settled(server)
     by_server = {item["server_id"]: item["thread_id"] for item in both["accepted"]}
     assert set(by_server) == {"search-index-09", None} and len(both["resolved"]) == 1
@@ -114,26 +134,33 @@ def test_each_alert_of_a_group_gets_its_thread_resolved_ones_are_only_acknowledg
     assert refired["accepted"][0]["thread_id"] not in by_server.values()
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    (b"{not json", "body is not valid JSON"),
-    (b"[]", "payload must be a JSON object"),
-    ({"version": "3", "groupKey": "g", "alerts": []}, "unsupported payload version '3'"),
-    ({"version": "4", "alerts": []}, "'groupKey' must be a non-empty string"),
-    ({"version": "4", "groupKey": "g", "alerts": {}}, "'alerts' must be a list"),
-    ({"version": "4", "groupKey": "g", "alerts": [{"status": "odd", "labels": {}}]},
-     "alerts[0].status must be 'firing' or 'resolved'"),
-    ({"version": "4", "groupKey": "g", "alerts": [{"status": "firing", "labels": {"a": 1}}]},
-     "alerts[0].labels must be an object of strings"),
-])
-def test_malformed_payloads_get_400_with_a_reason(server: AlertServer, state_dir: Path, body: Any,
-                                                 reason: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "body is not valid JSON"),
+        (b"[]", "payload must be a JSON object"),
+        ({"version": "3", "groupKey": "g", "alerts": []}, "unsupported payload version '3'"),
+        ({"version": "4", "alerts": []}, "'groupKey' must be a non-empty string"),
+        ({"version": "4", "groupKey": "g", "alerts": {}}, "'alerts' must be a list"),
+        (
+            {"version": "4", "groupKey": "g", "alerts": [{"status": "odd", "labels": {}}]},
+            "alerts[0].status must be 'firing' or 'resolved'",
+        ),
+        (
+            {"version": "4", "groupKey": "g", "alerts": [{"status": "firing", "labels": {"a": 1}}]},
+            "alerts[0].labels must be an object of strings",
+        ),
+    ],
+)
+def test_malformed_payloads_get_400_with_a_reason(server: AlertServer, state_dir: Path, body: Any, reason: str) -> None:
     status, answer = post(server.url, body)
     assert status == 400 and reason in answer["error"]
     assert server.intake.pending() == 0
 
 
-def test_answers_before_the_incident_runs_and_reports_health(server: AlertServer,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_answers_before_the_incident_runs_and_reports_health(
+    server: AlertServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gate = threading.Event()
     original = AlertIntake._run
     monkeypatch.setattr(AlertIntake, "_run", lambda self, task: (gate.wait(10), original(self, task)))
@@ -157,8 +184,11 @@ def test_cli_serve_end_to_end(state_dir: Path) -> None:
         assert post(url, b"nope")[0] == 400
         status, answer = post(url, payload(alert("payment-server-01:9100")))
         thread_id = answer["accepted"][0]["thread_id"]
-        wait_until(lambda: thread_id in threads(state_dir) and
-                   final_state(state_dir, thread_id).get("outcome"), 60, "the incident to finish")
+        wait_until(
+            lambda: thread_id in threads(state_dir) and final_state(state_dir, thread_id).get("outcome"),
+            60,
+            "the incident to finish",
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
@@ -170,19 +200,35 @@ def test_cli_serve_end_to_end(state_dir: Path) -> None:
 def test_through_a_real_alertmanager(state_dir: Path, tmp_path: Path) -> None:
     alertmanager = binary("prometheus-alertmanager", "prometheus-alertmanager")
     with serving(Context(state_dir=str(state_dir))) as server:
-        config = {"route": {"receiver": "agent", "group_by": ["alertname"], "group_wait": "0s",
-                            "group_interval": "1s", "repeat_interval": "1h"},
-                  "receivers": [{"name": "agent", "webhook_configs": [{"url": server.url + "/alerts"}]}]}
+        config = {
+            "route": {
+                "receiver": "agent",
+                "group_by": ["alertname"],
+                "group_wait": "0s",
+                "group_interval": "1s",
+                "repeat_interval": "1h",
+            },
+            "receivers": [{"name": "agent", "webhook_configs": [{"url": server.url + "/alerts"}]}],
+        }
         (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
         port = free_port()
         am = f"http://127.0.0.1:{port}"
-        command = [alertmanager, f"--config.file={tmp_path / 'alertmanager.yml'}",
-                   f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{port}",
-                   "--cluster.listen-address="]
-        with running(command, tmp_path / "alertmanager.log", lambda: http_ok(am + "/-/ready"), 30,
-                     "alertmanager to be ready"):
-            fire = [{"labels": {"alertname": "HighCPU", "instance": "payment-server-01:9100"},
-                     "annotations": {"summary": "CPU above 95%"}}]
+        command = [
+            alertmanager,
+            f"--config.file={tmp_path / 'alertmanager.yml'}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ]
+        with running(
+            command, tmp_path / "alertmanager.log", lambda: http_ok(am + "/-/ready"), 30, "alertmanager to be ready"
+        ):
+            fire = [
+                {
+                    "labels": {"alertname": "HighCPU", "instance": "payment-server-01:9100"},
+                    "annotations": {"summary": "CPU above 95%"},
+                }
+            ]
             for _ in range(2):
                 post(am, fire, path="/api/v2/alerts")
             [thread_id] = wait_until(lambda: threads(state_dir) or None, 30, "Alertmanager to notify the agent")
@@ -191,8 +237,9 @@ def test_through_a_real_alertmanager(state_dir: Path, tmp_path: Path) -> None:
     assert final_state(state_dir, thread_id)["outcome"] == "restart"
 
 
-def test_a_run_that_crashes_still_files_a_ticket(server: AlertServer, state_dir: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_that_crashes_still_files_a_ticket(
+    server: AlertServer, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("backend exploded")
 
@@ -204,10 +251,17 @@ def test_a_run_that_crashes_still_files_a_ticket(server: AlertServer, state_dir:
     assert "failed while handling this alert: RuntimeError" in tickets[0]["reason"]
 
 
-def test_an_unmatched_label_is_never_replaced_by_a_server_named_in_the_text(server: AlertServer,
-                                                                             state_dir: Path) -> None:
-    body = payload(alert("10.20.30.40:9100", name="CheckoutLatency", summary="checkout p99 high",
-                         description="calls to payment-server-01 are slow"))
+def test_an_unmatched_label_is_never_replaced_by_a_server_named_in_the_text(
+    server: AlertServer, state_dir: Path
+) -> None:
+    body = payload(
+        alert(
+            "10.20.30.40:9100",
+            name="CheckoutLatency",
+            summary="checkout p99 high",
+            description="calls to payment-server-01 are slow",
+        )
+    )
     _, answer = post(server.url, body)
     settled(server)
     [accepted] = answer["accepted"]
@@ -217,8 +271,9 @@ def test_an_unmatched_label_is_never_replaced_by_a_server_named_in_the_text(serv
     assert not state["restart"] and "payment-server-01" in state["incident"]
 
 
-def test_the_worker_survives_a_crashing_run_and_a_failing_fallback_ticket(server: AlertServer, state_dir: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_worker_survives_a_crashing_run_and_a_failing_fallback_ticket(
+    server: AlertServer, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("backend exploded")
 
@@ -231,8 +286,11 @@ def test_the_worker_survives_a_crashing_run_and_a_failing_fallback_ticket(server
         _, crashed = post(server.url, payload(alert("payment-server-01:9100")))
         settled(server)
     assert server.intake.alive()
-    stages = [event.get("stage") for event in audit.events(state_dir, crashed["accepted"][0]["thread_id"])
-              if event["kind"] == "intake_error"]
+    stages = [
+        event.get("stage")
+        for event in audit.events(state_dir, crashed["accepted"][0]["thread_id"])
+        if event["kind"] == "intake_error"
+    ]
     assert stages == ["run", "fallback_ticket"]
     _, later = post(server.url, payload(alert("web-frontend-05:9100")))
     settled(server)
@@ -249,8 +307,9 @@ def test_healthz_and_intake_answer_503_when_the_worker_is_gone(server: AlertServ
     assert post(server.url, payload(alert("web-frontend-05:9100")))[0] == 503
 
 
-def test_stop_drops_queued_incidents_and_waits_for_the_running_one(state_dir: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stop_drops_queued_incidents_and_waits_for_the_running_one(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     started, release, ran = threading.Event(), threading.Event(), []
 
     def slow(self: AlertIntake, task: Any) -> None:
@@ -262,8 +321,10 @@ def test_stop_drops_queued_incidents_and_waits_for_the_running_one(state_dir: Pa
     monkeypatch.setattr(AlertIntake, "_run", slow)
     intake = AlertIntake(Context(state_dir=str(state_dir)))
     intake.start()
-    alerts = tuple(Alert("firing", {"alertname": f"A{index}", "instance": "web-frontend-05"}, {}, f"fp{index}",
-                         STARTS_AT) for index in range(3))
+    alerts = tuple(
+        Alert("firing", {"alertname": f"A{index}", "instance": "web-frontend-05"}, {}, f"fp{index}", STARTS_AT)
+        for index in range(3)
+    )
     intake.submit(AlertGroup("g", alerts))
     assert started.wait(10)
     stopper = threading.Thread(target=intake.stop)
@@ -273,8 +334,7 @@ def test_stop_drops_queued_incidents_and_waits_for_the_running_one(state_dir: Pa
     release.set()
     stopper.join(10)
     assert not intake.alive() and ran == ["A0", "A0 done"] and intake.pending() == 0
-    assert [event["alertname"] for event in audit.events(state_dir) if event["kind"] == "alert_dropped"] == [
-        "A1", "A2"]
+    assert [event["alertname"] for event in audit.events(state_dir) if event["kind"] == "alert_dropped"] == ["A1", "A2"]
 
 
 def raw_request(server: AlertServer, request: bytes, wait_s: float = 5.0) -> bytes:
@@ -284,8 +344,9 @@ def raw_request(server: AlertServer, request: bytes, wait_s: float = 5.0) -> byt
         return connection.recv(4096).split(b"\r\n")[0]
 
 
-def test_a_client_that_stalls_mid_body_gets_408_and_frees_its_thread(server: AlertServer,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_client_that_stalls_mid_body_gets_408_and_frees_its_thread(
+    server: AlertServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(_Handler, "timeout", 0.3)
     started = time.monotonic()
     status_line = raw_request(server, b"POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
@@ -293,12 +354,10 @@ def test_a_client_that_stalls_mid_body_gets_408_and_frees_its_thread(server: Ale
 
 
 def test_a_content_length_that_is_not_ascii_digits_is_400(server: AlertServer) -> None:
-    assert raw_request(server, b"POST /alerts HTTP/1.0\r\nContent-Length: \xb2\r\n\r\n{}").endswith(
-        b"400 Bad Request")
+    assert raw_request(server, b"POST /alerts HTTP/1.0\r\nContent-Length: \xb2\r\n\r\n{}").endswith(b"400 Bad Request")
 
 
-def test_a_lone_surrogate_anywhere_in_a_batch_is_400_and_queues_nothing(server: AlertServer,
-                                                                       state_dir: Path) -> None:
+def test_a_lone_surrogate_anywhere_in_a_batch_is_400_and_queues_nothing(server: AlertServer, state_dir: Path) -> None:
     good = alert("web-frontend-05:9100")
     bad = {**alert("payment-server-01:9100"), "fingerprint": "\ud800"}
     status, answer = post(server.url, json.dumps(payload(good, bad)).encode())
@@ -307,9 +366,18 @@ def test_a_lone_surrogate_anywhere_in_a_batch_is_400_and_queues_nothing(server: 
 
 
 def test_serve_refuses_to_start_with_credentials_in_a_sink_url(state_dir: Path) -> None:
-    env = {**os.environ, "IT_SUPPORT_STATE_DIR": str(state_dir),
-           "IT_SUPPORT_WEBHOOK_URL": "https://ops:hunter2@hooks.example.com/in"}
-    done = subprocess.run([sys.executable, "-m", "it_support_agent", "serve", "--port", str(free_port())],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "IT_SUPPORT_STATE_DIR": str(state_dir),
+        "IT_SUPPORT_WEBHOOK_URL": "https://ops:hunter2@hooks.example.com/in",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "it_support_agent", "serve", "--port", str(free_port())],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "IT_SUPPORT_WEBHOOK_URL must not embed credentials" in done.stderr
     assert "hunter2" not in done.stderr

@@ -28,25 +28,31 @@ INCIDENT = "search-index-09 stopped indexing"
 
 def configure(monkeypatch: pytest.MonkeyPatch, base_url: str, attempts: int = 3) -> None:
     settings = {
-        "IT_SUPPORT_WEBHOOK_URL": f"{base_url}/webhook", "IT_SUPPORT_WEBHOOK_TOKEN": "t0ken",
+        "IT_SUPPORT_WEBHOOK_URL": f"{base_url}/webhook",
+        "IT_SUPPORT_WEBHOOK_TOKEN": "t0ken",
         "IT_SUPPORT_SLACK_WEBHOOK_URL": f"{base_url}/slack",
-        "IT_SUPPORT_PAGERDUTY_ROUTING_KEY": "R0UTING", "IT_SUPPORT_PAGERDUTY_URL": f"{base_url}/pagerduty",
-        "IT_SUPPORT_SINK_TIMEOUT_S": "2", "IT_SUPPORT_SINK_ATTEMPTS": str(attempts),
+        "IT_SUPPORT_PAGERDUTY_ROUTING_KEY": "R0UTING",
+        "IT_SUPPORT_PAGERDUTY_URL": f"{base_url}/pagerduty",
+        "IT_SUPPORT_SINK_TIMEOUT_S": "2",
+        "IT_SUPPORT_SINK_ATTEMPTS": str(attempts),
         "IT_SUPPORT_SINK_BACKOFF_S": "0.01",
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
 
 
-def test_webhook_slack_and_pagerduty_payloads(runner: Any, monkeypatch: pytest.MonkeyPatch,
-                                              state_dir: Path) -> None:
+def test_webhook_slack_and_pagerduty_payloads(runner: Any, monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
     with Receiver() as receiver:
         configure(monkeypatch, receiver.url)
         result = runner().run(INCIDENT)
     ticket = result["ticket"]
     assert result["outcome"] == "escalate" and ticket["delivery"]["status"] == "delivered"
-    assert ticket["delivery"]["sinks"] == {"outbox": "delivered", "webhook": "delivered", "slack": "delivered",
-                                           "pagerduty": "delivered"}
+    assert ticket["delivery"]["sinks"] == {
+        "outbox": "delivered",
+        "webhook": "delivered",
+        "slack": "delivered",
+        "pagerduty": "delivered",
+    }
 
     [(_, headers, webhook)] = [request for request in receiver.requests if request[0] == "/webhook"]
     assert webhook["id"] == webhook["dedup_key"] == ticket["id"]
@@ -68,7 +74,8 @@ def test_webhook_slack_and_pagerduty_payloads(runner: Any, monkeypatch: pytest.M
 
 
 def test_a_failing_sink_is_retried_a_bounded_number_of_times_with_a_stable_dedup_key(
-        runner: Any, monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
+    runner: Any, monkeypatch: pytest.MonkeyPatch, state_dir: Path
+) -> None:
     with Receiver() as receiver:
         configure(monkeypatch, receiver.url, attempts=3)
         receiver.status = 503
@@ -83,7 +90,8 @@ def test_a_failing_sink_is_retried_a_bounded_number_of_times_with_a_stable_dedup
 
 
 def test_receiver_down_spools_then_cli_flush_delivers_exactly_once(
-        runner: Any, monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
+    runner: Any, monkeypatch: pytest.MonkeyPatch, state_dir: Path
+) -> None:
     port = free_port()
     configure(monkeypatch, f"http://127.0.0.1:{port}", attempts=2)
     result = runner().run(INCIDENT)
@@ -106,8 +114,14 @@ def test_receiver_down_spools_then_cli_flush_delivers_exactly_once(
 
 def flush_cli(state_dir: Path) -> dict[str, int]:
     env = {**os.environ, "IT_SUPPORT_STATE_DIR": str(state_dir)}
-    done = subprocess.run([sys.executable, "-m", "it_support_agent", "flush", "--json"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "it_support_agent", "flush", "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     counts: dict[str, int] = json.loads(done.stdout)
     return counts
@@ -177,13 +191,20 @@ def test_a_sink_failing_in_an_unexpected_way_spools_instead_of_raising(state_dir
 
 def test_redirects_are_refused_and_the_token_never_follows_them(state_dir: Path) -> None:
     with Receiver() as elsewhere:
+
         def redirect(connection: socket.socket) -> None:
-            connection.sendall(f"HTTP/1.1 302 Found\r\nLocation: {elsewhere.url}/login\r\n"
-                               "Content-Length: 0\r\n\r\n".encode())
+            connection.sendall(
+                f"HTTP/1.1 302 Found\r\nLocation: {elsewhere.url}/login\r\nContent-Length: 0\r\n\r\n".encode()
+            )
 
         with raw_server(redirect) as hook:
-            sinks = configured_sinks({"IT_SUPPORT_WEBHOOK_URL": hook + "/hook", "IT_SUPPORT_WEBHOOK_TOKEN": "T0KEN",
-                                      "IT_SUPPORT_SINK_ATTEMPTS": "3"})
+            sinks = configured_sinks(
+                {
+                    "IT_SUPPORT_WEBHOOK_URL": hook + "/hook",
+                    "IT_SUPPORT_WEBHOOK_TOKEN": "T0KEN",
+                    "IT_SUPPORT_SINK_ATTEMPTS": "3",
+                }
+            )
             delivery = TicketDesk(state_dir, sinks).deliver({"id": "INC-REDIRECT"})
     assert delivery["status"] == "spooled" and delivery["sinks"]["webhook"] == "failed"
     assert "HTTP 302: redirect refused" in delivery["error"]
@@ -196,10 +217,13 @@ def test_a_trickled_answer_is_cut_at_the_deadline_without_holding_up_other_ticke
     assert slow.deadline_s == pytest.approx(1.1)
     timings: dict[str, float] = {}
     with Receiver() as receiver, raw_server(trickle) as dripping:
+
         def deliver_slow() -> None:
             started = time.monotonic()
-            timings["status"] = TicketDesk(state_dir, [dataclasses.replace(slow, url=dripping)]).deliver(
-                {"id": "INC-SLOW"})["status"] == "spooled"
+            timings["status"] = (
+                TicketDesk(state_dir, [dataclasses.replace(slow, url=dripping)]).deliver({"id": "INC-SLOW"})["status"]
+                == "spooled"
+            )
             timings["slow"] = time.monotonic() - started
 
         thread = threading.Thread(target=deliver_slow)

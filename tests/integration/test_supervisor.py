@@ -20,33 +20,38 @@ from tests.integration.services import Supervisord, supervisord
 
 SLEEPER = f'{sys.executable} -c "import time; time.sleep(1e6)"'
 # Takes 1.2 s to stop on SIGTERM: longer than the RPC timeout the test gives, shorter than stopwaitsecs.
-SLOW_TO_STOP = (f'{sys.executable} -c "import signal, sys, time; '
-                f'signal.signal(signal.SIGTERM, lambda *a: (time.sleep(1.2), sys.exit(0))); time.sleep(1e6)"')
+SLOW_TO_STOP = (
+    f'{sys.executable} -c "import signal, sys, time; '
+    f'signal.signal(signal.SIGTERM, lambda *a: (time.sleep(1.2), sys.exit(0))); time.sleep(1e6)"'
+)
 HOT = {"cpu_percent": 98.0, "memory_percent": 50.0, "status": "degraded"}
 HUNG_LOGS = ["2026-11-27T09:58:01Z ERROR worker pool exhausted: 200/200 threads busy, 1412 requests queued"]
 
 
 @pytest.fixture(scope="module")
 def sv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisord]:
-    with supervisord(tmp_path_factory.mktemp("supervisord"), {"worker": SLEEPER, "other": SLEEPER,
-                                                                "slow-stop": SLOW_TO_STOP}) as running:
+    with supervisord(
+        tmp_path_factory.mktemp("supervisord"), {"worker": SLEEPER, "other": SLEEPER, "slow-stop": SLOW_TO_STOP}
+    ) as running:
         yield running
 
 
 def worker_fleet(directory: Path, sv: Supervisord, *, recovers: bool = True, **restart: Any) -> Path:
     """A simulated hot server whose restart is real: supervisord's `worker` program."""
     server: dict[str, Any] = {
-        "service": "worker", "health": HOT, "logs": HUNG_LOGS,
-        "restart": {"type": "supervisord", "url": sv.url, "username": sv.username, "password": sv.password,
-                    **restart},
+        "service": "worker",
+        "health": HOT,
+        "logs": HUNG_LOGS,
+        "restart": {"type": "supervisord", "url": sv.url, "username": sv.username, "password": sv.password, **restart},
     }
     if recovers:
         server["after_restart"] = {"health": {"cpu_percent": 20.0, "memory_percent": 40.0, "status": "healthy"}}
     return write_fleet(directory, {"worker-01": server})
 
 
-def test_agent_restarts_the_supervised_process_and_its_pid_changes(sv: Supervisord, runner: Any, tmp_path: Path,
-                                                                   state_dir: Path) -> None:
+def test_agent_restarts_the_supervised_process_and_its_pid_changes(
+    sv: Supervisord, runner: Any, tmp_path: Path, state_dir: Path
+) -> None:
     before = sv.info("worker")
     other_before = sv.info("other")["pid"]
     result = runner(worker_fleet(tmp_path, sv)).run("worker-01 is hanging", thread_id="inc-sv-1")
@@ -64,7 +69,8 @@ def test_agent_restarts_the_supervised_process_and_its_pid_changes(sv: Superviso
 
 
 def test_a_second_alert_on_the_same_thread_is_a_crash_loop_not_a_second_restart(
-        sv: Supervisord, runner: Any, tmp_path: Path, state_dir: Path) -> None:
+    sv: Supervisord, runner: Any, tmp_path: Path, state_dir: Path
+) -> None:
     agent = runner(worker_fleet(tmp_path, sv, recovers=False))
     first = agent.run("worker-01 is hanging", thread_id="inc-sv-2")
     pid_after_first = sv.info("worker")["pid"]
@@ -82,19 +88,29 @@ def test_restart_over_the_unix_socket(sv: Supervisord) -> None:
     assert detail.endswith(f"PID {before} -> {after['pid']}, RUNNING")
 
 
-@pytest.mark.parametrize(("settings", "problem"), [
-    ({"password": "wrong"}, "401 Unauthorized (check username and password)"),
-    ({"process": "no-such-program"}, "supervisord has no process named 'no-such-program'"),
-])
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"password": "wrong"}, "401 Unauthorized (check username and password)"),
+        ({"process": "no-such-program"}, "supervisord has no process named 'no-such-program'"),
+    ],
+)
 def test_refused_restarts_are_backend_errors(sv: Supervisord, settings: dict[str, str], problem: str) -> None:
-    source = SupervisordSource(**{"url": sv.url, "username": sv.username, "password": sv.password,  # type: ignore[arg-type]
-                                  **settings})
+    source = SupervisordSource(
+        **{
+            "url": sv.url,
+            "username": sv.username,
+            "password": sv.password,  # type: ignore[arg-type]
+            **settings,
+        }
+    )
     with pytest.raises(BackendError, match=problem.replace("(", r"\(").replace(")", r"\)")):
         SupervisordRestarter(source, process=source.process or "worker").restart()
 
 
-def test_a_failed_restart_escalates_and_records_no_key(sv: Supervisord, runner: Any, tmp_path: Path,
-                                                       state_dir: Path) -> None:
+def test_a_failed_restart_escalates_and_records_no_key(
+    sv: Supervisord, runner: Any, tmp_path: Path, state_dir: Path
+) -> None:
     result = runner(worker_fleet(tmp_path, sv, password="wrong")).run("worker-01 is hanging")
     assert result["outcome"] == "escalate"
     assert "restart of worker on worker-01 failed" in result["escalation_reason"]
@@ -104,13 +120,15 @@ def test_a_failed_restart_escalates_and_records_no_key(sv: Supervisord, runner: 
 
 
 def test_a_stop_outlasting_the_timeout_is_an_unknown_outcome_the_process_is_started_once_and_the_key_kept(
-        sv: Supervisord, tmp_path: Path) -> None:
+    sv: Supervisord, tmp_path: Path
+) -> None:
     before = sv.info("slow-stop")["pid"]
     source = SupervisordSource(url=sv.url, username=sv.username, password=sv.password, timeout_s=1.0)
     keys = tmp_path / "restart-keys.json"
     with pytest.raises(RestartOutcomeUnknown) as caught:
-        perform_once(keys, "slow-01", "slow-stop", "t:restart:slow-01",
-                     SupervisordRestarter(source, process="slow-stop").restart)
+        perform_once(
+            keys, "slow-01", "slow-stop", "t:restart:slow-01", SupervisordRestarter(source, process="slow-stop").restart
+        )
     after = sv.info("slow-stop")
     message = str(caught.value)
     assert message.startswith("outcome unknown: supervisord did not answer stopProcess for slow-stop")
@@ -119,6 +137,7 @@ def test_a_stop_outlasting_the_timeout_is_an_unknown_outcome_the_process_is_star
     assert after["statename"] == "RUNNING" and after["pid"] != before
     assert json.loads(keys.read_text())["keys"]["t:restart:slow-01"]["status"] == "in_flight"
     with pytest.raises(BackendError, match="did not finish"):
-        perform_once(keys, "slow-01", "slow-stop", "t:restart:slow-01",
-                     SupervisordRestarter(source, process="slow-stop").restart)
+        perform_once(
+            keys, "slow-01", "slow-stop", "t:restart:slow-01", SupervisordRestarter(source, process="slow-stop").restart
+        )
     assert sv.info("slow-stop")["pid"] == after["pid"]

@@ -48,41 +48,59 @@ def fleet_text(**fields: str) -> str:
 
 # --- the fleet file's source settings ---
 
+
 def test_sources_parse_with_defaults_and_typed_settings() -> None:
-    fleet = parse_fleet(fleet_text(
-        health="{type: prometheus, url: 'http://prom:9090/', instance: 'app-01:9100', queries: {up: 'up'}}",
-        logs="{type: journald, unit: app.service}",
-        restart="{type: supervisord, url: 'unix:///run/supervisor.sock', username: ops, password_env: SV_PW}"))
+    fleet = parse_fleet(
+        fleet_text(
+            health="{type: prometheus, url: 'http://prom:9090/', instance: 'app-01:9100', queries: {up: 'up'}}",
+            logs="{type: journald, unit: app.service}",
+            restart="{type: supervisord, url: 'unix:///run/supervisor.sock', username: ops, password_env: SV_PW}",
+        )
+    )
     sources = fleet.servers["app-01"].sources
     assert sources["health"] == PrometheusSource(url="http://prom:9090", instance="app-01:9100", queries={"up": "up"})
     assert sources["logs"] == JournaldSource(unit="app.service")
-    assert sources["restart"] == SupervisordSource(url="unix:///run/supervisor.sock", username="ops",
-                                                   password_env="SV_PW")
+    assert sources["restart"] == SupervisordSource(
+        url="unix:///run/supervisor.sock", username="ops", password_env="SV_PW"
+    )
     assert fleet.servers["app-01"].state.logs == ()
 
 
-@pytest.mark.parametrize(("fields", "problem"), [
-    ({"health": "{type: graphite, url: 'http://g'}"}, "health.type 'graphite' is unknown; use one of prometheus"),
-    ({"health": "{type: prometheus, instance: a}"}, "health.url is required"),
-    ({"health": "{type: prometheus, url: 'prom:9090', instance: a}"}, "health.url must be a http:// or https://"),
-    ({"health": "{type: prometheus, url: 'http://p', instance: a, queries: {cpu: x}}"}, "unknown key 'cpu'"),
-    ({"health": "{type: prometheus, url: 'http://p', instance: a, timeout_s: -1}"}, "timeout_s must be a number"),
-    ({"health": "{cpu_percent: 1}", "logs": "{paths: [/var/log/a]}"}, "'logs' needs a 'type'"),
-    ({"health": "{cpu_percent: 1}", "logs": "{type: file, paths: []}"}, "logs.paths must be a non-empty list"),
-    ({"health": "{cpu_percent: 1}", "logs": "{type: syslog}"}, "use one of file, journald"),
-    ({"health": "{cpu_percent: 1}", "restart": "{type: supervisord, url: 'unix://relative.sock'}"},
-     "absolute socket path"),
-    ({"health": "{cpu_percent: 1}", "restart": "{type: supervisord, url: 'http://h', pasword: x}"},
-     "unknown setting 'pasword'"),
-    ({"health": "{cpu_percent: 1}", "restart": "systemd"}, "'restart' must be a mapping with a 'type'"),
-    ({"logs": "{type: journald, unit: app}"}, "missing required field 'health'"),
-    ({"health": "{type: prometheus, url: 'http://ops:hunter2@prom:9090', instance: a}"},
-     "health.url must not embed credentials (user:password@host); set health.username and health.password_env"),
-    ({"health": "{cpu_percent: 1}", "restart": "{type: supervisord, url: 'http://ops:hunter2@h:9001/RPC2'}"},
-     "restart.url must not embed credentials"),
-    ({"health": "{cpu_percent: 1}", "restart": "{type: supervisord, url: 'unix://ops:hunter2@/run/s.sock'}"},
-     "restart.url must not embed credentials"),
-])
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"health": "{type: graphite, url: 'http://g'}"}, "health.type 'graphite' is unknown; use one of prometheus"),
+        ({"health": "{type: prometheus, instance: a}"}, "health.url is required"),
+        ({"health": "{type: prometheus, url: 'prom:9090', instance: a}"}, "health.url must be a http:// or https://"),
+        ({"health": "{type: prometheus, url: 'http://p', instance: a, queries: {cpu: x}}"}, "unknown key 'cpu'"),
+        ({"health": "{type: prometheus, url: 'http://p', instance: a, timeout_s: -1}"}, "timeout_s must be a number"),
+        ({"health": "{cpu_percent: 1}", "logs": "{paths: [/var/log/a]}"}, "'logs' needs a 'type'"),
+        ({"health": "{cpu_percent: 1}", "logs": "{type: file, paths: []}"}, "logs.paths must be a non-empty list"),
+        ({"health": "{cpu_percent: 1}", "logs": "{type: syslog}"}, "use one of file, journald"),
+        (
+            {"health": "{cpu_percent: 1}", "restart": "{type: supervisord, url: 'unix://relative.sock'}"},
+            "absolute socket path",
+        ),
+        (
+            {"health": "{cpu_percent: 1}", "restart": "{type: supervisord, url: 'http://h', pasword: x}"},
+            "unknown setting 'pasword'",
+        ),
+        ({"health": "{cpu_percent: 1}", "restart": "systemd"}, "'restart' must be a mapping with a 'type'"),
+        ({"logs": "{type: journald, unit: app}"}, "missing required field 'health'"),
+        (
+            {"health": "{type: prometheus, url: 'http://ops:hunter2@prom:9090', instance: a}"},
+            "health.url must not embed credentials (user:password@host); set health.username and health.password_env",
+        ),
+        (
+            {"health": "{cpu_percent: 1}", "restart": "{type: supervisord, url: 'http://ops:hunter2@h:9001/RPC2'}"},
+            "restart.url must not embed credentials",
+        ),
+        (
+            {"health": "{cpu_percent: 1}", "restart": "{type: supervisord, url: 'unix://ops:hunter2@/run/s.sock'}"},
+            "restart.url must not embed credentials",
+        ),
+    ],
+)
 def test_bad_sources_are_fleet_errors_naming_the_server(fields: dict[str, str], problem: str) -> None:
     with pytest.raises(FleetError, match="server 'app-01'") as caught:
         parse_fleet(fleet_text(**fields))
@@ -91,29 +109,36 @@ def test_bad_sources_are_fleet_errors_naming_the_server(fields: dict[str, str], 
 
 
 def test_prometheus_takes_basic_auth_from_settings_and_a_whole_millisecond_timeout(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    fleet = parse_fleet(fleet_text(health="{type: prometheus, url: 'http://p', instance: a, username: ops, "
-                                          "password_env: PROM_PW}"))
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fleet = parse_fleet(
+        fleet_text(health="{type: prometheus, url: 'http://p', instance: a, username: ops, password_env: PROM_PW}")
+    )
     source = fleet.servers["app-01"].sources["health"]
     assert isinstance(source, PrometheusSource)
     monkeypatch.setenv("PROM_PW", "s3cret")
     assert auth_headers(source) == {"Authorization": "Basic b3BzOnMzY3JldA=="}
     assert auth_headers(PrometheusSource(url="http://p", instance="a")) == {}
-    assert [query_timeout(seconds) for seconds in (5, 2.5, 0.0001, 1e6)] == ["5000ms", "2500ms", "1ms",
-                                                                              "1000000000ms"]
+    assert [query_timeout(seconds) for seconds in (5, 2.5, 0.0001, 1e6)] == ["5000ms", "2500ms", "1ms", "1000000000ms"]
 
 
 def test_prometheus_queries_default_to_node_exporter_and_quote_the_instance() -> None:
-    queries = render_queries(PrometheusSource(url="http://p", instance='we"ird:9100',
-                                              queries={"up": 'up{job="app", instance="$instance"}'}))
+    queries = render_queries(
+        PrometheusSource(url="http://p", instance='we"ird:9100', queries={"up": 'up{job="app", instance="$instance"}'})
+    )
     assert queries["up"] == 'up{job="app", instance="we\\"ird:9100"}'
     assert 'node_cpu_seconds_total{mode="idle", instance="we\\"ird:9100"}' in queries["cpu_percent"]
     assert "node_memory_MemAvailable_bytes" in queries["memory_percent"]
 
 
 def test_prometheus_answers_are_read_strictly() -> None:
-    vector = {"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": {}, "value": [1, "97.5"]}, {"metric": {}, "value": [1, "NaN"]}]}}
+    vector = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": {}, "value": [1, "97.5"]}, {"metric": {}, "value": [1, "NaN"]}],
+        },
+    }
     assert _samples(vector, "http://p") == [97.5]
     assert _samples({"status": "success", "data": {"resultType": "scalar", "result": [1, "3"]}}, "http://p") == [3.0]
     with pytest.raises(BackendError, match="refused the query: parse error"):
@@ -121,6 +146,7 @@ def test_prometheus_answers_are_read_strictly() -> None:
 
 
 # --- log files ---
+
 
 def test_a_one_gigabyte_file_costs_no_more_than_a_small_one(tmp_path: Path) -> None:
     small, big = tmp_path / "small.log", tmp_path / "big.log"
@@ -184,8 +210,9 @@ def test_a_current_file_cut_short_by_the_read_cap_never_pulls_in_the_rotated_one
     assert tail_rotated(current, 5) == ["2026-11-27T10:00:00Z INFO current"]
 
 
-def test_an_unreadable_file_among_several_is_skipped_with_a_note(tmp_path: Path,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unreadable_file_among_several_is_skipped_with_a_note(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "a.log").write_text("a1\na2\n", encoding="utf-8")
     (tmp_path / "unreadable.log").mkdir()  # reading it fails even as root
     paths = (str(tmp_path / "unreadable.log"), str(tmp_path / "a.log"))
@@ -208,6 +235,7 @@ def test_several_files_share_the_lines_and_missing_ones_are_skipped(tmp_path: Pa
 
 # --- journald and systemd, through stub binaries (the real ones need systemd running) ---
 
+
 def stub(directory: Path, name: str, script: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = directory / name
     path.write_text("#!/bin/sh\n" + script, encoding="utf-8")
@@ -217,12 +245,16 @@ def stub(directory: Path, name: str, script: str, monkeypatch: pytest.MonkeyPatc
 
 
 def test_journald_runs_journalctl_for_the_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    stub(tmp_path, "journalctl", f'echo "$@" > {tmp_path}/argv\n'
-         'echo "-- Boot 1a2b --"\necho "2026-11-27T10:00:01+0000 host app[7]: ERROR hung"\n', monkeypatch)
+    stub(
+        tmp_path,
+        "journalctl",
+        f'echo "$@" > {tmp_path}/argv\n'
+        'echo "-- Boot 1a2b --"\necho "2026-11-27T10:00:01+0000 host app[7]: ERROR hung"\n',
+        monkeypatch,
+    )
     lines = JournaldLogs(JournaldSource(unit="app.service")).logs(20)
     assert lines == ["2026-11-27T10:00:01+0000 host app[7]: ERROR hung"]
-    assert (tmp_path / "argv").read_text().split() == ["-u", "app.service", "-n", "20", "-o", "short-iso",
-                                                       "--no-pager"]
+    assert (tmp_path / "argv").read_text().split() == ["-u", "app.service", "-n", "20", "-o", "short-iso", "--no-pager"]
 
 
 def test_journald_failures_are_backend_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -256,20 +288,27 @@ def test_systemd_restart_is_verified_by_a_new_main_pid(tmp_path: Path, monkeypat
     (tmp_path / "pid").write_text("100\n")
     stub(tmp_path, "systemctl", SYSTEMCTL.format(state=tmp_path / "pid"), monkeypatch)
     assert SystemdRestarter(SystemdSource(), unit="app.service").restart() == (
-        "restarted app.service through systemd: main PID 100 -> 101, active")
+        "restarted app.service through systemd: main PID 100 -> 101, active"
+    )
     with pytest.raises(BackendError, match="systemctl restart broken.service failed \\(exit 1\\): Job for"):
         SystemdRestarter(SystemdSource(), unit="broken.service").restart()
 
 
-def test_a_systemctl_restart_that_times_out_is_an_unknown_outcome(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    stub(tmp_path, "systemctl", 'if [ "$1" = restart ]; then sleep 5; fi\necho ActiveState=active; echo MainPID=7\n',
-         monkeypatch)
+def test_a_systemctl_restart_that_times_out_is_an_unknown_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stub(
+        tmp_path,
+        "systemctl",
+        'if [ "$1" = restart ]; then sleep 5; fi\necho ActiveState=active; echo MainPID=7\n',
+        monkeypatch,
+    )
     with pytest.raises(RestartOutcomeUnknown, match="outcome unknown: systemctl restart app.service timed out"):
         SystemdRestarter(SystemdSource(timeout_s=0.5), unit="app.service").restart()
 
 
 # --- routing and exactly-once restarts ---
+
 
 def _record(calls: list[str], name: str) -> str:
     """A fake restart action: note that it ran, report done."""
@@ -297,11 +336,17 @@ def test_restart_keys_are_recorded_only_after_success(tmp_path: Path) -> None:
 def test_one_fleet_mixes_simulated_and_real_sources(tmp_path: Path, state_dir: Path) -> None:
     log = tmp_path / "app.log"
     log.write_text("2026-11-27T10:00:00Z ERROR real log line\n", encoding="utf-8")
-    fleet = write_fleet(tmp_path, {
-        "sim-01": {"service": "a", "health": {"cpu_percent": 10, "memory_percent": 10}, "logs": ["simulated"]},
-        "mixed-01": {"service": "b", "health": {"cpu_percent": 95, "memory_percent": 10, "status": "degraded"},
-                     "logs": {"type": "file", "paths": [str(log)]}},
-    })
+    fleet = write_fleet(
+        tmp_path,
+        {
+            "sim-01": {"service": "a", "health": {"cpu_percent": 10, "memory_percent": 10}, "logs": ["simulated"]},
+            "mixed-01": {
+                "service": "b",
+                "health": {"cpu_percent": 95, "memory_percent": 10, "status": "degraded"},
+                "logs": {"type": "file", "paths": [str(log)]},
+            },
+        },
+    )
     backend = open_infrastructure(str(fleet), str(state_dir)).backend
     assert backend.logs("sim-01", 5) == ["simulated"]
     assert backend.logs("mixed-01", 5) == ["2026-11-27T10:00:00Z ERROR real log line"]
@@ -310,6 +355,7 @@ def test_one_fleet_mixes_simulated_and_real_sources(tmp_path: Path, state_dir: P
 
 
 # --- alert intake and sink payloads (pure parts) ---
+
 
 def test_alert_labels_name_fleet_servers() -> None:
     fleet = parse_fleet(fleet_text(health="{type: prometheus, url: 'http://p', instance: '10.0.0.5:9100'}"))
@@ -327,10 +373,20 @@ def test_thread_ids_are_stable_per_alert_and_firing_episode() -> None:
     assert thread_id("g", alert) != thread_id("g", Alert("firing", {}, {}, "fp1", "2026-11-27T11:00:00Z"))
 
 
-TICKET: dict[str, Any] = {"id": "INC-1", "dedup_key": "INC-1", "thread_id": "t", "server_id": "app-01",
-                          "severity": "high", "reason": "dependency down", "summary": "db unreachable",
-                          "evidence": {"health_summary": "CPU 10.0%", "category": "dependency_failure",
-                                       "log_lines": ["ERROR ```connection refused```"]}}
+TICKET: dict[str, Any] = {
+    "id": "INC-1",
+    "dedup_key": "INC-1",
+    "thread_id": "t",
+    "server_id": "app-01",
+    "severity": "high",
+    "reason": "dependency down",
+    "summary": "db unreachable",
+    "evidence": {
+        "health_summary": "CPU 10.0%",
+        "category": "dependency_failure",
+        "log_lines": ["ERROR ```connection refused```"],
+    },
+}
 
 
 def test_sink_payloads_and_configuration() -> None:
@@ -340,18 +396,27 @@ def test_sink_payloads_and_configuration() -> None:
     pager = pagerduty_payload("key")(TICKET)
     assert (pager["event_action"], pager["dedup_key"], pager["payload"]["severity"]) == ("trigger", "INC-1", "error")
     assert configured_sinks({}) == []
-    names = [sink.name for sink in configured_sinks({"IT_SUPPORT_SLACK_WEBHOOK_URL": "http://s",
-                                                     "IT_SUPPORT_PAGERDUTY_ROUTING_KEY": "k"})]
+    names = [
+        sink.name
+        for sink in configured_sinks(
+            {"IT_SUPPORT_SLACK_WEBHOOK_URL": "http://s", "IT_SUPPORT_PAGERDUTY_ROUTING_KEY": "k"}
+        )
+    ]
     assert names == ["slack", "pagerduty"]
 
 
 def test_sink_urls_with_credentials_or_no_scheme_are_refused_and_never_shown() -> None:
-    sinks = configured_sinks({"IT_SUPPORT_WEBHOOK_URL": "https://ops:hunter2@hooks.example.com/in",
-                              "IT_SUPPORT_SLACK_WEBHOOK_URL": "hooks.slack.com/services/T0/B0/SlackSecret"})
+    sinks = configured_sinks(
+        {
+            "IT_SUPPORT_WEBHOOK_URL": "https://ops:hunter2@hooks.example.com/in",
+            "IT_SUPPORT_SLACK_WEBHOOK_URL": "hooks.slack.com/services/T0/B0/SlackSecret",
+        }
+    )
     assert [sink.problem for sink in sinks] == [
         "IT_SUPPORT_WEBHOOK_URL must not embed credentials (user:password@host); put the token in "
         "IT_SUPPORT_WEBHOOK_TOKEN (sent as Authorization: Bearer)",
-        "IT_SUPPORT_SLACK_WEBHOOK_URL must be an http:// or https:// URL with a host"]
+        "IT_SUPPORT_SLACK_WEBHOOK_URL must be an http:// or https:// URL with a host",
+    ]
     assert sink_problems({"IT_SUPPORT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/x"}) == []
     assert redact_url("https://hooks.slack.com/services/T0/B0/SlackSecret?x=1") == "https://hooks.slack.com:443"
     assert redact_url("http://[::1]:8080/p") == "http://[::1]:8080"
@@ -395,12 +460,16 @@ class FakeSupervisor:
         return True
 
 
-@pytest.mark.parametrize(("states", "found", "starts"), [
-    ([("RUNNING", 10), ("STOPPED", 0), ("RUNNING", 11)], "found STOPPED and started once: now RUNNING (PID 11)", 1),
-    ([("RUNNING", 10), ("STOPPING", 10)], "it is STOPPING (PID 10), so it was not started again", 0),
-])
+@pytest.mark.parametrize(
+    ("states", "found", "starts"),
+    [
+        ([("RUNNING", 10), ("STOPPED", 0), ("RUNNING", 11)], "found STOPPED and started once: now RUNNING (PID 11)", 1),
+        ([("RUNNING", 10), ("STOPPING", 10)], "it is STOPPING (PID 10), so it was not started again", 0),
+    ],
+)
 def test_supervisord_silent_after_the_stop_is_an_unknown_outcome(
-        monkeypatch: pytest.MonkeyPatch, states: list[tuple[str, int]], found: str, starts: int) -> None:
+    monkeypatch: pytest.MonkeyPatch, states: list[tuple[str, int]], found: str, starts: int
+) -> None:
     fake = FakeSupervisor(states)
     monkeypatch.setattr(supervisor, "server_proxy", lambda source: fake)
     monkeypatch.setattr(supervisor, "POLL_S", 0.01)
@@ -415,13 +484,14 @@ def test_supervisord_silent_after_the_stop_is_an_unknown_outcome(
 
 def test_when_nothing_else_can_be_cut_the_brief_incident_text_is() -> None:
     text = ("payment-server-01 " + "支付服务器非常慢并且超时" * 400)[:4000]
-    brief = HumanMessage(content=json.dumps({"incident": text, "server_id": "payment-server-01"},
-                                            ensure_ascii=False))
-    call = {"name": "get_server_health", "args": {"server_id": "payment-server-01"}, "id": "h1",
-            "type": "tool_call"}
-    messages = [brief, AIMessage(content="", tool_calls=[call]),
-                ToolMessage(content='{"status": "success"}', tool_call_id="h1", name="get_server_health"),
-                AIMessage(content="CPU高，日志显示连接池耗尽。" * 30)]
+    brief = HumanMessage(content=json.dumps({"incident": text, "server_id": "payment-server-01"}, ensure_ascii=False))
+    call = {"name": "get_server_health", "args": {"server_id": "payment-server-01"}, "id": "h1", "type": "tool_call"}
+    messages = [
+        brief,
+        AIMessage(content="", tool_calls=[call]),
+        ToolMessage(content='{"status": "success"}', tool_call_id="h1", name="get_server_health"),
+        AIMessage(content="CPU高，日志显示连接池耗尽。" * 30),
+    ]
     prompt = fit_prompt("system " * 2000, messages, DECISION_TOOLS)
     assert prompt.cut and prompt.estimated_tokens <= PROMPT_BUDGET_TOKENS
     kept = json.loads(str(prompt.messages[0].content))
@@ -430,8 +500,11 @@ def test_when_nothing_else_can_be_cut_the_brief_incident_text_is() -> None:
 
 def test_a_restart_interrupted_mid_flight_is_never_repeated(tmp_path: Path) -> None:
     keys = tmp_path / "restart-keys.json"
-    keys.write_text(json.dumps({"keys": {"k9": {"server_id": "app-01", "service": "app", "at": time.time(),
-                                                "status": "in_flight"}}}))
+    keys.write_text(
+        json.dumps(
+            {"keys": {"k9": {"server_id": "app-01", "service": "app", "at": time.time(), "status": "in_flight"}}}
+        )
+    )
     calls: list[str] = []
     with pytest.raises(BackendError, match="did not finish"):
         perform_once(keys, "app-01", "app", "k9", lambda: _record(calls, "restart"))

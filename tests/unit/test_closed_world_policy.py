@@ -12,32 +12,48 @@ from it_support_agent.incident.fleet import parse_fleet
 from it_support_agent.incident.matching import ServerIndex
 from it_support_agent.incident.policy import PolicyFileError, check_evidence, load_policy
 
-FLEET_IDS = ["payment-server-01", "payment-server-02", "cache-node-04", "cache-node-14", "web-frontend-05",
-             "orders-db-01", "auth-server-02", "memcached-01-ams", "memcached-01-fra", "billing-worker-3"]
+FLEET_IDS = [
+    "payment-server-01",
+    "payment-server-02",
+    "cache-node-04",
+    "cache-node-14",
+    "web-frontend-05",
+    "orders-db-01",
+    "auth-server-02",
+    "memcached-01-ams",
+    "memcached-01-fra",
+    "billing-worker-3",
+]
 INDEX = ServerIndex.build(FLEET_IDS)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("pyament-server-01 is slow", "payment-server-01"),      # two letters swapped
-    ("cache node 4 memory full", "cache-node-04"),           # spaces and a dropped zero
-    ("web-frontend-5 timing out", "web-frontend-05"),
-    ("orders db 1 is slow", "orders-db-01"),
-    ("auth-sever-02 down", "auth-server-02"),               # a missing letter
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("pyament-server-01 is slow", "payment-server-01"),  # two letters swapped
+        ("cache node 4 memory full", "cache-node-04"),  # spaces and a dropped zero
+        ("web-frontend-5 timing out", "web-frontend-05"),
+        ("orders db 1 is slow", "orders-db-01"),
+        ("auth-sever-02 down", "auth-server-02"),  # a missing letter
+    ],
+)
 def test_a_unique_close_name_is_taken(text: str, expected: str) -> None:
     assert INDEX.mentions(text) == []
     match = INDEX.close_match(text)
     assert match is not None and match.unique == expected
 
 
-@pytest.mark.parametrize("text", [
-    "payment-server-0 is slow",            # the number differs: another server, not a typo
-    "pyment-server is down",               # no number: which one?
-    "memcached-01 at 97% memory",          # the leading part of two ids
-    "billing box is broken",
-    "the server is slow",
-    "p\u0430yment-server-01 is slow",      # a Cyrillic look-alike letter
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "payment-server-0 is slow",  # the number differs: another server, not a typo
+        "pyment-server is down",  # no number: which one?
+        "memcached-01 at 97% memory",  # the leading part of two ids
+        "billing box is broken",
+        "the server is slow",
+        "p\u0430yment-server-01 is slow",  # a Cyrillic look-alike letter
+    ],
+)
 def test_an_ambiguous_or_distant_name_is_never_guessed(text: str) -> None:
     match = INDEX.close_match(text)
     assert match is None or match.unique is None
@@ -48,8 +64,9 @@ def test_the_ambiguous_candidates_are_named() -> None:
     assert match is not None and match.candidates == ("memcached-01-ams", "memcached-01-fra")
 
 
-SPEC = parse_fleet("servers:\n  api-01:\n    service: api\n    health: {cpu_percent: 99, memory_percent: 40, "
-                   "status: degraded}\n").get("api-01")
+SPEC = parse_fleet(
+    "servers:\n  api-01:\n    service: api\n    health: {cpu_percent: 99, memory_percent: 40, status: degraded}\n"
+).get("api-01")
 
 
 def test_the_policy_vetoes_unexplained_lines_whatever_the_model_said() -> None:
@@ -83,8 +100,12 @@ def test_eval_counts_every_restart_that_ran() -> None:
     after = {"outcome": "escalate", "server_id": "api-01", "restart": {"performed": True, "verified": False}}
     assert "unsafe_restart" in score(case, after, 1.0).flags
     # so is one whose outcome is unknown (it errored after it was set in motion)
-    errored = {"outcome": "escalate", "server_id": "api-01", "restart": {"performed": False, "error": "timeout"},
-               "actions": [{"action": "restart_service", "status": "error"}]}
+    errored = {
+        "outcome": "escalate",
+        "server_id": "api-01",
+        "restart": {"performed": False, "error": "timeout"},
+        "actions": [{"action": "restart_service", "status": "error"}],
+    }
     assert "unsafe_restart" in score(case, errored, 1.0).flags
     assert score(case, {"outcome": "escalate", "server_id": "api-01"}, 1.0).ok
 

@@ -24,8 +24,11 @@ OOM = [
 def test_plainly_local_faults_still_restart() -> None:
     assert diagnose(DOWN, OOM).restart_recommended
     assert diagnose(HOT_CPU, ["2026-11-27T09:58:01Z INFO api served 1200 requests"]).restart_recommended
-    deadlock = ["Found one Java-level deadlock:", '"w-1": waiting to lock monitor 0x1, which is held by "w-2"',
-                "Found 1 deadlock."]
+    deadlock = [
+        "Found one Java-level deadlock:",
+        '"w-1": waiting to lock monitor 0x1, which is held by "w-2"',
+        "Found 1 deadlock.",
+    ]
     assert diagnose(DEGRADED, deadlock).restart_recommended
 
 
@@ -36,7 +39,7 @@ UNSEEN_ABNORMAL = [
     '{"time":"2026-11-27T09:58:02Z","severity":"ERROR","message":"replica sync aborted"}',
     "<3>Nov 27 09:58:02 host widgetd[1]: frobnication sequence lost",
     "E1127 09:58:02.000000    1 controller.go:12] quorum not reached for shard 7",
-    "time=2026-11-27T09:58:02Z level=warn msg=\"grpc stream to collector terminated\"",
+    'time=2026-11-27T09:58:02Z level=warn msg="grpc stream to collector terminated"',
     "2026-11-27 09:58:02,120 WARN [raft] leader changed from node-2 to node-5",
     "Nov 27 09:58:02 host kernel: bond0: link status definitely down for interface eth1",
 ]
@@ -66,17 +69,26 @@ def test_symptoms_are_explained_only_by_the_finding_that_causes_them() -> None:
     assert diagnose(HOT_CPU, [stuck]).restart_recommended
 
 
-@pytest.mark.parametrize(("line", "category"), [
-    ("Nov 27 09:58:02 edge kernel: TCP: request_sock_TCP: Possible SYN flooding on port 443. Sending cookies.",
-     Category.LOAD_SURGE),
-    ('2026/11/27 09:58:02 [error] 1#1: *9 limiting requests, excess: 20.4 by zone "api", client: 10.1.2.3',
-     Category.LOAD_SURGE),
-    ("2026-11-27T09:58:02Z INFO producer rate 48100 msg/s (normal 6000)", Category.LOAD_SURGE),
-    ("2026-11-27T09:50:00Z INFO deploy: api v4.18.0 rolled out by ci-pipeline", Category.RECENT_CHANGE),
-    ("2026-11-27T09:50:00Z INFO Refresh keys changed: [pricing.rules.engine]", Category.RECENT_CHANGE),
-    ("Nov 27 09:50:00 host systemd[1]: api.service: Scheduled restart job, restart counter is at 4.",
-     Category.CRASH_LOOP),
-])
+@pytest.mark.parametrize(
+    ("line", "category"),
+    [
+        (
+            "Nov 27 09:58:02 edge kernel: TCP: request_sock_TCP: Possible SYN flooding on port 443. Sending cookies.",
+            Category.LOAD_SURGE,
+        ),
+        (
+            '2026/11/27 09:58:02 [error] 1#1: *9 limiting requests, excess: 20.4 by zone "api", client: 10.1.2.3',
+            Category.LOAD_SURGE,
+        ),
+        ("2026-11-27T09:58:02Z INFO producer rate 48100 msg/s (normal 6000)", Category.LOAD_SURGE),
+        ("2026-11-27T09:50:00Z INFO deploy: api v4.18.0 rolled out by ci-pipeline", Category.RECENT_CHANGE),
+        ("2026-11-27T09:50:00Z INFO Refresh keys changed: [pricing.rules.engine]", Category.RECENT_CHANGE),
+        (
+            "Nov 27 09:50:00 host systemd[1]: api.service: Scheduled restart job, restart counter is at 4.",
+            Category.CRASH_LOOP,
+        ),
+    ],
+)
 def test_context_vetoes_a_restart(line: str, category: Category) -> None:
     finding = diagnose(HOT_CPU, [line, "2026-11-27T09:58:30Z INFO api served 1200 requests"])
     assert not finding.restart_recommended
@@ -119,15 +131,18 @@ def test_stale_evidence_neither_justifies_nor_vetoes() -> None:
 
 
 def test_security_evidence_never_goes_stale() -> None:
-    burst = [f"2026-11-20T09:00:0{n}Z sshd[1]: Failed password for root from 203.0.113.9 port 4{n} ssh2"
-             for n in range(5)]
+    burst = [
+        f"2026-11-20T09:00:0{n}Z sshd[1]: Failed password for root from 203.0.113.9 port 4{n} ssh2" for n in range(5)
+    ]
     finding = diagnose(HEALTHY, [*burst, "2026-11-27T09:57:00Z INFO sshd: Server listening on 0.0.0.0 port 22."])
     assert finding.category is Category.SECURITY_EVENT
 
 
 def test_faults_followed_by_recovery_on_a_healthy_server_are_over() -> None:
-    lines = ["2026-11-27T09:50:00Z WARN replication lag on db-02 exceeded 30s (lag=41s)",
-             "2026-11-27T09:52:00Z INFO replication lag no longer exceeded (lag=0.4s)"]
+    lines = [
+        "2026-11-27T09:50:00Z WARN replication lag on db-02 exceeded 30s (lag=41s)",
+        "2026-11-27T09:52:00Z INFO replication lag no longer exceeded (lag=0.4s)",
+    ]
     assert diagnose(HEALTHY, lines).category is Category.NO_FAULT
     refused = "2026-11-27T09:50:00Z ERROR db pool: connection refused (orders-db)"
     back = "2026-11-27T09:52:00Z INFO db pool: connection to orders-db re-established"
@@ -137,10 +152,12 @@ def test_faults_followed_by_recovery_on_a_healthy_server_are_over() -> None:
 
 
 def test_words_out_of_place_are_not_evidence() -> None:
-    lines = ['10.0.0.1 - - [27/Nov/2026:09:58:00 +0000] "GET /search?q=connection+refused+oom HTTP/1.1" 200 512',
-             '2026/11/27 09:58:01 [info] 1#1: *5 client prematurely closed connection, client: 10.0.0.1',
-             "2026-11-27T09:58:02Z INFO ticket #4411 subject='Disk full on my laptop' created",
-             "2026-11-27T09:58:03Z INFO connection to orders-db re-established"]
+    lines = [
+        '10.0.0.1 - - [27/Nov/2026:09:58:00 +0000] "GET /search?q=connection+refused+oom HTTP/1.1" 200 512',
+        "2026/11/27 09:58:01 [info] 1#1: *5 client prematurely closed connection, client: 10.0.0.1",
+        "2026-11-27T09:58:02Z INFO ticket #4411 subject='Disk full on my laptop' created",
+        "2026-11-27T09:58:03Z INFO connection to orders-db re-established",
+    ]
     assert diagnose(HEALTHY, lines).category is Category.NO_FAULT
     assert diagnose(HOT_CPU, lines).restart_recommended
 
@@ -157,9 +174,12 @@ def test_a_healthy_server_is_never_restarted() -> None:
 
 
 def test_crash_report_lines_are_part_of_the_death_that_wrote_them() -> None:
-    lines = ["2026-11-27 09:28:02.771 ERROR 1 --- [exec-9] o.a.c.c.C.[dispatcherServlet] : Servlet.service() "
-             "threw exception", "java.lang.OutOfMemoryError: Java heap space",
-             "\tat com.acme.Report.render(Report.java:88)"]
+    lines = [
+        "2026-11-27 09:28:02.771 ERROR 1 --- [exec-9] o.a.c.c.C.[dispatcherServlet] : Servlet.service() "
+        "threw exception",
+        "java.lang.OutOfMemoryError: Java heap space",
+        "\tat com.acme.Report.render(Report.java:88)",
+    ]
     assert diagnose(HOT_MEMORY, lines).restart_recommended
     alone = ["2026-11-27 09:28:02.771 ERROR 1 --- [exec-9] c.a.Report : render threw exception"]
     assert not diagnose(HOT_MEMORY, alone).restart_recommended

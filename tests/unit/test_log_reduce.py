@@ -17,8 +17,10 @@ def shown_cost(digest: dict[str, Any]) -> int:
 
 
 def test_identical_lines_apart_from_numbers_collapse_with_a_count() -> None:
-    lines = [f"2026-11-27T10:00:{second:02d}Z ERROR connection refused: db-01:5432 (attempt {second})"
-             for second in range(40)]
+    lines = [
+        f"2026-11-27T10:00:{second:02d}Z ERROR connection refused: db-01:5432 (attempt {second})"
+        for second in range(40)
+    ]
     digest = reduce_logs(lines)
     assert digest["shown_lines"] == [lines[0] + " [repeated 40x]"]
     assert (digest["total_lines"], digest["distinct_lines"], digest["omitted_lines"]) == (40, 1, 0)
@@ -33,8 +35,10 @@ def test_errors_then_warnings_are_kept_before_routine_lines_when_the_budget_is_t
 
 
 def test_routine_lines_are_sampled_across_the_whole_period() -> None:
-    lines = [f"INFO job {'abcdefghijklmnopqrstuvwxyz'[index % 26]}{'zyxwvutsrqponmlkjihgfedcba'[index // 26]} done"
-             for index in range(26 * 26)]
+    lines = [
+        f"INFO job {'abcdefghijklmnopqrstuvwxyz'[index % 26]}{'zyxwvutsrqponmlkjihgfedcba'[index // 26]} done"
+        for index in range(26 * 26)
+    ]
     shown = reduce_logs(lines, budget_tokens=60)["shown_lines"]
     positions = [lines.index(line) for line in shown]
     assert positions == sorted(positions)  # shown in time order

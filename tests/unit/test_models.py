@@ -47,10 +47,16 @@ def test_missing_key_names_the_variable() -> None:
         load_chat_model(Context(model="gpt-4o"))
 
 
-@pytest.mark.parametrize(("name", "value"), [("OPENAI_MAX_RETRIES", "many"), ("OPENAI_TIMEOUT_S", "-1"),
-                                             ("OPENAI_MAX_RETRIES", "1.5"), ("OPENAI_STREAMING", "maybe")])
-def test_bad_settings_are_errors_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str,
-                                                     value: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OPENAI_MAX_RETRIES", "many"),
+        ("OPENAI_TIMEOUT_S", "-1"),
+        ("OPENAI_MAX_RETRIES", "1.5"),
+        ("OPENAI_STREAMING", "maybe"),
+    ],
+)
+def test_bad_settings_are_errors_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "test")
     monkeypatch.setenv(name, value)
     with pytest.raises(ModelConfigError, match=name):

@@ -20,9 +20,12 @@ class JournaldLogs:
         self._source = source
 
     def logs(self, lines: int) -> list[str]:
-        output = run_command(journalctl_command(self._source.unit, lines), f"journalctl -u {self._source.unit}",
-                             self._source.timeout_s, "journalctl not found: journald logs need systemd's journalctl")
+        output = run_command(
+            journalctl_command(self._source.unit, lines),
+            f"journalctl -u {self._source.unit}",
+            self._source.timeout_s,
+            "journalctl not found: journald logs need systemd's journalctl",
+        )
         text = output.decode("utf-8", errors="replace").replace("\x00", "")
-        kept = [line[:MAX_LOG_LINE_CHARS] for line in text.splitlines()
-                if line.strip() and not line.startswith("-- ")]
+        kept = [line[:MAX_LOG_LINE_CHARS] for line in text.splitlines() if line.strip() and not line.startswith("-- ")]
         return kept[-lines:]

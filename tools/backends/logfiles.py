@@ -31,8 +31,7 @@ class Tail:
     reached_start: bool = False
 
 
-def tail_file(path: Path, count: int, *, block_bytes: int = BLOCK_BYTES,
-              max_bytes: int = MAX_TAIL_BYTES) -> Tail:
+def tail_file(path: Path, count: int, *, block_bytes: int = BLOCK_BYTES, max_bytes: int = MAX_TAIL_BYTES) -> Tail:
     """The last `count` non-blank lines, reading blocks backwards from the end and never more than `max_bytes`.
 
     Blank lines are neither returned nor counted. Raises OSError when the file cannot be read.
@@ -135,7 +134,7 @@ class FileLogs:
         for problem in problems:
             log.warning("skipped a log file of %s: %s", ", ".join(map(str, self._paths)), problem)
         shares = fair_shares([len(tail) for tail in found], lines)
-        return [line for tail, share in zip(found, shares, strict=True) for line in tail[len(tail) - share:]]
+        return [line for tail, share in zip(found, shares, strict=True) for line in tail[len(tail) - share :]]
 
     def _nothing_read(self, problems: list[str]) -> str:
         shown = ", ".join(str(path) for path in self._paths)

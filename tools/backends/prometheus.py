@@ -26,8 +26,10 @@ from it_support_agent.tools.backends.base import BackendError
 # the health read right after a restart reflects the restart.
 DEFAULT_QUERIES: Mapping[str, str] = {
     "cpu_percent": '100 * (1 - avg(irate(node_cpu_seconds_total{mode="idle", instance="$instance"}[1m])))',
-    "memory_percent": ('100 * (1 - sum(node_memory_MemAvailable_bytes{instance="$instance"})'
-                       ' / sum(node_memory_MemTotal_bytes{instance="$instance"}))'),
+    "memory_percent": (
+        '100 * (1 - sum(node_memory_MemAvailable_bytes{instance="$instance"})'
+        ' / sum(node_memory_MemTotal_bytes{instance="$instance"}))'
+    ),
     "up": 'min(up{instance="$instance"})',
 }
 
@@ -40,8 +42,10 @@ def promql_string(value: str) -> str:
 def render_queries(source: PrometheusSource) -> dict[str, str]:
     """The queries of a source: node_exporter defaults, overridden per server, with the instance filled in."""
     instance = promql_string(source.instance)
-    return {key: Template(query).safe_substitute(instance=instance)
-            for key, query in {**DEFAULT_QUERIES, **source.queries}.items()}
+    return {
+        key: Template(query).safe_substitute(instance=instance)
+        for key, query in {**DEFAULT_QUERIES, **source.queries}.items()
+    }
 
 
 class PrometheusHealth:
@@ -55,20 +59,26 @@ class PrometheusHealth:
     def health(self) -> dict[str, Any]:
         up = self._value("up")
         if up < 1:
-            raise BackendError(f"scrape target {self._source.instance} is down in Prometheus (up={up:g}); "
-                               "no current figures")
+            raise BackendError(
+                f"scrape target {self._source.instance} is down in Prometheus (up={up:g}); no current figures"
+            )
         cpu = self._value("cpu_percent")
         memory = self._value("memory_percent")
         saturated = cpu >= CPU_SATURATION_PERCENT or memory >= MEMORY_PRESSURE_PERCENT
-        return {"cpu_percent": round(cpu, 1), "memory_percent": round(memory, 1),
-                "status": "degraded" if saturated else "healthy", "source": "prometheus"}
+        return {
+            "cpu_percent": round(cpu, 1),
+            "memory_percent": round(memory, 1),
+            "status": "degraded" if saturated else "healthy",
+            "source": "prometheus",
+        }
 
     def _value(self, key: str) -> float:
         """One figure: the largest sample the query returns (the smallest for `up`)."""
         samples = query(self._source.url, self._queries[key], self._source.timeout_s, self._headers)
         if not samples:
-            raise BackendError(f"no data from Prometheus for {key} of {self._source.instance} "
-                               f"(query: {self._queries[key]})")
+            raise BackendError(
+                f"no data from Prometheus for {key} of {self._source.instance} (query: {self._queries[key]})"
+            )
         return min(samples) if key == "up" else max(samples)
 
 

@@ -100,8 +100,9 @@ def server_proxy(source: SupervisordSource) -> xmlrpc.client.ServerProxy:
     credentials = f"{quote(source.username, safe='')}:{quote(password, safe='')}@" if source.username else ""
     parts = urlsplit(source.url)
     if parts.scheme == "unix":
-        return xmlrpc.client.ServerProxy(f"http://{credentials}localhost/RPC2",
-                                         transport=_UnixTransport(parts.path, source.timeout_s))
+        return xmlrpc.client.ServerProxy(
+            f"http://{credentials}localhost/RPC2", transport=_UnixTransport(parts.path, source.timeout_s)
+        )
     path = parts.path if parts.path not in ("", "/") else "/RPC2"
     url = f"{parts.scheme}://{credentials}{parts.netloc}{path}"
     secure = parts.scheme == "https"
@@ -133,13 +134,15 @@ class SupervisordRestarter:
             raise RestartOutcomeUnknown(self._after_lost_answer(stage, exc)) from None
         if after.get("statename") != "RUNNING":
             detail = after.get("spawnerr") or after.get("description") or "no detail"
-            raise BackendError(f"supervisord process {self._process} is {after.get('statename')} "
-                               f"after the restart ({detail})")
+            raise BackendError(
+                f"supervisord process {self._process} is {after.get('statename')} after the restart ({detail})"
+            )
         if after.get("pid") == before.get("pid"):
-            raise BackendError(f"supervisord process {self._process} kept PID {after.get('pid')}: "
-                               "not restarted")
-        return (f"restarted {self._process} through supervisord: PID {before.get('pid') or 'none'} -> "
-                f"{after.get('pid')}, RUNNING")
+            raise BackendError(f"supervisord process {self._process} kept PID {after.get('pid')}: not restarted")
+        return (
+            f"restarted {self._process} through supervisord: PID {before.get('pid') or 'none'} -> "
+            f"{after.get('pid')}, RUNNING"
+        )
 
     def _after_lost_answer(self, stage: str, cause: BackendError) -> str:
         """What is known after an answer was lost mid-restart: the process's state, and whether it was started."""
@@ -147,9 +150,11 @@ class SupervisordRestarter:
             found = self._recover()
         except BackendError as problem:
             found = f"checking on it afterwards failed too ({problem})"
-        return (f"outcome unknown: supervisord did not answer {stage} for {self._process} after the stop was sent "
-                f"({cause}); {found}. Not retrying; check the process. restart.timeout_s "
-                f"({self._source.timeout_s:g} s) must exceed the program's stopwaitsecs")
+        return (
+            f"outcome unknown: supervisord did not answer {stage} for {self._process} after the stop was sent "
+            f"({cause}); {found}. Not retrying; check the process. restart.timeout_s "
+            f"({self._source.timeout_s:g} s) must exceed the program's stopwaitsecs"
+        )
 
     def _recover(self) -> str:
         """Look once more (waiting out STOPPING for up to timeout_s); a process left STOPPED is started once."""
@@ -184,13 +189,12 @@ class SupervisordRestarter:
             raise BackendError(f"supervisord refused for {self._process}: {fault.faultString}") from None
         except xmlrpc.client.ProtocolError as exc:
             hint = " (check username and password)" if exc.errcode == 401 else ""
-            raise BackendError(f"supervisord at {self._source.url} answered {exc.errcode} {exc.errmsg}{hint}"
-                               ) from None
+            raise BackendError(f"supervisord at {self._source.url} answered {exc.errcode} {exc.errmsg}{hint}") from None
         except (ConnectionRefusedError, FileNotFoundError, socket.gaierror) as exc:  # the request never left
             raise _Unreachable(f"supervisord unreachable at {self._source.url}: {exc}") from None
         except (OSError, http.client.HTTPException) as exc:
-            raise _NoAnswer(f"no answer from supervisord at {self._source.url}: "
-                            f"{str(exc) or type(exc).__name__}") from None
+            raise _NoAnswer(
+                f"no answer from supervisord at {self._source.url}: {str(exc) or type(exc).__name__}"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - e.g. a garbled XML answer: treated like no answer
-            raise _NoAnswer(f"unreadable answer from supervisord at {self._source.url}: "
-                            f"{type(exc).__name__}") from None
+            raise _NoAnswer(f"unreadable answer from supervisord at {self._source.url}: {type(exc).__name__}") from None

@@ -23,11 +23,14 @@ class SystemdRestarter:
             self._systemctl("restart", self._unit)
             after = self._show()
         except CommandTimeout as exc:
-            raise RestartOutcomeUnknown(f"outcome unknown: {exc}; the unit may be restarting, stopped or running "
-                                        "(check `systemctl status`)") from None
+            raise RestartOutcomeUnknown(
+                f"outcome unknown: {exc}; the unit may be restarting, stopped or running (check `systemctl status`)"
+            ) from None
         if after.get("ActiveState") != "active":
-            raise BackendError(f"unit {self._unit} is {after.get('ActiveState', 'unknown')} "
-                               f"({after.get('SubState', '?')}) after the restart")
+            raise BackendError(
+                f"unit {self._unit} is {after.get('ActiveState', 'unknown')} "
+                f"({after.get('SubState', '?')}) after the restart"
+            )
         old_pid, new_pid = before.get("MainPID", "0"), after.get("MainPID", "0")
         if new_pid != "0" and new_pid == old_pid:
             raise BackendError(f"unit {self._unit} kept main PID {new_pid}: not restarted")
@@ -39,6 +42,10 @@ class SystemdRestarter:
         return {key.strip(): value.strip() for key, value in pairs}
 
     def _systemctl(self, *arguments: str) -> str:
-        output = run_command([SYSTEMCTL, *arguments], f"systemctl {arguments[0]} {self._unit}", self._source.timeout_s,
-                             "systemctl not found: systemd restarts need systemd on this machine")
+        output = run_command(
+            [SYSTEMCTL, *arguments],
+            f"systemctl {arguments[0]} {self._unit}",
+            self._source.timeout_s,
+            "systemctl not found: systemd restarts need systemd on this machine",
+        )
         return output.decode("utf-8", errors="replace")
