@@ -10,11 +10,8 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langgraph.types import Command
-
-from it_support_agent.graph.app.checkpoints import CHECKPOINT_FILE, open_checkpointer
 from it_support_agent.graph.app.options import (
     EXIT_AWAITING_APPROVAL,
     EXIT_ERROR,
@@ -24,11 +21,11 @@ from it_support_agent.graph.app.options import (
     add_common_options,
     context_from_args,
 )
-from it_support_agent.graph.app.serve import add_serve_command
-from it_support_agent.graph.app.trace import result_object, trace_lines
-from it_support_agent.incident.context import Context
-from it_support_agent.tools import audit
-from it_support_agent.tools.outbox import TicketDesk
+
+if TYPE_CHECKING:
+    from it_support_agent.incident.context import Context
+
+# Each command imports what it uses when it runs, so `--help` and argument errors answer at once.
 
 MAX_INCIDENT_BYTES = 16 * 1024 * 1024
 
@@ -38,6 +35,7 @@ def new_thread_id() -> str:
 
 
 def _compiled(context: Context) -> Any:
+    from it_support_agent.graph.app.checkpoints import open_checkpointer
     from it_support_agent.graph.builder import compile_graph
 
     return compile_graph(open_checkpointer(context.state_path))
@@ -63,6 +61,10 @@ def _ask(request: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _drive(app: Any, payload: Any, context: Context, thread_id: str, as_json: bool, interactive: bool = False) -> int:
+    from langgraph.types import Command
+
+    from it_support_agent.graph.app.trace import result_object, trace_lines
+
     config = {"configurable": {"thread_id": thread_id}}
     if not as_json:
         print(f"thread {thread_id} (model: {context.model}, autonomy: {context.autonomy})")
@@ -110,6 +112,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from langgraph.types import Command
+
+    from it_support_agent.tools import audit
+
     context = context_from_args(args)
     app = _compiled(context)
     config = {"configurable": {"thread_id": args.thread_id}}
@@ -143,6 +149,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _thread_ids(state_dir: str) -> list[str]:
+    from it_support_agent.graph.app.checkpoints import CHECKPOINT_FILE
+
     path = Path(state_dir) / CHECKPOINT_FILE
     if not path.exists():
         return []
@@ -201,6 +209,8 @@ def _age(seconds: float) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from it_support_agent.graph.app.trace import trace_lines
+
     context = context_from_args(args)
     app = _compiled(context)
     config = {"configurable": {"thread_id": args.thread_id}}
@@ -223,6 +233,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from it_support_agent.tools import audit
+
     context = context_from_args(args)
     count = 0
     for event in audit.events(context.state_path, args.thread_id):
@@ -234,6 +246,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_flush(args: argparse.Namespace) -> int:
+    from it_support_agent.tools.outbox import TicketDesk
+
     context = context_from_args(args)
     counts = TicketDesk(context.state_path).flush()
     print(
@@ -273,6 +287,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from it_support_agent.graph.app.serve import serve_forever
+
+    return serve_forever(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="it-support-agent", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -302,7 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser.add_argument("thread_id", nargs="?")
     add_common_options(audit_parser)
     audit_parser.set_defaults(handler=cmd_audit)
-    add_serve_command(commands)
+    serve = commands.add_parser("serve", help="accept Alertmanager webhooks and run an incident per alert")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=9095, help="port to listen on (default 9095)")
+    serve.add_argument("--server-label", help="alert label naming the server (default: instance, port stripped)")
+    add_common_options(serve)
+    serve.set_defaults(handler=cmd_serve)
     evaluate = commands.add_parser("eval", help="score the restart/escalate decision on scenario files")
     evaluate.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios/library)")
     evaluate.add_argument("--model", help="'offline' (default) or an OpenAI-compatible model name")

@@ -34,7 +34,7 @@ from it_support_agent.graph.app.alerts import (
 )
 from it_support_agent.graph.app.alerts import thread_id as alert_thread_id
 from it_support_agent.graph.app.checkpoints import open_checkpointer
-from it_support_agent.graph.app.options import EXIT_OK, add_common_options, context_from_args
+from it_support_agent.graph.app.options import EXIT_OK, context_from_args
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.fleet import Fleet
 from it_support_agent.incident.matching import ServerIndex
@@ -369,12 +369,13 @@ def serving(
         intake.stop()
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def serve_forever(args: argparse.Namespace) -> int:
+    """The `serve` command: listen until SIGTERM or Ctrl-C."""
     context = context_from_args(args)  # refuses a bad fleet, policy, model or sink configuration with a one-line error
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with serving(context, args.host, args.port, args.server_label) as server:
+    with serving(context, args.host, args.port, args.server_label or DEFAULT_SERVER_LABEL) as server:
         print(
             f"listening on {server.url}{ALERTS_PATH} (fleet {context.fleet_path}, state {context.state_path})",
             file=sys.stderr,
@@ -383,17 +384,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     return EXIT_OK
-
-
-def add_serve_command(commands: Any) -> None:
-    """The `serve` subcommand, for graph.cli's parser."""
-    serve = commands.add_parser("serve", help="accept Alertmanager webhooks and run an incident per alert")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=9095, help="port to listen on (default 9095)")
-    serve.add_argument(
-        "--server-label",
-        default=DEFAULT_SERVER_LABEL,
-        help="alert label naming the server (default: instance, port stripped)",
-    )
-    add_common_options(serve)
-    serve.set_defaults(handler=cmd_serve)
