@@ -31,6 +31,7 @@ from it_support_agent.incident.log_rules import (
     Rule,
 )
 from it_support_agent.incident.records import SignalRecord
+from it_support_agent.incident.text import clean_line
 
 __all__ = [
     "BLOCKING",
@@ -56,7 +57,6 @@ CPU_SATURATION_PERCENT = 90.0
 MEMORY_PRESSURE_PERCENT = 90.0
 
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _WORD_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
 # One C-level pass over the UTF-8 bytes: ASCII letters folded to lower case, all but [a-z0-9_] to spaces.
@@ -113,8 +113,7 @@ class Signal:
 
 def quote(line: str) -> str:
     """The line as evidence: stripped, control characters replaced, cut to DETAIL_CHARS with an ellipsis."""
-    text = _CONTROL_CHARS.sub("\ufffd", line.strip())
-    return text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 1] + "…"
+    return clean_line(line, DETAIL_CHARS)
 
 
 def _words(text: str) -> bytes:

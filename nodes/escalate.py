@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import ToolMessage
 from langgraph.runtime import Runtime
 
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.state import IncidentState
+from it_support_agent.incident.text import redact_value
 from it_support_agent.nodes.common import current_thread_id, health_figures
 from it_support_agent.tools import audit
 from it_support_agent.tools.outbox import TicketDesk
@@ -68,8 +69,10 @@ def new_ticket(
     incident: str,
     **details: Any,
 ) -> dict[str, Any]:
-    """A ticket: stable id and dedup key per incident, when, where, why, and whatever else the caller knows."""
-    return {
+    """A ticket: stable id and dedup key per incident, when, where, why, and whatever else the caller knows.
+
+    Every text in it is redacted: it goes to the outbox, the spool, every sink and the checkpoint."""
+    ticket = {
         "id": ticket_id(incident_id),
         "dedup_key": ticket_id(incident_id),
         "thread_id": thread_id,
@@ -86,6 +89,7 @@ def new_ticket(
         "model": None,
         **details,
     }
+    return cast(dict[str, Any], redact_value(ticket))
 
 
 def file_ticket(state_dir: str, ticket: dict[str, Any]) -> dict[str, Any]:

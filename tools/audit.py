@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from it_support_agent.incident.text import redact_value
+
 AUDIT_FILE = "audit.jsonl"
 
 
@@ -18,7 +20,7 @@ def record(state_dir: str | Path, thread_id: str, kind: str, **fields: Any) -> N
         "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
         "thread_id": thread_id,
         "kind": kind,
-        **fields,
+        **redact_value(fields),
     }
     line = json.dumps(event, sort_keys=True, ensure_ascii=True, default=str) + "\n"
     try:

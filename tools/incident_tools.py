@@ -10,6 +10,7 @@ from langchain_core.tools import tool
 from langgraph.prebuilt import ToolRuntime
 
 from it_support_agent.incident.context import Context
+from it_support_agent.incident.text import redact_lines
 from it_support_agent.tools import audit
 from it_support_agent.tools.backends.base import BackendError
 from it_support_agent.tools.infrastructure import open_infrastructure
@@ -89,7 +90,7 @@ def fetch_recent_logs(
         return _audited(runtime, arguments, failure("fetch_recent_logs", None, problem), started)
     count = max(1, min(int(lines) if isinstance(lines, int) else DEFAULT_LOG_LINES, MAX_LOG_LINES))
     try:
-        raw = infra.backend.logs(resolved, count)
+        raw = redact_lines(infra.backend.logs(resolved, count))
     except BackendError as exc:
         return _audited(runtime, arguments, no_data("fetch_recent_logs", resolved, f"logs unavailable: {exc}"), started)
     digest = reduce_logs(raw, budget_tokens=context.log_budget_tokens)

@@ -7,6 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from it_support_agent.incident.text import clean_line as _clean_line
+
 MAX_LINE_CHARS = 300
 DEFAULT_BUDGET_TOKENS = 1_200
 _VOLATILE = re.compile(r"\d+|0x[0-9a-f]+", re.IGNORECASE)
@@ -16,7 +18,6 @@ _ERROR = re.compile(
     re.IGNORECASE,
 )
 _WARNING = re.compile(r"\bwarn(?:ing)?\b", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def estimate_tokens(text: str) -> int:
@@ -28,8 +29,7 @@ def estimate_tokens(text: str) -> int:
 
 def clean_line(line: str) -> str:
     """A log line made safe to quote: control bytes replaced, cut to a bounded length."""
-    cleaned = _CONTROL.sub("?", line.strip())
-    return cleaned if len(cleaned) <= MAX_LINE_CHARS else cleaned[: MAX_LINE_CHARS - 1] + "…"
+    return _clean_line(line, MAX_LINE_CHARS)
 
 
 def reduce_logs(lines: Sequence[str], budget_tokens: int = DEFAULT_BUDGET_TOKENS) -> dict[str, Any]:

@@ -98,7 +98,9 @@ def _read_incident(text: str) -> str:
         text = sys.stdin.buffer.read(MAX_INCIDENT_BYTES + 1).decode("utf-8", errors="replace")
     if not text.strip():
         raise CliError('the incident text is empty: describe the problem, e.g. "payment-server-01 is slow"')
-    return text
+    from it_support_agent.incident.text import known_secrets, redact
+
+    return redact(text, known_secrets())  # the text is checkpointed: a pasted credential must not be kept
 
 
 def cmd_run(args: argparse.Namespace) -> int:

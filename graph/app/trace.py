@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import AIMessage, ToolMessage
 
+from it_support_agent.incident.text import known_secrets, redact, redact_value
 from it_support_agent.incident.usage import describe_usage
 from it_support_agent.nodes.common import health_figures
 from it_support_agent.tools.results import tool_result
@@ -48,7 +49,13 @@ def _short(text: object, limit: int = 160) -> str:
 
 
 def trace_lines(node: str, update: Mapping[str, Any] | None) -> list[str]:
-    """Readable lines for one node's state update."""
+    """Readable lines for one node's state update (secrets masked)."""
+    lines = _trace_lines(node, update)
+    secrets = known_secrets()
+    return [redact(line, secrets) for line in lines]
+
+
+def _trace_lines(node: str, update: Mapping[str, Any] | None) -> list[str]:
     if not update:
         return []
     label = f"{node:<{WIDTH}}"
@@ -120,6 +127,10 @@ def timeline(values: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def result_object(thread_id: str, values: Mapping[str, Any], interrupts: list[Any]) -> dict[str, Any]:
     """The --json document for a run."""
+    return cast(dict[str, Any], redact_value(_result(thread_id, values, interrupts)))
+
+
+def _result(thread_id: str, values: Mapping[str, Any], interrupts: list[Any]) -> dict[str, Any]:
     diagnosis = values.get("diagnosis", {})
     awaiting = bool(interrupts)
     return {

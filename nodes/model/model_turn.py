@@ -10,6 +10,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import Runnable
 
+from it_support_agent.incident.text import known_secrets, redact
 from it_support_agent.incident.usage import Usage, call_usage
 from it_support_agent.nodes.model.prompt_budget import MESSAGE_OVERHEAD_TOKENS, fit_prompt, message_tokens
 
@@ -45,6 +46,9 @@ def take_turn(
     elapsed = time.perf_counter() - started
     if not isinstance(response, AIMessage):
         response = AIMessage(content=str(getattr(response, "content", "")))
+    if isinstance(response.content, str) and response.content:
+        # a reply is kept in the checkpoint and may be quoted: an endpoint echoing a credential must not leak it
+        response.content = redact(response.content, known_secrets())
     completion = max(0, message_tokens(response) - MESSAGE_OVERHEAD_TOKENS)
     usage = call_usage(node, response, prompt.estimated_tokens, completion, elapsed)
     return Turn(response, usage, "", prompt.cut)
@@ -52,5 +56,5 @@ def take_turn(
 
 def describe_failure(exc: BaseException) -> str:
     """The exception type and the first line of its message, bounded."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
+    text = redact(str(exc).splitlines()[0], known_secrets()) if str(exc) else ""
     return f"{type(exc).__name__}: {text[:MAX_ERROR_CHARS]}" if text else type(exc).__name__
