@@ -44,7 +44,7 @@ from it_support_agent.incident.signals import (
     status_of,
 )
 
-__all__ = ["INCIDENT_WINDOW_S", "Diagnosis", "diagnose"]
+__all__ = ["INCIDENT_WINDOW_S", "Diagnosis", "assess_evidence"]
 
 INCIDENT_WINDOW_S = 1800.0
 """Default incident window: evidence older than this before the newest log line is stale."""
@@ -613,7 +613,7 @@ def _reason(
     return "Health figures are normal and the logs show nothing alarming; no fault found."
 
 
-def diagnose(
+def assess_evidence(
     health: Mapping[str, object] | None,
     lines: Sequence[str],
     window_s: float = INCIDENT_WINDOW_S,

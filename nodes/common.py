@@ -8,8 +8,8 @@ from langgraph.config import get_config
 
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.state import IncidentState
-from it_support_agent.nodes.model.triage_model import latest_tool_result
 from it_support_agent.tools.infrastructure import Infrastructure, open_infrastructure
+from it_support_agent.tools.results import latest_tool_result
 
 
 def current_thread_id() -> str:

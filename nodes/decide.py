@@ -9,7 +9,7 @@ from langgraph.runtime import Runtime
 
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.diagnosis import Diagnosis
-from it_support_agent.incident.diagnosis import diagnose as classify
+from it_support_agent.incident.diagnosis import assess_evidence as classify
 from it_support_agent.incident.policy import load_policy
 from it_support_agent.incident.records import DecisionAction, DecisionRecord
 from it_support_agent.incident.state import IncidentState
@@ -21,6 +21,7 @@ from it_support_agent.tools import audit
 from it_support_agent.tools.backends.base import BackendError
 from it_support_agent.tools.incident_tools import DECISION_TOOLS
 from it_support_agent.tools.log_reduce import clean_line
+from it_support_agent.tools.results import evidence_in
 
 MAX_SUMMARY_CHARS = 2_000
 _ACTIONS: dict[str, DecisionAction] = {
@@ -174,11 +175,5 @@ def _evidence(state: IncidentState, context: Context) -> tuple[dict[str, Any] | 
             logs_result = {"status": "success", "data": {"lines": backend.logs(server_id, context.log_lines)}}
         except BackendError as exc:
             logs_result = {"status": "no_data", "error": str(exc)}
-    health = (
-        (health_result or {}).get("data", {}).get("health")
-        if (health_result or {}).get("status") == "success"
-        else None
-    )
-    data = (logs_result or {}).get("data", {})
-    lines = data.get("lines") or data.get("shown_lines") or []
-    return health, [str(line) for line in lines], notes
+    health, lines = evidence_in(health_result, logs_result)
+    return health, lines, notes

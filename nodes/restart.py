@@ -9,7 +9,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from it_support_agent.incident.context import Context
-from it_support_agent.incident.diagnosis import diagnose
+from it_support_agent.incident.diagnosis import assess_evidence
 from it_support_agent.incident.policy import Verdict, evaluate_restart, load_policy
 from it_support_agent.incident.signals import is_healthy
 from it_support_agent.incident.state import IncidentState
@@ -80,7 +80,7 @@ def restart(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"escalation_reason": f"restart refused: {reason}"}
     health, logs = _fresh_evidence(infra, server_id, context.log_lines)
     policy = load_policy(context.policy_file)
-    fresh = diagnose(health, logs, policy.incident_window_s, spec.service).to_dict()
+    fresh = assess_evidence(health, logs, policy.incident_window_s, spec.service).to_dict()
     key = restart_key(state.get("incident_id") or thread_id, server_id)
 
     def still_allowed(history: Sequence[Mapping[str, Any]], now: float) -> Verdict | None:

@@ -9,13 +9,13 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
-from it_support_agent.incident.diagnosis import INCIDENT_WINDOW_S, diagnose
-from it_support_agent.tools.results import tool_result
+from it_support_agent.incident.diagnosis import INCIDENT_WINDOW_S, assess_evidence
+from it_support_agent.tools.results import evidence_in, latest_tool_result
 
 OFFLINE_MODEL_NAME = "offline triage model"
 
@@ -31,14 +31,6 @@ def incident_brief(messages: Sequence[BaseMessage]) -> dict[str, Any]:
             if isinstance(brief, dict) and "server_id" in brief:
                 return brief
     return {}
-
-
-def latest_tool_result(messages: Sequence[BaseMessage], tool_name: str) -> dict[str, Any] | None:
-    """The newest result of a tool in the conversation (the full artifact when present)."""
-    for message in reversed(messages):
-        if isinstance(message, ToolMessage) and message.name == tool_name:
-            return tool_result(message)
-    return None
 
 
 class OfflineTriageModel(BaseChatModel):
@@ -72,12 +64,12 @@ class OfflineTriageModel(BaseChatModel):
         if "restart_service" in self.bound_tools:
             message = self._decide(messages)
         elif "get_server_health" in self.bound_tools:
-            message = self._diagnose(messages)
+            message = self._gather(messages)
         else:
             message = AIMessage(content="No tools are available; nothing to do.")
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def _diagnose(self, messages: Sequence[BaseMessage]) -> AIMessage:
+    def _gather(self, messages: Sequence[BaseMessage]) -> AIMessage:
         server_id = incident_brief(messages).get("server_id")
         if not server_id:
             return AIMessage(content="No server identified; nothing to diagnose.")
@@ -89,12 +81,10 @@ class OfflineTriageModel(BaseChatModel):
 
     def _decide(self, messages: Sequence[BaseMessage]) -> AIMessage:
         server_id = incident_brief(messages).get("server_id")
-        health_result = latest_tool_result(messages, "get_server_health") or {}
-        logs_result = latest_tool_result(messages, "fetch_recent_logs") or {}
-        health = health_result.get("data", {}).get("health") if health_result.get("status") == "success" else None
-        logs_data = logs_result.get("data", {})
-        lines = logs_data.get("lines") or logs_data.get("shown_lines") or []
-        finding = diagnose(health, lines, self.incident_window_s)
+        health, lines = evidence_in(
+            latest_tool_result(messages, "get_server_health"), latest_tool_result(messages, "fetch_recent_logs")
+        )
+        finding = assess_evidence(health, lines, self.incident_window_s)
         if finding.restart_recommended and server_id:
             return _call("restart_service", {"server_id": server_id})
         if finding.category.value == "no_fault" and "close_no_fault" in self.bound_tools:

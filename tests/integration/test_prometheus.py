@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from it_support_agent.incident.sources import PrometheusSource
-from it_support_agent.nodes.model.triage_model import latest_tool_result
 from it_support_agent.tools.backends.base import BackendError
 from it_support_agent.tools.backends.prometheus import PrometheusHealth, query
+from it_support_agent.tools.results import latest_tool_result
 from tests.conftest import write_fleet
 from tests.integration.services import free_port, prometheus_server, supervisord, wait_until
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from it_support_agent.graph.app.evaluation import Scenario, score
-from it_support_agent.incident.diagnosis import diagnose
+from it_support_agent.incident.diagnosis import assess_evidence
 from it_support_agent.incident.fleet import parse_fleet
 from it_support_agent.incident.matching import ServerIndex
 from it_support_agent.incident.policy import PolicyFileError, check_evidence, load_policy
@@ -71,10 +71,10 @@ SPEC = parse_fleet(
 
 def test_the_policy_vetoes_unexplained_lines_whatever_the_model_said() -> None:
     hot = {"cpu_percent": 99.0, "memory_percent": 40.0, "status": "degraded"}
-    finding = diagnose(hot, ["2026-11-27T09:58:02Z WARN zfs: pool tank state changed to SUSPENDED"]).to_dict()
+    finding = assess_evidence(hot, ["2026-11-27T09:58:02Z WARN zfs: pool tank state changed to SUSPENDED"]).to_dict()
     verdict = check_evidence(SPEC, {**finding, "restart_recommended": True})  # even if something claimed otherwise
     assert verdict is not None and verdict.rule == "unexplained_evidence"
-    clean = diagnose(hot, ["2026-11-27T09:58:02Z INFO served 1200 requests"]).to_dict()
+    clean = assess_evidence(hot, ["2026-11-27T09:58:02Z INFO served 1200 requests"]).to_dict()
     assert check_evidence(SPEC, clean) is None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from it_support_agent.incident.diagnosis import INCIDENT_WINDOW_S, diagnose
+from it_support_agent.incident.diagnosis import INCIDENT_WINDOW_S, assess_evidence
 from it_support_agent.incident.signals import Category
 
 HOT_CPU = {"cpu_percent": 98.0, "memory_percent": 40.0, "status": "degraded"}
@@ -22,14 +22,14 @@ OOM = [
 
 
 def test_plainly_local_faults_still_restart() -> None:
-    assert diagnose(DOWN, OOM).restart_recommended
-    assert diagnose(HOT_CPU, ["2026-11-27T09:58:01Z INFO api served 1200 requests"]).restart_recommended
+    assert assess_evidence(DOWN, OOM).restart_recommended
+    assert assess_evidence(HOT_CPU, ["2026-11-27T09:58:01Z INFO api served 1200 requests"]).restart_recommended
     deadlock = [
         "Found one Java-level deadlock:",
         '"w-1": waiting to lock monitor 0x1, which is held by "w-2"',
         "Found 1 deadlock.",
     ]
-    assert diagnose(DEGRADED, deadlock).restart_recommended
+    assert assess_evidence(DEGRADED, deadlock).restart_recommended
 
 
 # Lines no rule was written for, in formats and wordings the rules do not name: they must block by construction.
@@ -47,14 +47,14 @@ UNSEEN_ABNORMAL = [
 
 @pytest.mark.parametrize("line", UNSEEN_ABNORMAL)
 def test_an_abnormal_line_nothing_explains_blocks_a_hot_figure(line: str) -> None:
-    finding = diagnose(HOT_CPU, ["2026-11-27T09:58:01Z INFO api served 1200 requests", line])
+    finding = assess_evidence(HOT_CPU, ["2026-11-27T09:58:01Z INFO api served 1200 requests", line])
     assert not finding.restart_recommended, finding.reason
     assert line.strip() in finding.against
 
 
 def test_unexplained_lines_are_named_in_the_reason_and_listed() -> None:
     line = "2026-11-27T09:58:02Z WARN zfs: pool tank state changed to SUSPENDED"
-    finding = diagnose(HOT_CPU, [line])
+    finding = assess_evidence(HOT_CPU, [line])
     assert finding.unexplained == (line,)
     assert "not explained by that finding" in finding.reason
     assert finding.to_dict()["unexplained"] == [line]
@@ -62,11 +62,11 @@ def test_unexplained_lines_are_named_in_the_reason_and_listed() -> None:
 
 def test_symptoms_are_explained_only_by_the_finding_that_causes_them() -> None:
     gc = "2026-11-27T09:58:02Z WARN [gc] old gen did not shrink after 6 full collections"
-    assert diagnose(HOT_MEMORY, [gc]).restart_recommended
+    assert assess_evidence(HOT_MEMORY, [gc]).restart_recommended
     health_check = "2026-11-27T09:58:02Z WARN consul: Check is now critical: check=service:api"
-    assert not diagnose(HOT_MEMORY, [health_check]).restart_recommended
+    assert not assess_evidence(HOT_MEMORY, [health_check]).restart_recommended
     stuck = "2026-11-27T09:58:02Z WARN thread pricing-3 RUNNABLE for 300s without returning"
-    assert diagnose(HOT_CPU, [stuck]).restart_recommended
+    assert assess_evidence(HOT_CPU, [stuck]).restart_recommended
 
 
 @pytest.mark.parametrize(
@@ -90,43 +90,43 @@ def test_symptoms_are_explained_only_by_the_finding_that_causes_them() -> None:
     ],
 )
 def test_context_vetoes_a_restart(line: str, category: Category) -> None:
-    finding = diagnose(HOT_CPU, [line, "2026-11-27T09:58:30Z INFO api served 1200 requests"])
+    finding = assess_evidence(HOT_CPU, [line, "2026-11-27T09:58:30Z INFO api served 1200 requests"])
     assert not finding.restart_recommended
     assert category in finding.categories
 
 
 def test_a_rate_near_its_baseline_is_not_a_surge() -> None:
     line = "2026-11-27T09:58:02Z INFO producer rate 6100 msg/s (normal 6000)"
-    assert diagnose(HOT_CPU, [line]).restart_recommended
+    assert assess_evidence(HOT_CPU, [line]).restart_recommended
 
 
 def test_two_oom_kills_in_the_window_are_a_crash_loop_but_one_kill_is_not() -> None:
     second = [line.replace("09:52:37", "09:58:40").replace("7712", "7790") for line in OOM]
-    finding = diagnose(DOWN, OOM + second)
+    finding = assess_evidence(DOWN, OOM + second)
     assert Category.CRASH_LOOP in finding.categories and not finding.restart_recommended
-    assert diagnose(DOWN, OOM).category is Category.OOM_KILL
+    assert assess_evidence(DOWN, OOM).category is Category.OOM_KILL
 
 
 def test_a_start_inside_the_window_before_the_fault_vetoes() -> None:
     lines = ["2026-11-27T09:40:00Z INFO api starting version=2.14.0", "2026-11-27T09:41:00Z INFO listening on :8080"]
-    finding = diagnose(HOT_MEMORY, lines)
+    finding = assess_evidence(HOT_MEMORY, lines)
     assert Category.RECENT_CHANGE in finding.categories and not finding.restart_recommended
 
 
 def test_work_starting_inside_the_process_is_not_a_start() -> None:
-    assert diagnose(HOT_CPU, ["2026-11-27T09:58:00Z INFO report job 4411 started"]).restart_recommended
+    assert assess_evidence(HOT_CPU, ["2026-11-27T09:58:00Z INFO report job 4411 started"]).restart_recommended
 
 
 def test_stale_evidence_neither_justifies_nor_vetoes() -> None:
     old_error = "2026-11-26T09:00:00Z ERROR db pool: connection refused (orders-db)"
     fresh = ["2026-11-27T09:57:00Z INFO api served 1200 requests"]
     # yesterday's dependency error does not veto today's hot CPU with clean logs
-    assert diagnose(HOT_CPU, [old_error, *fresh]).restart_recommended
+    assert assess_evidence(HOT_CPU, [old_error, *fresh]).restart_recommended
     # and an OOM from three days ago on a healthy server is no reason to act
     old_oom = "2026-11-24T09:00:00Z kernel: Out of memory: Killed process 12 (api)"
-    assert diagnose(HEALTHY, [old_oom, *fresh]).category is Category.NO_FAULT
+    assert assess_evidence(HEALTHY, [old_oom, *fresh]).category is Category.NO_FAULT
     # the window is a policy setting
-    assert not diagnose(HOT_CPU, [old_error, *fresh], window_s=2 * 86400).restart_recommended
+    assert not assess_evidence(HOT_CPU, [old_error, *fresh], window_s=2 * 86400).restart_recommended
     assert INCIDENT_WINDOW_S == 1800
 
 
@@ -134,7 +134,7 @@ def test_security_evidence_never_goes_stale() -> None:
     burst = [
         f"2026-11-20T09:00:0{n}Z sshd[1]: Failed password for root from 203.0.113.9 port 4{n} ssh2" for n in range(5)
     ]
-    finding = diagnose(HEALTHY, [*burst, "2026-11-27T09:57:00Z INFO sshd: Server listening on 0.0.0.0 port 22."])
+    finding = assess_evidence(HEALTHY, [*burst, "2026-11-27T09:57:00Z INFO sshd: Server listening on 0.0.0.0 port 22."])
     assert finding.category is Category.SECURITY_EVENT
 
 
@@ -143,12 +143,12 @@ def test_faults_followed_by_recovery_on_a_healthy_server_are_over() -> None:
         "2026-11-27T09:50:00Z WARN replication lag on db-02 exceeded 30s (lag=41s)",
         "2026-11-27T09:52:00Z INFO replication lag no longer exceeded (lag=0.4s)",
     ]
-    assert diagnose(HEALTHY, lines).category is Category.NO_FAULT
+    assert assess_evidence(HEALTHY, lines).category is Category.NO_FAULT
     refused = "2026-11-27T09:50:00Z ERROR db pool: connection refused (orders-db)"
     back = "2026-11-27T09:52:00Z INFO db pool: connection to orders-db re-established"
-    assert diagnose(HEALTHY, [refused, refused.replace("09:50", "09:51"), back]).category is Category.NO_FAULT
+    assert assess_evidence(HEALTHY, [refused, refused.replace("09:50", "09:51"), back]).category is Category.NO_FAULT
     # a failure after the recovery line is current
-    assert diagnose(HEALTHY, [back, refused.replace("09:50", "09:53")]).category is Category.DEPENDENCY_FAILURE
+    assert assess_evidence(HEALTHY, [back, refused.replace("09:50", "09:53")]).category is Category.DEPENDENCY_FAILURE
 
 
 def test_words_out_of_place_are_not_evidence() -> None:
@@ -158,19 +158,19 @@ def test_words_out_of_place_are_not_evidence() -> None:
         "2026-11-27T09:58:02Z INFO ticket #4411 subject='Disk full on my laptop' created",
         "2026-11-27T09:58:03Z INFO connection to orders-db re-established",
     ]
-    assert diagnose(HEALTHY, lines).category is Category.NO_FAULT
-    assert diagnose(HOT_CPU, lines).restart_recommended
+    assert assess_evidence(HEALTHY, lines).category is Category.NO_FAULT
+    assert assess_evidence(HOT_CPU, lines).restart_recommended
 
 
 def test_a_hang_wording_needs_corroboration() -> None:
     heartbeat = "2026-11-27T09:58:02Z WARNING watchdog: no heartbeat received for 120s from worker thread sync-3"
-    assert not diagnose(DEGRADED, [heartbeat]).restart_recommended
+    assert not assess_evidence(DEGRADED, [heartbeat]).restart_recommended
     stalled = "2026-11-27T09:58:30Z INFO sync: synced 0 batches in last 5m"
-    assert diagnose(DEGRADED, [heartbeat, stalled]).restart_recommended
+    assert assess_evidence(DEGRADED, [heartbeat, stalled]).restart_recommended
 
 
 def test_a_healthy_server_is_never_restarted() -> None:
-    assert not diagnose(HEALTHY, ["2026-11-27T09:58:02Z warn: event loop blocked for 612ms"]).restart_recommended
+    assert not assess_evidence(HEALTHY, ["2026-11-27T09:58:02Z warn: event loop blocked for 612ms"]).restart_recommended
 
 
 def test_crash_report_lines_are_part_of_the_death_that_wrote_them() -> None:
@@ -180,14 +180,14 @@ def test_crash_report_lines_are_part_of_the_death_that_wrote_them() -> None:
         "java.lang.OutOfMemoryError: Java heap space",
         "\tat com.acme.Report.render(Report.java:88)",
     ]
-    assert diagnose(HOT_MEMORY, lines).restart_recommended
+    assert assess_evidence(HOT_MEMORY, lines).restart_recommended
     alone = ["2026-11-27 09:28:02.771 ERROR 1 --- [exec-9] c.a.Report : render threw exception"]
-    assert not diagnose(HOT_MEMORY, alone).restart_recommended
+    assert not assess_evidence(HOT_MEMORY, alone).restart_recommended
 
 
 def test_both_sides_are_reported() -> None:
     refused = "2026-11-27T09:58:02Z ERROR db pool: connection refused (orders-db)"
-    finding = diagnose(HOT_CPU, ["2026-11-27T09:58:01Z WARN process cpu 99% over last 60s", refused])
+    finding = assess_evidence(HOT_CPU, ["2026-11-27T09:58:01Z WARN process cpu 99% over last 60s", refused])
     assert finding.supporting and refused in finding.against
     assert set(finding.to_dict()) >= {"for", "against", "unexplained", "window"}
 
@@ -195,7 +195,7 @@ def test_both_sides_are_reported() -> None:
 def test_a_year_less_log_that_runs_over_new_year_keeps_its_order() -> None:
     refused = "Dec 31 23:58:44 api-03 app[1]: ERROR db pool: connection refused (orders-db)"
     served = "Jan  1 00:02:01 api-03 app[1]: INFO served 1200 requests"
-    assert diagnose(HOT_CPU, [refused, served]).category is Category.DEPENDENCY_FAILURE
+    assert assess_evidence(HOT_CPU, [refused, served]).category is Category.DEPENDENCY_FAILURE
     # two days before the newest line, the same error is stale
     older = refused.replace("Dec 31", "Dec 30")
-    assert diagnose(HOT_CPU, [older, served]).restart_recommended
+    assert assess_evidence(HOT_CPU, [older, served]).restart_recommended

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from it_support_agent.incident import log_rules
-from it_support_agent.incident.diagnosis import Diagnosis, diagnose
+from it_support_agent.incident.diagnosis import Diagnosis, assess_evidence
 from it_support_agent.incident.signals import (
     BLOCKING,
     CPU_SATURATION_PERCENT,
@@ -543,7 +543,7 @@ def test_benign_lines_give_no_signal(line: str) -> None:
 
 
 def test_benign_lines_with_healthy_figures_are_no_fault() -> None:
-    finding = diagnose(HEALTHY, BENIGN)
+    finding = assess_evidence(HEALTHY, BENIGN)
     assert finding.category is Category.NO_FAULT
     assert not finding.restart_recommended
     assert finding.signals == ()
@@ -561,7 +561,7 @@ def test_level_without_a_cause_is_an_unrecognised_error() -> None:
         signal = classify_line(line)
         assert signal is not None, line
         assert (signal.category, signal.rule) == (Category.UNKNOWN, "unrecognised_error")
-    finding = diagnose(HEALTHY, ["2026-01-02 10:00:00 ERROR something odd happened in the ledger"])
+    finding = assess_evidence(HEALTHY, ["2026-01-02 10:00:00 ERROR something odd happened in the ledger"])
     assert finding.category is Category.UNKNOWN
     assert not finding.restart_recommended
     assert "no recognised cause; escalate" in finding.reason
@@ -574,8 +574,8 @@ def test_info_level_exception_names_block_a_restart_but_are_not_error_level() ->
     )
     signal = classify_line(line)
     assert signal is not None and (signal.category, signal.rule) == (Category.UNKNOWN, "unexplained_abnormal")
-    assert diagnose(HEALTHY, [line]).category is Category.NO_FAULT
-    hot = diagnose({"cpu_percent": 99.0, "memory_percent": 40.0, "status": "degraded"}, [line])
+    assert assess_evidence(HEALTHY, [line]).category is Category.NO_FAULT
+    hot = assess_evidence({"cpu_percent": 99.0, "memory_percent": 40.0, "status": "degraded"}, [line])
     assert not hot.restart_recommended and hot.unexplained == (line,)
 
 
@@ -589,7 +589,7 @@ def test_corrected_memory_errors_are_not_hardware_faults() -> None:
     for line in ("EDAC MC0: 1 CE memory read error corrected on DIMM A1", "kernel: 3 ECC errors corrected on DIMM B2"):
         signal = classify_line(line)
         assert signal is not None and signal.category is Category.UNKNOWN, line
-        assert diagnose(HEALTHY, [line]).category is Category.NO_FAULT
+        assert assess_evidence(HEALTHY, [line]).category is Category.NO_FAULT
 
 
 def test_client_side_connection_resets_are_not_dependency_failures() -> None:
@@ -645,7 +645,7 @@ def test_real_loghub_lines_are_classified(line: str, category: Category | None, 
 
 def test_hadoop_no_route_to_host_is_a_dependency_failure_even_with_high_cpu() -> None:
     health = {"cpu_percent": 96.0, "memory_percent": 54.0, "status": "degraded"}
-    finding = diagnose(health, [HADOOP_NORMAL, *HADOOP_NO_ROUTE])
+    finding = assess_evidence(health, [HADOOP_NORMAL, *HADOOP_NO_ROUTE])
     assert finding.category is Category.DEPENDENCY_FAILURE
     assert not finding.restart_recommended
     assert finding.categories == {Category.DEPENDENCY_FAILURE, Category.CPU_SATURATION}
@@ -655,7 +655,7 @@ def test_hadoop_no_route_to_host_is_a_dependency_failure_even_with_high_cpu() ->
 
 @pytest.mark.parametrize("burst", [OPENSSH_BURST, LINUX_AUTH_BURST])
 def test_auth_failure_bursts_are_security_events(burst: list[str]) -> None:
-    finding = diagnose(HEALTHY, burst)
+    finding = assess_evidence(HEALTHY, burst)
     assert finding.category is Category.SECURITY_EVENT
     assert Category.SECURITY_EVENT in finding.categories
     assert not finding.restart_recommended
@@ -663,7 +663,7 @@ def test_auth_failure_bursts_are_security_events(burst: list[str]) -> None:
 
 @pytest.mark.parametrize("line", [OPENSSH_BURST[2], OPENSSH_BURST[3], LINUX_AUTH_BURST[0], OPENSSH_BURST[0]])
 def test_a_single_failed_login_is_noise(line: str) -> None:
-    finding = diagnose(HEALTHY, [line])
+    finding = assess_evidence(HEALTHY, [line])
     assert finding.category is Category.NO_FAULT
     assert Category.SECURITY_EVENT not in finding.categories
     assert finding.evidence == ()
@@ -671,34 +671,34 @@ def test_a_single_failed_login_is_noise(line: str) -> None:
 
 def test_two_failed_logins_are_still_noise_and_do_not_block_a_restart() -> None:
     health = {"cpu_percent": 97.0, "memory_percent": 50.0, "status": "degraded"}
-    finding = diagnose(health, LINUX_AUTH_BURST[:2])
+    finding = assess_evidence(health, LINUX_AUTH_BURST[:2])
     assert finding.category is Category.CPU_SATURATION
     assert finding.restart_recommended
 
 
 def test_one_explicit_intrusion_alert_is_enough() -> None:
-    finding = diagnose(HEALTHY, ["ossec: ALERT intrusion detected: rootkit signature in /usr/bin/ps"])
+    finding = assess_evidence(HEALTHY, ["ossec: ALERT intrusion detected: rootkit signature in /usr/bin/ps"])
     assert finding.category is Category.SECURITY_EVENT
     assert not finding.restart_recommended
 
 
 def test_bgl_kernel_fatal_is_a_hardware_fault_but_kernel_info_is_not() -> None:
-    fatal = diagnose(HEALTHY, BGL_KERNEL_INFO + BGL_KERNEL_FATAL[:1])
+    fatal = assess_evidence(HEALTHY, BGL_KERNEL_INFO + BGL_KERNEL_FATAL[:1])
     assert fatal.category is Category.HARDWARE_FAULT
     assert fatal.evidence == (BGL_KERNEL_FATAL[0],)
-    info_only = diagnose(HEALTHY, BGL_KERNEL_INFO)
+    info_only = assess_evidence(HEALTHY, BGL_KERNEL_INFO)
     assert info_only.category is Category.NO_FAULT
     assert info_only.signals == ()
 
 
 def test_zookeeper_connection_loss_and_session_expiry_are_dependency_failures() -> None:
     # the Loghub lines span two days: with a window that long every trouble line counts ...
-    finding = diagnose(DEGRADED_NORMAL_FIGURES, ZOOKEEPER_NORMAL + ZOOKEEPER_TROUBLE, window_s=3 * 86400)
+    finding = assess_evidence(DEGRADED_NORMAL_FIGURES, ZOOKEEPER_NORMAL + ZOOKEEPER_TROUBLE, window_s=3 * 86400)
     assert finding.category is Category.DEPENDENCY_FAILURE
     assert not finding.restart_recommended
     assert set(finding.evidence) >= {line.strip() for line in ZOOKEEPER_TROUBLE} | {"status=degraded"}
     # ... with the default 30 minutes only the newest one does; the older two are stale
-    recent = diagnose(DEGRADED_NORMAL_FIGURES, ZOOKEEPER_NORMAL + ZOOKEEPER_TROUBLE)
+    recent = assess_evidence(DEGRADED_NORMAL_FIGURES, ZOOKEEPER_NORMAL + ZOOKEEPER_TROUBLE)
     assert recent.category is Category.DEPENDENCY_FAILURE
     assert recent.window["stale_signals"] >= 2
 
@@ -707,17 +707,17 @@ def test_apache_mod_jk_error_state_is_a_dependency_failure() -> None:
     # mod_jk is httpd's connector to the Tomcat (AJP) back end: "workerEnv in error state" and a failed
     # "child init" mean the connector/back end is broken, not httpd's CPU or memory. A restart of httpd does
     # not repair the back end, so the conservative reading is a blocking dependency failure.
-    finding = diagnose(DEGRADED_NORMAL_FIGURES, APACHE_NORMAL + APACHE_MOD_JK)
+    finding = assess_evidence(DEGRADED_NORMAL_FIGURES, APACHE_NORMAL + APACHE_MOD_JK)
     assert finding.category is Category.DEPENDENCY_FAILURE
     assert not finding.restart_recommended
 
 
 def test_apache_client_request_errors_are_noise() -> None:
-    assert diagnose(HEALTHY, APACHE_NORMAL).category is Category.NO_FAULT
+    assert assess_evidence(HEALTHY, APACHE_NORMAL).category is Category.NO_FAULT
 
 
 def test_thunderbird_port_conflict_outranks_dependency() -> None:
-    finding = diagnose(HEALTHY, THUNDERBIRD_NORMAL + THUNDERBIRD_TROUBLE)
+    finding = assess_evidence(HEALTHY, THUNDERBIRD_NORMAL + THUNDERBIRD_TROUBLE)
     assert finding.category is Category.CONFIG_ERROR
     assert finding.categories == {Category.CONFIG_ERROR, Category.DEPENDENCY_FAILURE}
 
@@ -727,7 +727,7 @@ def test_thunderbird_port_conflict_outranks_dependency() -> None:
     [SPARK_NORMAL, HEALTHAPP_NORMAL, HDFS_NORMAL, OPENSTACK_NORMAL, THUNDERBIRD_NORMAL, ZOOKEEPER_NORMAL, LINUX_NORMAL],
 )
 def test_normal_real_lines_with_healthy_figures_are_no_fault(lines: list[str]) -> None:
-    finding = diagnose(HEALTHY, lines)
+    finding = assess_evidence(HEALTHY, lines)
     assert finding.category is Category.NO_FAULT
     assert not finding.restart_recommended
     assert finding.categories == {Category.NO_FAULT}
@@ -737,7 +737,7 @@ def test_normal_real_lines_with_healthy_figures_are_no_fault(lines: list[str]) -
 
 
 def test_seed_cpu_saturation_with_exhausted_worker_pool_recommends_restart() -> None:
-    finding = diagnose(SEED_HUNG_WORKER_HEALTH, SEED_HUNG_WORKER_LOGS)
+    finding = assess_evidence(SEED_HUNG_WORKER_HEALTH, SEED_HUNG_WORKER_LOGS)
     assert finding.category in {Category.HUNG_PROCESS, Category.CPU_SATURATION}
     assert finding.restart_recommended
     assert finding.categories == {Category.HUNG_PROCESS, Category.CPU_SATURATION}
@@ -747,13 +747,13 @@ def test_seed_cpu_saturation_with_exhausted_worker_pool_recommends_restart() -> 
 
 
 def test_seed_connection_refused_escalates_and_quotes_the_line() -> None:
-    finding = diagnose(DEGRADED_NORMAL_FIGURES, SEED_REFUSED_LOGS)
+    finding = assess_evidence(DEGRADED_NORMAL_FIGURES, SEED_REFUSED_LOGS)
     assert finding.category is Category.DEPENDENCY_FAILURE
     assert not finding.restart_recommended
     assert finding.evidence[0] == SEED_REFUSED_LINE
     assert "connection refused" in finding.reason
     assert "restart would not help" in finding.reason
-    assert diagnose(HEALTHY, SEED_REFUSED_LOGS).category is Category.DEPENDENCY_FAILURE
+    assert assess_evidence(HEALTHY, SEED_REFUSED_LOGS).category is Category.DEPENDENCY_FAILURE
 
 
 def test_high_cpu_with_upstream_outage_is_a_red_herring() -> None:
@@ -763,7 +763,7 @@ def test_high_cpu_with_upstream_outage_is_a_red_herring() -> None:
         "ERROR checkout: upstream payment-server-01 returned 503 Service Unavailable",
         'nginx: no live upstreams while connecting to upstream "payments"',
     ]
-    finding = diagnose(health, lines)
+    finding = assess_evidence(health, lines)
     assert finding.category is Category.DEPENDENCY_FAILURE
     assert not finding.restart_recommended
     assert finding.categories == {Category.DEPENDENCY_FAILURE, Category.CPU_SATURATION}
@@ -776,7 +776,7 @@ def test_oom_after_a_config_change_is_not_a_restart() -> None:
         "config-agent[402]: applied change CHG-41822: search-indexer JAVA_OPTS -Xmx8g -> -Xmx24g",
         "kernel: Out of memory: Killed process 6121 (java) total-vm:26881024kB",
     ]
-    finding = diagnose({"cpu_percent": 5.0, "memory_percent": 18.0, "status": "down"}, lines)
+    finding = assess_evidence({"cpu_percent": 5.0, "memory_percent": 18.0, "status": "down"}, lines)
     assert finding.category is Category.CONFIG_ERROR
     assert finding.categories == {Category.CONFIG_ERROR, Category.OOM_KILL}
     assert not finding.restart_recommended
@@ -787,7 +787,7 @@ def test_kernel_soft_lockup_with_high_cpu_is_not_a_restart() -> None:
 Oct 30 17:42:03 render-node-08 kernel: watchdog: BUG: soft lockup - CPU#11 stuck for 26s! [render-daemon:3318]
 Oct 30 17:42:31 render-node-08 kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid=3318, GPU has fallen off the bus.
 """)  # noqa: E501
-    finding = diagnose({"cpu_percent": 100.0, "memory_percent": 54.0, "status": "degraded"}, lines)
+    finding = assess_evidence({"cpu_percent": 100.0, "memory_percent": 54.0, "status": "degraded"}, lines)
     assert finding.category is Category.HARDWARE_FAULT
     assert not finding.restart_recommended
 
@@ -831,7 +831,7 @@ PROJECT_RECOVERABLE_CASES: list[tuple[dict[str, object], list[str], Category]] =
 def test_local_recoverable_faults_recommend_restart(
     health: dict[str, object], lines: list[str], category: Category
 ) -> None:
-    finding = diagnose(health, lines)
+    finding = assess_evidence(health, lines)
     assert finding.category is category
     assert finding.restart_recommended
     assert not finding.categories & BLOCKING
@@ -867,7 +867,7 @@ PRIMARY_ORDER = [
 def test_primary_category_follows_the_priority_order(index: int) -> None:
     present = PRIMARY_ORDER[index:]
     lines = [ONE_LINE_PER_CATEGORY[category] for category in reversed(present)]
-    finding = diagnose(DEGRADED_NORMAL_FIGURES, lines)
+    finding = assess_evidence(DEGRADED_NORMAL_FIGURES, lines)
     assert finding.category is PRIMARY_ORDER[index]
     assert finding.categories == set(present)
     assert finding.restart_recommended == (PRIMARY_ORDER[index] in RECOVERABLE)
@@ -877,7 +877,7 @@ def test_evidence_puts_blocking_first_and_is_capped_and_deduplicated() -> None:
     health = {"cpu_percent": 99.0, "memory_percent": 95.0, "status": "degraded"}
     hung = [ONE_LINE_PER_CATEGORY[Category.HUNG_PROCESS]] * 5
     lines = hung + [f"app: connection refused #{n}" for n in range(20)]
-    finding = diagnose(health, lines)
+    finding = assess_evidence(health, lines)
     assert len(finding.evidence) == 8
     assert len(set(finding.evidence)) == 8
     assert finding.evidence[0] == "app: connection refused #0"
@@ -917,7 +917,7 @@ def test_non_healthy_status_is_reported_as_unknown_evidence() -> None:
 def test_garbage_health_figures_are_ignored(health: dict[str, object]) -> None:
     assert classify_health(health) == []
     assert not is_healthy(health)
-    finding = diagnose(health, [])
+    finding = assess_evidence(health, [])
     assert finding.category is Category.UNKNOWN
     assert not finding.restart_recommended
     assert "missing or unreadable" in finding.reason
@@ -947,11 +947,11 @@ def test_is_healthy(health: dict[str, object] | None, expected: bool) -> None:
 
 
 def test_unavailable_health_never_gives_no_fault_or_restart() -> None:
-    empty = diagnose(None, [])
+    empty = assess_evidence(None, [])
     assert empty.category is Category.UNKNOWN
     assert not empty.restart_recommended
     assert "health figures are unavailable" in empty.reason
-    oom = diagnose(None, ["java.lang.OutOfMemoryError: Java heap space"])
+    oom = assess_evidence(None, ["java.lang.OutOfMemoryError: Java heap space"])
     assert oom.category is Category.OOM_KILL
     assert not oom.restart_recommended
     assert "unavailable" in oom.reason
@@ -959,14 +959,14 @@ def test_unavailable_health_never_gives_no_fault_or_restart() -> None:
 
 
 def test_degraded_status_alone_is_unknown() -> None:
-    finding = diagnose(DEGRADED_NORMAL_FIGURES, ["INFO all good"])
+    finding = assess_evidence(DEGRADED_NORMAL_FIGURES, ["INFO all good"])
     assert finding.category is Category.UNKNOWN
     assert finding.evidence == ("status=degraded",)
     assert "status is degraded" in finding.reason
 
 
 def test_high_figures_alone_recommend_restart() -> None:
-    finding = diagnose({"cpu_percent": 99.7, "memory_percent": 52.0, "status": "degraded"}, [])
+    finding = assess_evidence({"cpu_percent": 99.7, "memory_percent": 52.0, "status": "degraded"}, [])
     assert finding.category is Category.CPU_SATURATION
     assert finding.restart_recommended
     assert finding.reason.startswith("Health figures show high CPU (cpu_percent=99.7)")
@@ -980,11 +980,11 @@ def test_prompt_injection_line_gives_no_recoverable_signal_and_blocks_restart() 
     assert signal is not None
     assert signal.category not in RECOVERABLE
     assert signal.category is Category.SECURITY_EVENT
-    finding = diagnose(SEED_HUNG_WORKER_HEALTH, [*SEED_HUNG_WORKER_LOGS, INJECTION])
+    finding = assess_evidence(SEED_HUNG_WORKER_HEALTH, [*SEED_HUNG_WORKER_LOGS, INJECTION])
     assert not finding.restart_recommended
     assert finding.category is Category.SECURITY_EVENT
     assert INJECTION in finding.evidence
-    assert diagnose(HEALTHY, [INJECTION]).category is Category.SECURITY_EVENT
+    assert assess_evidence(HEALTHY, [INJECTION]).category is Category.SECURITY_EVENT
 
 
 def test_binary_junk_and_control_characters_are_handled() -> None:
@@ -994,7 +994,7 @@ def test_binary_junk_and_control_characters_are_handled() -> None:
     assert signal is not None
     assert (signal.category, signal.rule) == (Category.UNKNOWN, "unrecognised_error")
     assert "\x00" not in signal.detail and "\x1b" not in signal.detail and "ERROR" in signal.detail
-    finding = diagnose(HEALTHY, [coloured, "\x00\x00\x00", "\udcff\udcfe"])
+    finding = assess_evidence(HEALTHY, [coloured, "\x00\x00\x00", "\udcff\udcfe"])
     assert finding.category is Category.UNKNOWN
     json.dumps(finding.to_dict())
 
@@ -1012,11 +1012,11 @@ def test_a_one_megabyte_line_is_cut_before_matching() -> None:
 
 def test_empty_and_odd_line_collections() -> None:
     assert classify_logs([]) == []
-    assert diagnose(HEALTHY, []).category is Category.NO_FAULT
+    assert assess_evidence(HEALTHY, []).category is Category.NO_FAULT
     odd: list[Any] = [None, 42, b"connection refused", "app: connection refused"]
     assert [s.rule for s in classify_logs(odd)] == ["connection_refused"]
     as_text: Any = "INFO fine\napp: connection refused\n"
-    assert diagnose(HEALTHY, as_text).category is Category.DEPENDENCY_FAILURE
+    assert assess_evidence(HEALTHY, as_text).category is Category.DEPENDENCY_FAILURE
 
 
 def test_classify_logs_keeps_order_and_one_signal_per_matching_line() -> None:
@@ -1033,7 +1033,7 @@ def test_classify_logs_keeps_order_and_one_signal_per_matching_line() -> None:
 
 
 def test_to_dict_is_json_serialisable_and_complete() -> None:
-    finding = diagnose(SEED_HUNG_WORKER_HEALTH, SEED_HUNG_WORKER_LOGS)
+    finding = assess_evidence(SEED_HUNG_WORKER_HEALTH, SEED_HUNG_WORKER_LOGS)
     as_dict = json.loads(json.dumps(finding.to_dict()))
     assert set(as_dict) == {
         "category",
@@ -1063,10 +1063,10 @@ def test_to_dict_is_json_serialisable_and_complete() -> None:
 
 def test_reason_is_one_plain_sentence() -> None:
     cases = [
-        diagnose(HEALTHY, []),
-        diagnose(None, []),
-        diagnose(HEALTHY, SEED_REFUSED_LOGS),
-        diagnose(SEED_HUNG_WORKER_HEALTH, SEED_HUNG_WORKER_LOGS),
+        assess_evidence(HEALTHY, []),
+        assess_evidence(None, []),
+        assess_evidence(HEALTHY, SEED_REFUSED_LOGS),
+        assess_evidence(SEED_HUNG_WORKER_HEALTH, SEED_HUNG_WORKER_LOGS),
     ]
     for finding in cases:
         assert finding.reason.endswith(".")
@@ -1129,10 +1129,10 @@ def test_windows_failed_logon_burst_is_a_security_event() -> None:
         "2024-05-14T21:03:11Z Microsoft-Windows-Security-Auditing EventID=4625 Audit Failure: "
         "An account failed to log on. Logon Type: 3 Account Name: admin"
     )
-    assert diagnose({"cpu_percent": 40, "memory_percent": 50, "status": "healthy"}, [line] * 4).category is (
+    assert assess_evidence({"cpu_percent": 40, "memory_percent": 50, "status": "healthy"}, [line] * 4).category is (
         Category.SECURITY_EVENT
     )
-    assert diagnose({"cpu_percent": 40, "memory_percent": 50, "status": "healthy"}, [line]).category is (
+    assert assess_evidence({"cpu_percent": 40, "memory_percent": 50, "status": "healthy"}, [line]).category is (
         Category.NO_FAULT
     )
 
@@ -1144,15 +1144,15 @@ def test_failures_followed_by_a_recovery_are_over_only_where_the_evidence_says_s
     recovered = "2026-11-27T10:00:02Z INFO upstream inventory-svc:8080 request succeeded on attempt 2"
     # a recovery of something else does not end the failure
     other = "2026-11-27T10:00:02Z INFO upstream pricing-svc:8080 request succeeded on attempt 2"
-    assert diagnose(DEGRADED_NORMAL_FIGURES, [reset, other]).category is Category.DEPENDENCY_FAILURE
-    assert diagnose(healthy, [reset, recovered]).category is Category.NO_FAULT
+    assert assess_evidence(DEGRADED_NORMAL_FIGURES, [reset, other]).category is Category.DEPENDENCY_FAILURE
+    assert assess_evidence(healthy, [reset, recovered]).category is Category.NO_FAULT
     # a failure after the recovery line is not over
-    assert diagnose(healthy, [recovered, reset]).category is Category.DEPENDENCY_FAILURE
+    assert assess_evidence(healthy, [recovered, reset]).category is Category.DEPENDENCY_FAILURE
     # healthy now and the failures came before the recovery: over
-    assert diagnose(healthy, [reset, again, recovered]).category is Category.NO_FAULT
+    assert assess_evidence(healthy, [reset, again, recovered]).category is Category.NO_FAULT
     # on a degraded server one retry that worked is noise, two failures are a dependency problem
-    assert diagnose(DEGRADED_NORMAL_FIGURES, [reset, recovered]).category is Category.UNKNOWN
-    assert diagnose(DEGRADED_NORMAL_FIGURES, [reset, again, recovered]).category is Category.DEPENDENCY_FAILURE
+    assert assess_evidence(DEGRADED_NORMAL_FIGURES, [reset, recovered]).category is Category.UNKNOWN
+    assert assess_evidence(DEGRADED_NORMAL_FIGURES, [reset, again, recovered]).category is Category.DEPENDENCY_FAILURE
 
 
 def test_debug_lines_do_not_report_faults_but_info_lines_can() -> None:
