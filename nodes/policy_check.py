@@ -13,7 +13,7 @@ from it_support_agent.incident.state import IncidentState
 from it_support_agent.nodes.common import current_thread_id, infrastructure
 from it_support_agent.tools import audit
 from it_support_agent.tools.ledger import RestartLedger
-from it_support_agent.tools.statefile import StateFileError
+from it_support_agent.tools.store import StoreError
 
 
 def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, A
         spec = infrastructure(context).fleet.get(server_id) if server_id else None
         try:
             history = RestartLedger(context.state_path).history()
-        except StateFileError as exc:
+        except StoreError as exc:
             verdict = Verdict(False, "ledger_unreadable", str(exc))
         else:
             verdict = evaluate_restart(

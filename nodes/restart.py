@@ -18,7 +18,7 @@ from it_support_agent.tools import audit
 from it_support_agent.tools.backends.base import BackendError
 from it_support_agent.tools.infrastructure import Infrastructure
 from it_support_agent.tools.ledger import RestartLedger
-from it_support_agent.tools.statefile import StateFileError
+from it_support_agent.tools.store import StoreError
 
 
 def restart_key(incident_id: str, server_id: str) -> str:
@@ -91,7 +91,7 @@ def restart(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         veto = RestartLedger(context.state_path).reserve(
             {"server_id": server_id, "thread_id": thread_id, "idempotency_key": key}, still_allowed
         )
-    except StateFileError as exc:
+    except StoreError as exc:
         veto = Verdict(False, "ledger_unreadable", str(exc))
     if veto is not None:
         audit.record(context.state_path, thread_id, "policy_verdict", server_id=server_id, **veto.to_dict())
@@ -109,7 +109,7 @@ def _perform(
 ) -> dict[str, Any]:
     server_id = state.get("server_id") or ""
     before = state.get("health")
-    audit.record(
+    audited = audit.record(
         context.state_path,
         thread_id,
         "action_intent",
@@ -118,6 +118,12 @@ def _perform(
         service=service,
         idempotency_key=key,
     )
+    if not audited:  # fail closed: no restart the audit trail cannot show
+        reason = "the audit trail cannot be written (disk full or unwritable state store); nothing was restarted"
+        return {
+            "restart": {"idempotency_key": key, "performed": False, "error": reason, "verified": False},
+            "escalation_reason": f"restart refused: {reason}",
+        }
     started = time.perf_counter()
     try:
         outcome = infra.backend.restart(server_id, service, key)

@@ -1,49 +1,39 @@
-"""The append-only audit trail: one JSON line per tool call, decision, verdict, action and answer."""
+"""The append-only audit trail: one event per tool call, decision, verdict, action and answer, in the state store."""
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from it_support_agent.incident.text import redact_value
+from it_support_agent.tools.store import StoreError, open_store
 
-AUDIT_FILE = "audit.jsonl"
+log = logging.getLogger(__name__)
 
 
-def record(state_dir: str | Path, thread_id: str, kind: str, **fields: Any) -> None:
-    """Append one event, flushed to disk, so a crash loses at most the line in flight."""
-    path = Path(state_dir) / AUDIT_FILE
+def record(state_dir: str | Path, thread_id: str, kind: str, **fields: Any) -> bool:
+    """Append one event, committed before this returns (secrets masked).
+
+    Answers False when the trail cannot be written (disk full, unwritable store): the failure is logged, and a
+    caller about to act (the restart node) must not act unaudited."""
+    now = time.time()
     event = {
-        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
         "thread_id": thread_id,
         "kind": kind,
         **redact_value(fields),
     }
-    line = json.dumps(event, sort_keys=True, ensure_ascii=True, default=str) + "\n"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-    except OSError:
-        return
+        open_store(state_dir).append_audit(thread_id, kind, event)
+    except StoreError as exc:
+        log.error("audit event %s of %s not written: %s", kind, thread_id, exc)
+        return False
+    return True
 
 
 def events(state_dir: str | Path, thread_id: str | None = None) -> Iterator[dict[str, Any]]:
     """Audit events in order, optionally for one thread."""
-    path = Path(state_dir) / AUDIT_FILE
-    try:
-        handle = path.open(encoding="utf-8")
-    except FileNotFoundError:
-        return
-    with handle:
-        for line in handle:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if thread_id is None or event.get("thread_id") == thread_id:
-                yield event
+    yield from open_store(state_dir).audit_events(thread_id)

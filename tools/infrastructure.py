@@ -1,7 +1,7 @@
 """How each server reaches its sources: the fleet's routed backend, and exactly-once restarts.
 
-This module owns the idempotency keys in `restart-keys.json` and which failures free a key for a retry (a clean
-BackendError) and which keep it in flight (RestartOutcomeUnknown, or a crash).
+This module owns the restarts' idempotency keys (kept in the state store) and which failures free a key for a
+retry (a clean BackendError) and which keep it in flight (RestartOutcomeUnknown, or a crash).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from it_support_agent.tools.backends.prometheus import PrometheusHealth
 from it_support_agent.tools.backends.simulated import SimulatedBackend
 from it_support_agent.tools.backends.supervisor import SupervisordRestarter
 from it_support_agent.tools.backends.systemd import SystemdRestarter
-from it_support_agent.tools.statefile import locked_json
+from it_support_agent.tools.store import Store, StoreError, open_store
 
 __all__ = [
     "BackendError",
@@ -50,9 +50,6 @@ __all__ = [
     "open_infrastructure",
     "perform_once",
 ]
-
-RESTART_KEYS_FILE = "restart-keys.json"
-KEEP_KEYS_S = 30 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,7 @@ class RoutedBackend:
         restarts: Mapping[str, Restarter],
     ) -> None:
         self._simulated = simulated
-        self._keys_path = state_dir / RESTART_KEYS_FILE
+        self._state_dir = state_dir
         self._health = dict(health)
         self._logs = dict(logs)
         self._restarts = dict(restarts)
@@ -95,7 +92,7 @@ class RoutedBackend:
         restarter = self._restarts.get(server_id)
         if restarter is None:
             return self._simulated.restart(server_id, service, idempotency_key)
-        outcome = perform_once(self._keys_path, server_id, service, idempotency_key, restarter.restart)
+        outcome = perform_once(open_store(self._state_dir), server_id, service, idempotency_key, restarter.restart)
         if outcome.performed:
             self._simulated.mark_restarted(server_id)
             if restarter.settle_s:
@@ -104,58 +101,41 @@ class RoutedBackend:
 
 
 def perform_once(
-    keys_path: Path, server_id: str, service: str, idempotency_key: str, action: Callable[[], str]
+    store: Store, server_id: str, service: str, idempotency_key: str, action: Callable[[], str]
 ) -> RestartOutcome:
     """Run a restart unless its key already ran.
 
-    The key is written as in flight, durably, before the action starts. A retry that finds it in flight (the
-    process died mid-restart, or the backend raised RestartOutcomeUnknown) does not restart again: the outcome is
-    unknown and a human must look. Only a clean BackendError (nothing was changed) frees the key for a retry.
+    The key is committed as in flight before the action starts. A retry that finds it in flight (the process died
+    mid-restart, or the backend raised RestartOutcomeUnknown) does not restart again: the outcome is unknown and a
+    human must look. Only a clean BackendError (nothing was changed) frees the key for a retry.
     """
-    with locked_json(keys_path) as document:
-        keys: dict[str, Any] = document.setdefault("keys", {})
-        previous = keys.get(idempotency_key)
-        if isinstance(previous, dict) and previous.get("status", "done") == "done":
-            return RestartOutcome(
-                server_id,
-                service,
-                idempotency_key,
-                performed=False,
-                already_done=True,
-                detail=f"already restarted under key {idempotency_key}",
-            )
-        if previous is not None:
-            raise BackendError(
-                f"an earlier attempt of restart {idempotency_key} did not finish "
-                f"({previous.get('status') if isinstance(previous, dict) else 'unknown'}); "
-                "its outcome is unknown, not restarting again"
-            )
-        now = time.time()
-        keys[idempotency_key] = {"server_id": server_id, "service": service, "at": now, "status": "in_flight"}
-        document["keys"] = {
-            key: entry
-            for key, entry in keys.items()
-            if isinstance(entry, dict) and now - float(entry.get("at", 0)) < KEEP_KEYS_S
-        }
+    try:
+        previous = store.begin_key(idempotency_key, server_id, service)
+    except StoreError as exc:
+        raise BackendError(f"cannot record restart {idempotency_key} before acting ({exc}); not restarting") from None
+    if previous is not None and previous[0] == "done":
+        return RestartOutcome(
+            server_id,
+            service,
+            idempotency_key,
+            performed=False,
+            already_done=True,
+            detail=f"already restarted under key {idempotency_key}",
+        )
+    if previous is not None:
+        raise BackendError(
+            f"an earlier attempt of restart {idempotency_key} did not finish ({previous[0]}); "
+            "its outcome is unknown, not restarting again"
+        )
     try:
         detail = action()
     except RestartOutcomeUnknown:
         raise  # the key stays in flight: a retry must not restart what may already have been restarted
     except BackendError:
-        _settle_key(keys_path, idempotency_key, None, "")
+        store.settle_key(idempotency_key, None)
         raise
-    _settle_key(keys_path, idempotency_key, "done", detail)
+    store.settle_key(idempotency_key, "done", detail)
     return RestartOutcome(server_id, service, idempotency_key, performed=True, already_done=False, detail=detail)
-
-
-def _settle_key(keys_path: Path, idempotency_key: str, status: str | None, detail: str) -> None:
-    """Mark a key done, or forget it (status None) when the backend reported a clean failure: a retry may try."""
-    with locked_json(keys_path) as document:
-        keys = document.setdefault("keys", {})
-        if status is None:
-            keys.pop(idempotency_key, None)
-        else:
-            keys.setdefault(idempotency_key, {"at": time.time()}).update(status=status, detail=detail)
 
 
 def open_infrastructure(fleet_file: str, state_dir: str) -> Infrastructure:

@@ -14,6 +14,7 @@ import pytest
 
 from it_support_agent.graph.app.cli import main
 from it_support_agent.incident.text import MASK, clean_line, known_secrets, redact, redact_value
+from it_support_agent.tools.store import open_store
 from tests.conftest import write_fleet
 from tests.fake_openai import FakeOpenAI, failure
 from tests.prompt_sizes import openai_environment
@@ -105,7 +106,8 @@ def test_log_secrets_reach_no_file_and_no_output(
     result = json.loads(out.out)
     assert result["outcome"] == "escalate"  # an unreachable database is not a local fault
     written = _every_byte(state_dir) + out.out.encode() + out.err.encode()
-    assert (state_dir / "audit.jsonl").exists() and list(state_dir.glob("checkpoints.sqlite*"))
+    assert list(open_store(state_dir).audit_events())
+    assert list(state_dir.glob("checkpoints.sqlite*"))
     for secret in (DB_PASSWORD, BEARER):
         assert secret.encode() not in written
     ticket_text = json.dumps(result)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from it_support_agent.tools.store import open_store
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Runs the real CLI in a child process whose simulated backend kills the process (SIGKILL) at the chosen
@@ -71,8 +73,7 @@ def test_sigkill_at_the_restart_step_then_resume_restarts_exactly_once(state_dir
     restart_step = next(step for step in result["actions"] if step["action"] == "restart_service")
     assert restart_step["status"] == ("already_done" if moment == "after" else "done")
     assert json.loads(fleet_state.read_text())["servers"]["payment-server-01"]["restart_count"] == 1
-    ledger = json.loads((state_dir / "restart-ledger.json").read_text())
-    assert len(ledger["restarts"]) == 1
+    assert len(open_store(state_dir).restart_history()) == 1
 
     again = subprocess.run(
         [sys.executable, "-m", "it_support_agent", "resume", "inc-crash"],

@@ -21,6 +21,7 @@ from it_support_agent.incident.sources import PrometheusSource
 from it_support_agent.tools.backends.base import BackendError
 from it_support_agent.tools.backends.prometheus import PrometheusHealth, query
 from it_support_agent.tools.results import latest_tool_result
+from it_support_agent.tools.store import open_store
 from tests.conftest import write_fleet
 from tests.integration.services import free_port, prometheus_server, supervisord, wait_until
 
@@ -178,7 +179,7 @@ def assert_escalated_blind(result: dict[str, Any], state_dir: Path, cause: str) 
     assert result["outcome"] == "escalate" and result["ticket"]["evidence"]["health_summary"] == "health unavailable"
     assert any(cause in error for error in result["ticket"]["evidence"]["tool_errors"])
     assert not any(step.get("action") == "restart_service" for step in result["actions"])
-    assert not (state_dir / "restart-ledger.json").exists()
+    assert open_store(state_dir).restart_history() == []
 
 
 def test_full_stack_restart_through_supervisord_verified_by_prometheus(

@@ -3,7 +3,6 @@ stop that outlasts the RPC timeout is an unknown outcome that keeps its key."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from it_support_agent.incident.sources import SupervisordSource
 from it_support_agent.tools.backends.base import BackendError, RestartOutcomeUnknown
 from it_support_agent.tools.backends.supervisor import SupervisordRestarter
 from it_support_agent.tools.infrastructure import open_infrastructure, perform_once
+from it_support_agent.tools.store import open_store
 from tests.conftest import write_fleet
 from tests.integration.services import Supervisord, supervisord
 
@@ -115,8 +115,7 @@ def test_a_failed_restart_escalates_and_records_no_key(
     assert result["outcome"] == "escalate"
     assert "restart of worker on worker-01 failed" in result["escalation_reason"]
     assert "401" in result["escalation_reason"]
-    keys = state_dir / "restart-keys.json"
-    assert not keys.exists() or json.loads(keys.read_text())["keys"] == {}  # a retry may try again
+    assert open_store(state_dir).key_status(result["restart"]["idempotency_key"]) is None  # a retry may try again
 
 
 def test_a_stop_outlasting_the_timeout_is_an_unknown_outcome_the_process_is_started_once_and_the_key_kept(
@@ -124,7 +123,7 @@ def test_a_stop_outlasting_the_timeout_is_an_unknown_outcome_the_process_is_star
 ) -> None:
     before = sv.info("slow-stop")["pid"]
     source = SupervisordSource(url=sv.url, username=sv.username, password=sv.password, timeout_s=1.0)
-    keys = tmp_path / "restart-keys.json"
+    keys = open_store(tmp_path)
     with pytest.raises(RestartOutcomeUnknown) as caught:
         perform_once(
             keys, "slow-01", "slow-stop", "t:restart:slow-01", SupervisordRestarter(source, process="slow-stop").restart
@@ -135,7 +134,7 @@ def test_a_stop_outlasting_the_timeout_is_an_unknown_outcome_the_process_is_star
     assert f"found STOPPED and started once: now RUNNING (PID {after['pid']})" in message
     assert "restart.timeout_s (1 s) must exceed the program's stopwaitsecs" in message
     assert after["statename"] == "RUNNING" and after["pid"] != before
-    assert json.loads(keys.read_text())["keys"]["t:restart:slow-01"]["status"] == "in_flight"
+    assert keys.key_status("t:restart:slow-01") == "in_flight"
     with pytest.raises(BackendError, match="did not finish"):
         perform_once(
             keys, "slow-01", "slow-stop", "t:restart:slow-01", SupervisordRestarter(source, process="slow-stop").restart

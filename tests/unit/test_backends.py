@@ -36,6 +36,7 @@ from it_support_agent.tools.backends.systemd import SystemdRestarter
 from it_support_agent.tools.incident_tools import DECISION_TOOLS
 from it_support_agent.tools.infrastructure import open_infrastructure, perform_once
 from it_support_agent.tools.sinks import configured_sinks, pagerduty_payload, redact_url, sink_problems, slack_payload
+from it_support_agent.tools.store import open_store
 from tests.conftest import write_fleet
 
 LINES = [f"2026-11-27T10:00:{index % 60:02d}Z INFO request {index} served" for index in range(10_000)]
@@ -317,7 +318,7 @@ def _record(calls: list[str], name: str) -> str:
 
 
 def test_restart_keys_are_recorded_only_after_success(tmp_path: Path) -> None:
-    keys = tmp_path / "restart-keys.json"
+    keys = open_store(tmp_path)
     calls: list[str] = []
 
     def failing() -> str:
@@ -423,7 +424,7 @@ def test_sink_urls_with_credentials_or_no_scheme_are_refused_and_never_shown() -
 
 
 def test_a_restart_whose_outcome_is_unknown_keeps_its_key_in_flight(tmp_path: Path) -> None:
-    keys = tmp_path / "restart-keys.json"
+    keys = open_store(tmp_path)
     calls: list[str] = []
 
     def lost() -> str:
@@ -432,7 +433,7 @@ def test_a_restart_whose_outcome_is_unknown_keeps_its_key_in_flight(tmp_path: Pa
 
     with pytest.raises(RestartOutcomeUnknown):
         perform_once(keys, "app-01", "app", "k1", lost)
-    assert json.loads(keys.read_text())["keys"]["k1"]["status"] == "in_flight"
+    assert keys.key_status("k1") == "in_flight"
     with pytest.raises(BackendError, match="did not finish \\(in_flight\\)"):
         perform_once(keys, "app-01", "app", "k1", lambda: _record(calls, "again"))
     assert calls == ["lost"]
@@ -499,12 +500,8 @@ def test_when_nothing_else_can_be_cut_the_brief_incident_text_is() -> None:
 
 
 def test_a_restart_interrupted_mid_flight_is_never_repeated(tmp_path: Path) -> None:
-    keys = tmp_path / "restart-keys.json"
-    keys.write_text(
-        json.dumps(
-            {"keys": {"k9": {"server_id": "app-01", "service": "app", "at": time.time(), "status": "in_flight"}}}
-        )
-    )
+    keys = open_store(tmp_path)
+    assert keys.begin_key("k9", "app-01", "app") is None  # a process died after recording it, before settling
     calls: list[str] = []
     with pytest.raises(BackendError, match="did not finish"):
         perform_once(keys, "app-01", "app", "k9", lambda: _record(calls, "restart"))

@@ -1,0 +1,427 @@
+"""The state store: one transactional SQLite database in the state directory for everything that must survive.
+
+The graph's checkpoints and the agent's own tables share the file (`checkpoints.sqlite`, WAL): the alert intake
+queue, the restart ledger and the restarts' idempotency keys, the audit trail, and an index of incident threads.
+Every change is a short transaction, so a SIGKILL loses at most the transaction in flight and never leaves half
+of one; there are no whole-file rewrites and every lookup is indexed, so the cost of one incident does not grow
+with history. Several processes on one host share the database safely (SQLite locking, busy timeout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+STORE_FILE = "checkpoints.sqlite"
+BUSY_TIMEOUT_S = 30.0
+KEEP_KEYS_S = 30 * 24 * 3600.0
+KEEP_RESTARTS_S = 7 * 24 * 3600.0
+T = TypeVar("T")
+
+IntakeState = Literal["queued", "running", "done", "cancelled", "coalesced"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS agent_intake (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    thread_id TEXT NOT NULL UNIQUE,
+    server_id TEXT,
+    alertname TEXT NOT NULL DEFAULT '',
+    incident TEXT NOT NULL,
+    state TEXT NOT NULL,
+    parent TEXT,
+    worker TEXT,
+    accepted_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS agent_intake_state ON agent_intake (state, id);
+CREATE INDEX IF NOT EXISTS agent_intake_server ON agent_intake (server_id, state);
+CREATE TABLE IF NOT EXISTS agent_restart_keys (
+    key TEXT PRIMARY KEY,
+    server_id TEXT NOT NULL,
+    service TEXT NOT NULL,
+    at REAL NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS agent_restarts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    idempotency_key TEXT UNIQUE,
+    server_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS agent_restarts_at ON agent_restarts (at);
+CREATE TABLE IF NOT EXISTS agent_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    thread_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS agent_audit_thread ON agent_audit (thread_id, id);
+CREATE TABLE IF NOT EXISTS agent_threads (
+    thread_id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    server_id TEXT,
+    outcome TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS agent_threads_created ON agent_threads (created_at);
+"""
+
+
+class StoreError(RuntimeError):
+    """The store cannot be read or written (disk full, a corrupt or foreign database, permissions)."""
+
+
+@dataclass(frozen=True)
+class IntakeItem:
+    """One accepted alert's incident run, as queued."""
+
+    thread_id: str
+    server_id: str | None
+    alertname: str
+    incident: str
+    state: IntakeState
+
+
+class Store:
+    """The state directory's database. One connection per thread; every method is one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._connection().executescript(_SCHEMA)  # idempotent; executescript commits on its own
+        except sqlite3.Error as exc:
+            raise StoreError(f"state store {self.path}: {exc}") from None
+        self._migrate_json_files()
+
+    # --- plumbing -------------------------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                connection = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses no commit
+            except sqlite3.Error as exc:
+                raise StoreError(f"state store {self.path}: {exc}") from None
+            self._local.connection = connection
+        return connection
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT: writers queue for the lock, so check-then-write steps are atomic."""
+        connection = self._connection()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"state store {self.path}: {exc}") from None
+        try:
+            yield connection
+            connection.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"state store {self.path}: {exc}") from None
+            raise
+
+    def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return list(self._connection().execute(sql, parameters))
+        except sqlite3.Error as exc:
+            raise StoreError(f"state store {self.path}: {exc}") from None
+
+    # --- audit trail ----------------------------------------------------------------------------------------
+
+    def append_audit(self, thread_id: str, kind: str, event: Mapping[str, Any]) -> None:
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO agent_audit (thread_id, kind, event) VALUES (?, ?, ?)",
+                (thread_id, kind, json.dumps(event, sort_keys=True, ensure_ascii=True, default=str)),
+            )
+
+    def audit_events(self, thread_id: str | None = None) -> Iterator[dict[str, Any]]:
+        if thread_id is None:
+            rows = self._read("SELECT event FROM agent_audit ORDER BY id")
+        else:
+            rows = self._read("SELECT event FROM agent_audit WHERE thread_id = ? ORDER BY id", (thread_id,))
+        for (event,) in rows:
+            yield json.loads(event)
+
+    # --- restart ledger -------------------------------------------------------------------------------------
+
+    def restart_history(self, since_s: float = KEEP_RESTARTS_S) -> list[dict[str, Any]]:
+        """Restarts of the last `since_s` seconds (the policy looks back an hour at most), oldest first."""
+        rows = self._read("SELECT entry, at FROM agent_restarts WHERE at >= ? ORDER BY at", (time.time() - since_s,))
+        return [{**json.loads(entry), "at": at} for entry, at in rows]
+
+    def reserve_restart(
+        self, entry: Mapping[str, Any], check: Callable[[Sequence[Mapping[str, Any]], float], T | None]
+    ) -> T | None:
+        """Atomically: run check(recent restarts, now); if it passes (None), record the restart and return None.
+
+        A reservation whose idempotency key is already recorded passes without a second entry."""
+        with self._transaction() as connection:
+            key = entry.get("idempotency_key")
+            if key and connection.execute("SELECT 1 FROM agent_restarts WHERE idempotency_key = ?", (key,)).fetchone():
+                return None
+            now = time.time()
+            rows = connection.execute(
+                "SELECT entry, at FROM agent_restarts WHERE at >= ? ORDER BY at", (now - KEEP_RESTARTS_S,)
+            ).fetchall()
+            veto = check([{**json.loads(item), "at": at} for item, at in rows], now)
+            if veto is not None:
+                return veto
+            connection.execute(
+                "INSERT INTO agent_restarts (idempotency_key, server_id, at, entry) VALUES (?, ?, ?, ?)",
+                (key, str(entry.get("server_id", "")), now, json.dumps(dict(entry), sort_keys=True, default=str)),
+            )
+            connection.execute("DELETE FROM agent_restarts WHERE at < ?", (now - KEEP_RESTARTS_S,))
+        return None
+
+    # --- idempotency keys of restarts -----------------------------------------------------------------------
+
+    def begin_key(self, key: str, server_id: str, service: str) -> tuple[str, str] | None:
+        """Record a restart key as in flight; or, when the key exists already, its (status, detail) unchanged."""
+        with self._transaction() as connection:
+            row = connection.execute("SELECT status, detail FROM agent_restart_keys WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                return str(row[0]), str(row[1])
+            now = time.time()
+            connection.execute(
+                "INSERT INTO agent_restart_keys (key, server_id, service, at, status) VALUES (?, ?, ?, ?, 'in_flight')",
+                (key, server_id, service, now),
+            )
+            connection.execute("DELETE FROM agent_restart_keys WHERE at < ?", (now - KEEP_KEYS_S,))
+        return None
+
+    def settle_key(self, key: str, status: str | None, detail: str = "") -> None:
+        """Mark a key done, or forget it (status None) after a clean failure, so a retry may try again."""
+        with self._transaction() as connection:
+            if status is None:
+                connection.execute("DELETE FROM agent_restart_keys WHERE key = ?", (key,))
+            else:
+                connection.execute(
+                    "UPDATE agent_restart_keys SET status = ?, detail = ? WHERE key = ?", (status, detail, key)
+                )
+
+    def key_status(self, key: str) -> str | None:
+        rows = self._read("SELECT status FROM agent_restart_keys WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    # --- the index of incident threads ----------------------------------------------------------------------
+
+    def note_thread(self, thread_id: str, server_id: str | None = None, outcome: str | None = None) -> None:
+        """Record a thread in the index (its creation time is kept from the first note)."""
+        now = time.time()
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO agent_threads (thread_id, created_at, server_id, outcome, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO UPDATE SET "
+                "server_id = COALESCE(excluded.server_id, server_id), outcome = excluded.outcome, "
+                "updated_at = excluded.updated_at",
+                (thread_id, now, server_id, outcome, now),
+            )
+
+    def threads(self) -> list[tuple[str, float, str | None, str | None]]:
+        """Every indexed thread: (thread_id, created_at, server_id, outcome), oldest first."""
+        rows = self._read("SELECT thread_id, created_at, server_id, outcome FROM agent_threads ORDER BY created_at")
+        return [(str(a), float(b), c, d) for a, b, c, d in rows]
+
+    # --- the alert intake queue -----------------------------------------------------------------------------
+
+    def enqueue(self, item: IntakeItem) -> tuple[str, str | None]:
+        """Commit one firing alert's run before anyone is told it was accepted.
+
+        Answers ("accepted", None), ("duplicate", None) for a thread already queued, run or done, or
+        ("coalesced", thread) when an incident for the same server is queued or running: the new alert joins it
+        instead of racing it (sibling runs would read each other's restart as a crash loop)."""
+        now = time.time()
+        with self._transaction() as connection:
+            if connection.execute("SELECT 1 FROM agent_intake WHERE thread_id = ?", (item.thread_id,)).fetchone():
+                return "duplicate", None
+            parent = None
+            if item.server_id:
+                row = connection.execute(
+                    "SELECT thread_id FROM agent_intake WHERE server_id = ? AND state IN ('queued', 'running') "
+                    "ORDER BY id LIMIT 1",
+                    (item.server_id,),
+                ).fetchone()
+                parent = str(row[0]) if row else None
+            state = "coalesced" if parent else "queued"
+            connection.execute(
+                "INSERT INTO agent_intake (thread_id, server_id, alertname, incident, state, parent, accepted_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (item.thread_id, item.server_id, item.alertname, item.incident, state, parent, now),
+            )
+        return ("coalesced", parent) if parent else ("accepted", None)
+
+    def claim(self, worker: str) -> IntakeItem | None:
+        """The oldest queued run, now marked running by this worker; None when nothing is queued."""
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT thread_id, server_id, alertname, incident FROM agent_intake WHERE state = 'queued' "
+                "ORDER BY id LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            connection.execute(
+                "UPDATE agent_intake SET state = 'running', worker = ?, started_at = ? WHERE thread_id = ?",
+                (worker, time.time(), row[0]),
+            )
+        return IntakeItem(str(row[0]), row[1], str(row[2]), str(row[3]), "running")
+
+    def finish(self, thread_id: str, outcome: str) -> None:
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE agent_intake SET state = 'done', outcome = ?, finished_at = ? WHERE thread_id = ?",
+                (outcome, time.time(), thread_id),
+            )
+
+    def cancel(self, thread_id: str) -> str | None:
+        """A resolved alert: its run is cancelled if it has not started. Answers the run's state before."""
+        with self._transaction() as connection:
+            row = connection.execute("SELECT state FROM agent_intake WHERE thread_id = ?", (thread_id,)).fetchone()
+            if row is None:
+                return None
+            if row[0] in ("queued", "coalesced"):
+                connection.execute(
+                    "UPDATE agent_intake SET state = 'cancelled', finished_at = ?, outcome = 'resolved' "
+                    "WHERE thread_id = ?",
+                    (time.time(), thread_id),
+                )
+            return str(row[0])
+
+    def requeue_abandoned(self, worker_alive: Callable[[str], bool]) -> int:
+        """Runs marked running by a worker that is gone (its process was killed) are queued again; their
+        checkpoints let the next run continue where they stopped. Answers how many."""
+        with self._transaction() as connection:
+            rows = connection.execute("SELECT thread_id, worker FROM agent_intake WHERE state = 'running'").fetchall()
+            abandoned = [thread_id for thread_id, worker in rows if not worker_alive(str(worker or ""))]
+            for thread_id in abandoned:
+                connection.execute("UPDATE agent_intake SET state = 'queued' WHERE thread_id = ?", (thread_id,))
+        return len(abandoned)
+
+    def intake_counts(self) -> dict[str, int]:
+        rows = self._read("SELECT state, COUNT(*) FROM agent_intake GROUP BY state")
+        return {str(state): int(count) for state, count in rows}
+
+    def intake_rows(self) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT thread_id, server_id, alertname, state, parent, outcome, accepted_at, started_at, finished_at "
+            "FROM agent_intake ORDER BY id"
+        )
+        names = (
+            "thread_id",
+            "server_id",
+            "alertname",
+            "state",
+            "parent",
+            "outcome",
+            "accepted_at",
+            "started_at",
+            "finished_at",
+        )
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    # --- pruning ----------------------------------------------------------------------------------------------
+
+    def prune(self, older_than_s: float) -> dict[str, int]:
+        """Forget finished intake rows, audit events and thread index entries older than the given age."""
+        cutoff = time.time() - older_than_s
+        with self._transaction() as connection:
+            intake = connection.execute(
+                "DELETE FROM agent_intake WHERE state IN ('done', 'cancelled', 'coalesced') AND accepted_at < ?",
+                (cutoff,),
+            ).rowcount
+            old = [
+                row[0]
+                for row in connection.execute("SELECT thread_id FROM agent_threads WHERE updated_at < ?", (cutoff,))
+            ]
+            audit = 0
+            for thread_id in old:
+                audit += connection.execute("DELETE FROM agent_audit WHERE thread_id = ?", (thread_id,)).rowcount
+            connection.execute("DELETE FROM agent_threads WHERE updated_at < ?", (cutoff,))
+        return {"intake": intake, "threads": len(old), "audit": audit}
+
+    # --- migration of the JSON files earlier versions kept ------------------------------------------------
+
+    def _migrate_json_files(self) -> None:
+        """Import restart-ledger.json and restart-keys.json once, then rename them *.migrated."""
+        directory = self.path.parent
+        ledger, keys = directory / "restart-ledger.json", directory / "restart-keys.json"
+        for path in (ledger, keys):
+            if not path.exists():
+                continue
+            try:
+                document = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"cannot migrate {path} into the state store ({exc}); fix or remove it") from None
+            if not isinstance(document, dict):
+                raise StoreError(f"cannot migrate {path} into the state store: not a JSON object; fix or remove it")
+            restarts = document.get("restarts", [])
+            if path == ledger and not (
+                isinstance(restarts, list)
+                and all(
+                    isinstance(entry, dict)
+                    and isinstance(entry.get("at"), int | float)
+                    and not isinstance(entry.get("at"), bool)
+                    for entry in restarts
+                )
+            ):
+                raise StoreError(f"cannot migrate {path} into the state store: entries of the wrong shape; fix it")
+            with self._transaction() as connection:
+                if path == ledger:
+                    for entry in restarts:
+                        if isinstance(entry, dict):
+                            connection.execute(
+                                "INSERT OR IGNORE INTO agent_restarts (idempotency_key, server_id, at, entry) "
+                                "VALUES (?, ?, ?, ?)",
+                                (
+                                    entry.get("idempotency_key"),
+                                    str(entry.get("server_id", "")),
+                                    float(entry["at"]),
+                                    json.dumps(entry, sort_keys=True, default=str),
+                                ),
+                            )
+                else:
+                    for key, entry in (document.get("keys") or {}).items():
+                        if isinstance(entry, dict):
+                            connection.execute(
+                                "INSERT OR IGNORE INTO agent_restart_keys (key, server_id, service, at, status, "
+                                "detail) VALUES (?, ?, ?, ?, ?, ?)",
+                                (
+                                    key,
+                                    str(entry.get("server_id", "")),
+                                    str(entry.get("service", "")),
+                                    float(entry.get("at", time.time())),
+                                    str(entry.get("status", "done")),
+                                    str(entry.get("detail", "")),
+                                ),
+                            )
+            os.replace(path, path.with_name(path.name + ".migrated"))
+
+
+def open_store(state_dir: str | Path) -> Store:
+    """The store of a state directory (one per directory and process)."""
+    return _open(str(Path(state_dir).expanduser().resolve()))
+
+
+@functools.lru_cache(maxsize=32)
+def _open(state_dir: str) -> Store:
+    return Store(Path(state_dir) / STORE_FILE)
