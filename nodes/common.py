@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from langgraph.config import get_config
@@ -10,6 +11,9 @@ from it_support_agent.incident.context import Context
 from it_support_agent.incident.state import IncidentState
 from it_support_agent.tools.infrastructure import Infrastructure, open_infrastructure
 from it_support_agent.tools.results import latest_tool_result
+from it_support_agent.tools.store import StoreError, open_store
+
+log = logging.getLogger(__name__)
 
 
 def current_thread_id() -> str:
@@ -43,3 +47,12 @@ def health_figures(health: dict[str, Any] | None) -> str:
         f"status {health.get('status', 'unknown')}",
     ]
     return ", ".join(parts)
+
+
+def index_thread(context: Context, server_id: str | None = None, outcome: str | None = None) -> None:
+    """Note the incident in the store's thread index (what `list` reads); a store that cannot be written is logged,
+    never a reason to stop handling the incident."""
+    try:
+        open_store(context.state_path).note_thread(current_thread_id(), server_id, outcome)
+    except StoreError as exc:
+        log.error("thread index not updated: %s", exc)

@@ -15,7 +15,7 @@ from langgraph.types import interrupt
 
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.state import IncidentState
-from it_support_agent.nodes.common import current_thread_id, infrastructure
+from it_support_agent.nodes.common import current_thread_id, index_thread, infrastructure
 from it_support_agent.tools import audit
 
 MAX_INCIDENT_CHARS = 4_000
@@ -78,6 +78,7 @@ def asks_operator(context: Context) -> bool:
 def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Match the incident against the fleet; ask the operator when interactive and nothing matches."""
     text = clean_text(state.get("incident"))
+    index_thread(runtime.context)
     notes: list[str] = []
     if len(text) > MAX_INCIDENT_CHARS:
         notes.append(f"incident text cut from {len(text):,} to {MAX_INCIDENT_CHARS:,} characters")

@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.state import IncidentState
-from it_support_agent.nodes.common import health_figures
+from it_support_agent.nodes.common import health_figures, index_thread
 from it_support_agent.nodes.model.chat_models import model_label
 
 MAX_QUOTED_LINES = 3
@@ -69,4 +69,5 @@ def build_report(state: IncidentState, model: str) -> str:
 def report(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Write the summary the operator reads."""
     model = state.get("model") or model_label(runtime.context)
+    index_thread(runtime.context, state.get("server_id"), state.get("outcome") or "none")
     return {"summary": build_report(state, model), "model": model}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from it_support_agent.tools.sinks import Sink, configured_sinks, deliver_to_sinks
+from it_support_agent.tools.store import StoreError, open_store
 
 OUTBOX_FILE = "tickets.jsonl"
 SPOOL_DIR = "spool"
@@ -44,38 +45,34 @@ def read_outbox(path: Path) -> list[dict[str, Any]]:
     return tickets
 
 
-def write_to_outbox(path: Path, ticket: Mapping[str, Any]) -> bool:
-    """Append a ticket unless one with its id is already there; True when written. Raises DeliveryError."""
+def write_to_outbox(path: Path, ticket: Mapping[str, Any], state_dir: Path | None = None) -> bool:
+    """Keep a ticket unless one with its id was kept before, and append it to the JSONL outbox; True when new.
+
+    The store (the state directory's, next to the outbox by default) is the dedup truth: an indexed lookup, never a
+    rescan of the file. A ticket kept but not yet appended (a crash or a full disk between the two) is appended by
+    the next delivery or `flush`. Raises DeliveryError."""
+    ticket_id = str(ticket["id"])
     try:
+        store = open_store(state_dir or path.parent)
+        new = store.keep_ticket(ticket)
+        if not new and store.ticket_exported(ticket_id):
+            return False
         line = json.dumps(ticket, sort_keys=True, ensure_ascii=True) + "\n"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            handle.seek(0)
-            content = handle.read()
-            if ticket["id"] in _ticket_ids(content):
-                return False
-            if content and not content.endswith(b"\n"):
-                handle.write(b"\n")
+            handle.seek(0, os.SEEK_END)
+            if handle.tell():
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
             handle.write(line.encode("ascii"))
             handle.flush()
             os.fsync(handle.fileno())
-    except (OSError, ValueError) as exc:
+        store.mark_exported(ticket_id)
+    except (OSError, ValueError, StoreError) as exc:
         raise DeliveryError(f"outbox {path} not writable: {getattr(exc, 'strerror', None) or exc}") from None
     return True
-
-
-def _ticket_ids(content: bytes) -> set[str]:
-    """Ids of the tickets in outbox content; torn or foreign lines are skipped."""
-    ids: set[str] = set()
-    for raw in content.splitlines():
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-            ids.add(entry["id"])
-    return ids
 
 
 class TicketDesk:
@@ -110,7 +107,10 @@ class TicketDesk:
     def _send(self, ticket: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
         """The outbox first, then every sink that has not taken the ticket yet."""
         try:
-            outbox = ("delivered" if write_to_outbox(self.outbox, ticket) else "duplicate", "")
+            outbox = (
+                "delivered" if write_to_outbox(self.outbox, ticket, self._state_dir) else "duplicate",
+                "",
+            )
         except DeliveryError as exc:
             outbox = ("failed", str(exc))
         try:

@@ -77,6 +77,13 @@ CREATE TABLE IF NOT EXISTS agent_threads (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS agent_threads_created ON agent_threads (created_at);
+CREATE TABLE IF NOT EXISTS agent_tickets (
+    id TEXT PRIMARY KEY,
+    thread_id TEXT,
+    created_at REAL NOT NULL,
+    exported INTEGER NOT NULL DEFAULT 0,
+    ticket TEXT NOT NULL
+);
 """
 
 
@@ -223,6 +230,33 @@ class Store:
     def key_status(self, key: str) -> str | None:
         rows = self._read("SELECT status FROM agent_restart_keys WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
+
+    # --- tickets ---------------------------------------------------------------------------------------------
+
+    def keep_ticket(self, ticket: Mapping[str, Any]) -> bool:
+        """Keep a ticket (the dedup truth, by id); False when one with its id was kept before."""
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "INSERT OR IGNORE INTO agent_tickets (id, thread_id, created_at, ticket) VALUES (?, ?, ?, ?)",
+                (
+                    str(ticket["id"]),
+                    ticket.get("thread_id"),
+                    time.time(),
+                    json.dumps(dict(ticket), sort_keys=True, ensure_ascii=True, default=str),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def ticket_exported(self, ticket_id: str) -> bool:
+        rows = self._read("SELECT exported FROM agent_tickets WHERE id = ?", (ticket_id,))
+        return bool(rows and rows[0][0])
+
+    def mark_exported(self, ticket_id: str) -> None:
+        with self._transaction() as connection:
+            connection.execute("UPDATE agent_tickets SET exported = 1 WHERE id = ?", (ticket_id,))
+
+    def tickets(self) -> list[dict[str, Any]]:
+        return [json.loads(ticket) for (ticket,) in self._read("SELECT ticket FROM agent_tickets ORDER BY created_at")]
 
     # --- the index of incident threads ----------------------------------------------------------------------
 

@@ -161,26 +161,40 @@ def _thread_ids(state_dir: str) -> list[str]:
         return [str(row[0]) for row in rows]
 
 
+_OUTCOME_STATUS = {"restart": "restarted", "escalate": "escalated", "none": "no action"}
+
+
 def _status(snapshot: Any) -> str:
     if snapshot.interrupts:
         return "awaiting approval"
-    outcome = snapshot.values.get("outcome")
-    return {"restart": "restarted", "escalate": "escalated", "none": "no action"}.get(outcome, "in progress")
+    return _OUTCOME_STATUS.get(snapshot.values.get("outcome") or "", "in progress")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     context = context_from_args(args)
+    from it_support_agent.tools.store import open_store
+
     app = _compiled(context)
-    rows = []
-    for thread_id in _thread_ids(context.state_path):
+    rows: list[dict[str, Any]] = []
+    now = time.time()
+    indexed = open_store(context.state_path).threads()
+    for thread_id, created, server_id, outcome in indexed:
+        status = _OUTCOME_STATUS.get(outcome or "")
+        if status is None:  # not finished: only its checkpoint says whether it waits for an answer
+            status = _status(app.get_state({"configurable": {"thread_id": thread_id}}))
+        rows.append({"thread_id": thread_id, "status": status, "server_id": server_id, "age_s": round(now - created)})
+    known = {row["thread_id"] for row in rows}
+    for thread_id in _thread_ids(context.state_path):  # threads from before the index existed
+        if thread_id in known:
+            continue
         snapshot = app.get_state({"configurable": {"thread_id": thread_id}})
-        created = _created_at(app, thread_id)
+        created_at = _created_at(app, thread_id)
         rows.append(
             {
                 "thread_id": thread_id,
                 "status": _status(snapshot),
                 "server_id": snapshot.values.get("server_id"),
-                "age_s": round(time.time() - created) if created else None,
+                "age_s": round(now - created_at) if created_at else None,
             }
         )
     if args.json:
@@ -328,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=9095, help="port to listen on (default 9095)")
     serve.add_argument("--server-label", help="alert label naming the server (default: instance, port stripped)")
+    serve.add_argument("--workers", type=int, default=2, help="incidents run at once by this process (default 2)")
     add_common_options(serve)
     serve.set_defaults(handler=cmd_serve)
     evaluate = commands.add_parser("eval", help="score the restart/escalate decision on scenario files")

@@ -1,8 +1,9 @@
 """Alert intake: `serve` accepts Alertmanager webhooks on POST /alerts and runs one incident thread per alert.
 
-This module owns the HTTP side (validation, bounded reads, /healthz), the deduplicating queue, the worker thread
-that runs incidents one at a time and survives any failure of a run, and the shutdown: queued incidents are
-dropped (Alertmanager sends them again), the running one is waited for.
+This module owns the HTTP side (validation, bounded reads, /healthz), the intake: alerts committed to the state
+store's queue before the 2xx answer, coalesced per server, cancelled when resolved; the workers that claim and run
+them and survive any failure of a run; and the shutdown: runs in progress are waited for, queued alerts stay in
+the store and run at the next start.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import argparse
 import contextlib
 import json
 import logging
-import queue
+import os
 import signal
+import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -39,9 +41,11 @@ from it_support_agent.incident.context import Context
 from it_support_agent.incident.fleet import Fleet
 from it_support_agent.incident.matching import ServerIndex
 from it_support_agent.incident.state import IncidentInput
+from it_support_agent.incident.text import known_secrets, redact
 from it_support_agent.nodes.escalate import file_ticket, new_ticket
 from it_support_agent.tools import audit
 from it_support_agent.tools.infrastructure import open_infrastructure
+from it_support_agent.tools.store import IntakeItem, StoreError, open_store
 
 ALERTS_PATH = "/alerts"
 HEALTH_PATH = "/healthz"
@@ -50,215 +54,235 @@ REQUEST_TIMEOUT_S = 10.0
 STOP_WAIT_S = 900.0
 STOP_LOG_EVERY_S = 30.0
 IDLE_POLL_S = 0.5
+DEFAULT_WORKERS = 2
+LISTEN_BACKLOG = 128
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class IncidentTask:
-    """One firing alert turned into an incident run."""
-
-    thread_id: str
-    incident: str
-    server_id: str | None
-    alertname: str
-
-
 class AlertIntake:
-    """Deduplicates firing alerts into incident threads and runs them, one at a time, on a worker thread."""
+    """Commits firing alerts to the store's intake queue, and runs them on worker threads.
 
-    def __init__(self, context: Context, server_label: str = DEFAULT_SERVER_LABEL) -> None:
+    An alert is committed before `serve` answers 2xx, so nothing accepted is lost when the process dies: at the
+    next start, runs a dead worker had claimed are queued again and continue from their checkpoints (a restart
+    in flight is never repeated: its idempotency key is in the store). Alerts for a server whose incident is
+    queued or running join that incident instead of racing it; a resolved alert cancels a run not yet started.
+    """
+
+    def __init__(
+        self, context: Context, server_label: str = DEFAULT_SERVER_LABEL, workers: int = DEFAULT_WORKERS
+    ) -> None:
         from it_support_agent.graph.builder import compile_graph
 
         self._context = context
         self._label = server_label
+        self._store = open_store(context.state_path)
         self._checkpointer = open_checkpointer(context.state_path)
         self._app = compile_graph(self._checkpointer)
-        self._queue: queue.Queue[IncidentTask | None] = queue.Queue()
-        self._claimed: set[str] = set()
-        self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._current: str | None = None
-        self._worker = threading.Thread(target=self._work, name="alert-intake-worker", daemon=False)
+        self._wake = threading.Condition()
+        self._running: dict[str, str] = {}
+        self._lock = threading.Lock()
+        prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._workers = [
+            threading.Thread(target=self._work, args=(f"{prefix}:{number}",), name=f"intake-worker-{number}")
+            for number in range(max(1, workers))
+        ]
 
     def start(self) -> None:
-        self._worker.start()
+        requeued = self._store.requeue_abandoned(_worker_alive)
+        if requeued:
+            log.warning("%d accepted alert(s) a stopped process was running are queued again", requeued)
+        for worker in self._workers:
+            worker.start()
 
     def stop(self) -> None:
-        """Drop the queued incidents (not started: Alertmanager sends them again) and wait for the one running.
+        """Stop taking work and wait for the runs in progress; queued alerts stay in the store for the next start.
 
-        A restart in progress is never cut off: after STOP_WAIT_S this returns, but the worker is no daemon thread,
-        so the process still exits only when the run has ended.
+        A restart in progress is never cut off: after STOP_WAIT_S this returns, but the workers are not daemon
+        threads, so the process still exits only when their runs have ended.
         """
         self._stopping.set()
-        self._drop_queued()
-        self._queue.put(None)
+        with self._wake:
+            self._wake.notify_all()
         deadline = time.monotonic() + STOP_WAIT_S
-        while self._worker.is_alive() and (left := deadline - time.monotonic()) > 0:
-            self._worker.join(min(STOP_LOG_EVERY_S, left))
-            if self._worker.is_alive():
-                log.warning("stopping: waiting for incident %s to finish", self._current)
-        if self._worker.is_alive():
-            log.error("incident %s still running after %gs; the process exits when it ends", self._current, STOP_WAIT_S)
+        for worker in self._workers:
+            while worker.is_alive() and (left := deadline - time.monotonic()) > 0:
+                worker.join(min(STOP_LOG_EVERY_S, left))
+                if worker.is_alive():
+                    log.warning("stopping: waiting for incidents %s to finish", sorted(self._running.values()))
+        with contextlib.suppress(StoreError):
+            queued = self._store.intake_counts().get("queued", 0)
+            if queued:
+                log.info("stopping: %d accepted alert(s) stay queued in the store and run at the next start", queued)
 
     def alive(self) -> bool:
-        """Whether the worker that runs incidents is running."""
-        return self._worker.is_alive()
+        """Whether every worker that runs incidents is running."""
+        return all(worker.is_alive() for worker in self._workers) and not self._stopping.is_set()
 
     def pending(self) -> int:
-        """Alerts accepted whose run has not finished yet."""
-        with self._lock:
-            return len(self._claimed)
+        """Alerts accepted whose run has not finished yet (queued or running, in any process)."""
+        counts = self._store.intake_counts()
+        return counts.get("queued", 0) + counts.get("running", 0)
 
     def submit(self, group: AlertGroup) -> dict[str, Any]:
-        """Queue each new firing alert; repeats and resolved alerts are acknowledged without a run.
+        """Commit each new firing alert; repeats are acknowledged, resolved alerts cancel runs not yet started.
 
-        Every alert of the batch is turned into its task before any is queued, so a bad one queues nothing.
+        Every alert of the batch is turned into its item before any is committed, so a bad one commits nothing.
         """
         infra = open_infrastructure(self._context.fleet_path, self._context.state_path)
-        tasks = [(alert, self._task(group, alert, infra.fleet, infra.index)) for alert in group.alerts]
-        answer: dict[str, list[Any]] = {"accepted": [], "duplicates": [], "resolved": []}
-        for alert, task in tasks:
+        items = [(alert, self._item(group, alert, infra.fleet, infra.index)) for alert in group.alerts]
+        answer: dict[str, list[Any]] = {"accepted": [], "duplicates": [], "resolved": [], "coalesced": []}
+        for alert, item in items:
             if alert.status == "resolved":
-                answer["resolved"].append(task.thread_id)
-                audit.record(self._context.state_path, task.thread_id, "alert_resolved", labels=dict(alert.labels))
+                before = self._store.cancel(item.thread_id)
+                answer["resolved"].append(item.thread_id)
+                audit.record(
+                    self._context.state_path,
+                    item.thread_id,
+                    "alert_resolved",
+                    labels=dict(alert.labels),
+                    run=("cancelled" if before in ("queued", "coalesced") else before or "none"),
+                )
                 continue
-            if not self._claim(task.thread_id):
-                answer["duplicates"].append(task.thread_id)
+            if self._checkpointer.get_tuple({"configurable": {"thread_id": item.thread_id}}) is not None:
+                answer["duplicates"].append(item.thread_id)  # a run from before the intake kept its queue
                 continue
+            verdict, parent = self._store.enqueue(item)
+            if verdict == "duplicate":
+                answer["duplicates"].append(item.thread_id)
+                continue
+            summary = {"thread_id": item.thread_id, "server_id": item.server_id, "alertname": item.alertname}
+            kind = "alert_received" if verdict == "accepted" else "alert_coalesced"
             audit.record(
                 self._context.state_path,
-                task.thread_id,
-                "alert_received",
-                server_id=task.server_id,
-                alertname=task.alertname,
+                item.thread_id,
+                kind,
+                server_id=item.server_id,
+                alertname=item.alertname,
                 group_key=group.group_key,
+                **({"into": parent} if parent else {}),
             )
-            self._queue.put(task)
-            answer["accepted"].append(
-                {"thread_id": task.thread_id, "server_id": task.server_id, "alertname": task.alertname}
-            )
+            if verdict == "accepted":
+                answer["accepted"].append(summary)
+            else:
+                answer["coalesced"].append({**summary, "into": parent})
+        with self._wake:
+            self._wake.notify_all()
         return answer
 
-    def _task(self, group: AlertGroup, alert: Alert, fleet: Fleet, index: ServerIndex) -> IncidentTask:
+    def _item(self, group: AlertGroup, alert: Alert, fleet: Fleet, index: ServerIndex) -> IntakeItem:
         server_id = server_for(alert.labels.get(self._label, ""), fleet, index)
-        return IncidentTask(
+        secrets = known_secrets()
+        return IntakeItem(
             alert_thread_id(group.group_key, alert),
-            incident_text(alert, server_id, self._label),
             server_id,
             alert.labels.get("alertname", ""),
+            redact(incident_text(alert, server_id, self._label), secrets),
+            "queued",
         )
 
-    def _claim(self, thread_id: str) -> bool:
-        """True when no run of this thread is queued, running or done (done ones live in the checkpoints)."""
-        with self._lock:
-            if thread_id in self._claimed:
-                return False
-            if self._checkpointer.get_tuple({"configurable": {"thread_id": thread_id}}) is not None:
-                return False
-            self._claimed.add(thread_id)
-            return True
-
-    def _release(self, thread_id: str) -> None:
-        with self._lock:
-            self._claimed.discard(thread_id)
-
-    def _work(self) -> None:
-        """Run queued incidents until stopped; nothing a run does can end this loop.
+    def _work(self, worker: str) -> None:
+        """Claim and run queued incidents until stopped; nothing a run does can end this loop.
 
         The thread is not a daemon, so the interpreter never kills a run mid-restart at exit; an idle worker
         notices a program that ends without stop() and ends too.
         """
-        while (task := self._next()) is not None:
-            if self._stopping.is_set() or not threading.main_thread().is_alive():
-                self._drop(task)
+        while not self._stopping.is_set() and threading.main_thread().is_alive():
+            try:
+                item = self._store.claim(worker)
+            except StoreError as exc:
+                log.error("cannot claim queued alerts: %s", exc)
+                item = None
+            if item is None:
+                with self._wake:
+                    self._wake.wait(IDLE_POLL_S)
                 continue
-            self._current = task.thread_id
+            with self._lock:
+                self._running[worker] = item.thread_id
+            outcome = "error"
             try:
-                self._run(task)
+                outcome = self._run(item)
             except Exception as exc:  # noqa: BLE001 - the worker outlives any failure of one incident
-                self._note_failure(task, "worker", exc)
+                self._note_failure(item, "worker", exc)
             finally:
-                self._current = None
-                self._release(task.thread_id)
+                with self._lock:
+                    self._running.pop(worker, None)
+                self._finish(item, outcome)
 
-    def _next(self) -> IncidentTask | None:
-        """The next queued incident; None once stopped, or once the program's main thread has ended."""
-        while True:
-            try:
-                return self._queue.get(timeout=IDLE_POLL_S)
-            except queue.Empty:
-                if not threading.main_thread().is_alive():
-                    return None
+    def _finish(self, item: IntakeItem, outcome: str) -> None:
+        try:
+            self._store.finish(item.thread_id, outcome)
+        except StoreError as exc:  # the run is done; at the next start its checkpoint says so
+            log.error("incident %s: finished (%s) but not marked done: %s", item.thread_id, outcome, exc)
 
-    def _drop_queued(self) -> None:
-        while True:
-            try:
-                task = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if task is not None:
-                self._drop(task)
-
-    def _drop(self, task: IncidentTask) -> None:
-        """A queued incident not started before shutdown: forgotten, so Alertmanager's re-send runs it."""
-        self._release(task.thread_id)
-        log.info(
-            "stopping: dropped queued incident %s (%s); Alertmanager sends it again", task.thread_id, task.alertname
-        )
-        with contextlib.suppress(Exception):
-            audit.record(
-                self._context.state_path,
-                task.thread_id,
-                "alert_dropped",
-                alertname=task.alertname,
-                reason="serve stopped before the run started; Alertmanager sends the alert again",
-            )
-
-    def _run(self, task: IncidentTask) -> None:
-        config: RunnableConfig = {"configurable": {"thread_id": task.thread_id}}
+    def _run(self, item: IntakeItem) -> str:
+        """Run (or continue, after a crash) one incident; its outcome."""
+        config: RunnableConfig = {"configurable": {"thread_id": item.thread_id}}
         # The server comes from the alert's label only (None when it names no fleet server): the free text of
         # annotations is never searched for one.
-        payload: IncidentInput = {"incident": task.incident, "alert_server": task.server_id}
+        payload: IncidentInput | None = {"incident": item.incident, "alert_server": item.server_id}
         try:
+            snapshot = self._app.get_state(config)
+            if snapshot.values and not snapshot.next:
+                return str(snapshot.values.get("outcome") or "done")  # it finished before the process died
+            if snapshot.values:
+                payload = None  # continue from the last checkpoint
+                audit.record(self._context.state_path, item.thread_id, "resume_after_stop", next=list(snapshot.next))
             result = self._app.invoke(payload, config, context=self._context, durability="sync")
         except Exception as exc:  # noqa: BLE001 - one failed run must not stop the intake
-            self._note_failure(task, "run", exc)
+            self._note_failure(item, "run", exc)
             try:
-                self._fallback_ticket(task, exc)
+                self._fallback_ticket(item, exc)
             except Exception as problem:  # noqa: BLE001 - nor may a failed fallback ticket
-                self._note_failure(task, "fallback_ticket", problem)
-            return
-        log.info(
-            "incident %s (%s on %s): %s",
-            task.thread_id,
-            task.alertname,
-            task.server_id,
-            result.get("outcome", "awaiting approval"),
-        )
+                self._note_failure(item, "fallback_ticket", problem)
+            return "error"
+        outcome = str(result.get("outcome") or "awaiting_approval")
+        log.info("incident %s (%s on %s): %s", item.thread_id, item.alertname, item.server_id, outcome)
+        return outcome
 
-    def _note_failure(self, task: IncidentTask, stage: str, exc: BaseException) -> None:
-        log.error("incident %s: %s failed", task.thread_id, stage, exc_info=exc)
+    def _note_failure(self, item: IntakeItem, stage: str, exc: BaseException) -> None:
+        log.error("incident %s: %s failed", item.thread_id, stage, exc_info=exc)
         with contextlib.suppress(Exception):
-            audit.record(self._context.state_path, task.thread_id, "intake_error", stage=stage, error=repr(exc)[:500])
+            audit.record(self._context.state_path, item.thread_id, "intake_error", stage=stage, error=repr(exc)[:500])
 
-    def _fallback_ticket(self, task: IncidentTask, exc: Exception) -> None:
+    def _fallback_ticket(self, item: IntakeItem, exc: Exception) -> None:
         """A run that crashed still reaches a human: the alert as received, and why the agent could not handle it."""
         ticket = new_ticket(
-            f"{task.thread_id}:intake-failure",
-            task.thread_id,
-            server_id=task.server_id,
+            f"{item.thread_id}:intake-failure",
+            item.thread_id,
+            server_id=item.server_id,
             severity="high",
             reason=f"the agent failed while handling this alert: {type(exc).__name__}",
-            summary=f"alert {task.alertname} could not be diagnosed automatically; please look",
-            incident=task.incident,
+            summary=f"alert {item.alertname} could not be diagnosed automatically; please look",
+            incident=item.incident,
         )
         file_ticket(self._context.state_path, ticket)
+
+
+def _worker_alive(worker: str) -> bool:
+    """Whether the worker that claimed a run still exists: same host and its process alive (other hosts: yes)."""
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname():
+        return True
+    if not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False  # this process is starting: nothing of its own is running yet
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class AlertServer(ThreadingHTTPServer):
     """The HTTP side: each request thread hands payloads to the intake."""
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG  # Alertmanager and its peers post in bursts
 
     def __init__(self, address: tuple[str, int], intake: AlertIntake) -> None:
         super().__init__(address, _Handler)
@@ -351,10 +375,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def serving(
-    context: Context, host: str = "127.0.0.1", port: int = 0, server_label: str = DEFAULT_SERVER_LABEL
+    context: Context,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    server_label: str = DEFAULT_SERVER_LABEL,
+    workers: int = DEFAULT_WORKERS,
 ) -> Iterator[AlertServer]:
     """Run the intake and its HTTP server in background threads until the block ends."""
-    intake = AlertIntake(context, server_label)
+    intake = AlertIntake(context, server_label, workers)
     intake.start()
     server = AlertServer((host, port), intake)
     thread = threading.Thread(
@@ -375,7 +403,7 @@ def serve_forever(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with serving(context, args.host, args.port, args.server_label or DEFAULT_SERVER_LABEL) as server:
+    with serving(context, args.host, args.port, args.server_label or DEFAULT_SERVER_LABEL, args.workers) as server:
         print(
             f"listening on {server.url}{ALERTS_PATH} (fleet {context.fleet_path}, state {context.state_path})",
             file=sys.stderr,

@@ -21,12 +21,13 @@ from typing import Any
 import pytest
 import yaml
 
-from it_support_agent.graph.app.alerts import Alert, AlertGroup
+from it_support_agent.graph.app.alerts import Alert, AlertGroup, parse_payload
 from it_support_agent.graph.app.checkpoints import open_checkpointer
 from it_support_agent.graph.app.serve import AlertIntake, AlertServer, _Handler, serving
 from it_support_agent.incident.context import Context
 from it_support_agent.tools import audit
 from it_support_agent.tools.outbox import TicketDesk, read_outbox
+from it_support_agent.tools.store import IntakeItem, open_store
 from tests.integration.services import binary, free_port, http_ok, running, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,7 +107,9 @@ def test_a_firing_alert_becomes_one_incident_thread_and_repeats_are_deduplicated
     [accepted] = first["accepted"]
     assert accepted["server_id"] == "payment-server-01" and accepted["alertname"] == "HighCPU"
     assert (
-        repeat_while_open == repeat_after_run == {"accepted": [], "duplicates": [accepted["thread_id"]], "resolved": []}
+        repeat_while_open
+        == repeat_after_run
+        == {"accepted": [], "duplicates": [accepted["thread_id"]], "resolved": [], "coalesced": []}
     )
     assert threads(state_dir) == [accepted["thread_id"]]
     state = final_state(state_dir, accepted["thread_id"])
@@ -163,7 +166,7 @@ def test_answers_before_the_incident_runs_and_reports_health(
 ) -> None:
     gate = threading.Event()
     original = AlertIntake._run
-    monkeypatch.setattr(AlertIntake, "_run", lambda self, task: (gate.wait(10), original(self, task)))
+    monkeypatch.setattr(AlertIntake, "_run", lambda self, task: (gate.wait(10), original(self, task))[1])
     status, _ = post(server.url, payload(alert("web-frontend-05:9100")))
     with urllib.request.urlopen(server.url + "/healthz", timeout=5) as response:
         health = json.load(response)
@@ -297,9 +300,10 @@ def test_the_worker_survives_a_crashing_run_and_a_failing_fallback_ticket(
     assert final_state(state_dir, later["accepted"][0]["thread_id"])["outcome"] == "none"
 
 
-def test_healthz_and_intake_answer_503_when_the_worker_is_gone(server: AlertServer) -> None:
-    server.intake._queue.put(None)  # the worker ends, as if it had died
-    server.intake._worker.join(10)
+def test_healthz_and_intake_answer_503_when_the_workers_are_gone(server: AlertServer) -> None:
+    server.intake._stopping.set()  # the workers end, as if they had died
+    for worker in server.intake._workers:
+        worker.join(10)
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(server.url + "/healthz", timeout=5)
     assert caught.value.code == 503
@@ -307,22 +311,23 @@ def test_healthz_and_intake_answer_503_when_the_worker_is_gone(server: AlertServ
     assert post(server.url, payload(alert("web-frontend-05:9100")))[0] == 503
 
 
-def test_stop_drops_queued_incidents_and_waits_for_the_running_one(
+def test_stop_waits_for_the_running_incident_and_keeps_the_queued_ones_for_the_next_start(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started, release, ran = threading.Event(), threading.Event(), []
 
-    def slow(self: AlertIntake, task: Any) -> None:
-        ran.append(task.alertname)
+    def slow(self: AlertIntake, item: IntakeItem) -> str:
+        ran.append(item.alertname)
         started.set()
         release.wait(10)
-        ran.append(f"{task.alertname} done")
+        ran.append(f"{item.alertname} done")
+        return "escalate"
 
     monkeypatch.setattr(AlertIntake, "_run", slow)
-    intake = AlertIntake(Context(state_dir=str(state_dir)))
+    intake = AlertIntake(Context(state_dir=str(state_dir)), workers=1)
     intake.start()
     alerts = tuple(
-        Alert("firing", {"alertname": f"A{index}", "instance": "web-frontend-05"}, {}, f"fp{index}", STARTS_AT)
+        Alert("firing", {"alertname": f"A{index}", "instance": f"10.0.0.{index}"}, {}, f"fp{index}", STARTS_AT)
         for index in range(3)
     )
     intake.submit(AlertGroup("g", alerts))
@@ -330,11 +335,54 @@ def test_stop_drops_queued_incidents_and_waits_for_the_running_one(
     stopper = threading.Thread(target=intake.stop)
     stopper.start()
     stopper.join(0.3)
-    assert stopper.is_alive() and intake.alive()  # still waiting for A0
+    assert stopper.is_alive()  # still waiting for A0
     release.set()
     stopper.join(10)
-    assert not intake.alive() and ran == ["A0", "A0 done"] and intake.pending() == 0
-    assert [event["alertname"] for event in audit.events(state_dir) if event["kind"] == "alert_dropped"] == ["A1", "A2"]
+    assert not stopper.is_alive() and ran == ["A0", "A0 done"]
+    assert open_store(state_dir).intake_counts() == {"done": 1, "queued": 2}
+    assert not [event for event in audit.events(state_dir) if event["kind"] == "alert_dropped"]
+
+    again = AlertIntake(Context(state_dir=str(state_dir)), workers=1)
+    again.start()
+    wait_until(lambda: again.pending() == 0, 30, "the queued alerts to run after the restart")
+    again.stop()
+    assert ran[2:] == ["A1", "A1 done", "A2", "A2 done"]
+    assert open_store(state_dir).intake_counts() == {"done": 3}
+
+
+def test_alerts_for_a_server_with_a_running_incident_join_it_and_resolved_alerts_cancel_queued_runs(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow(self: AlertIntake, item: IntakeItem) -> str:
+        started.set()
+        release.wait(10)
+        return "escalate"
+
+    monkeypatch.setattr(AlertIntake, "_run", slow)
+    intake = AlertIntake(Context(state_dir=str(state_dir)), workers=1)
+    intake.start()
+    try:
+        first = intake.submit(payload_group(alert("payment-server-01:9100", name="HighCPU")))
+        assert started.wait(10)
+        sibling = intake.submit(payload_group(alert("payment-server-01:9100", name="HighLatency")))
+        queued = intake.submit(payload_group(alert("10.1.1.1:9100", name="Unknown")))
+        resolved = intake.submit(payload_group(alert("10.1.1.1:9100", name="Unknown", status="resolved")))
+        release.set()
+        wait_until(lambda: intake.pending() == 0, 30, "the runs to end")
+    finally:
+        release.set()
+        intake.stop()
+    [accepted] = first["accepted"]
+    assert sibling["accepted"] == [] and sibling["coalesced"][0]["into"] == accepted["thread_id"]
+    assert resolved["resolved"] == [queued["accepted"][0]["thread_id"]]
+    states = {row["alertname"]: row["state"] for row in open_store(state_dir).intake_rows()}
+    assert states == {"HighCPU": "done", "HighLatency": "coalesced", "Unknown": "cancelled"}
+
+
+def payload_group(*alerts: dict[str, Any]) -> AlertGroup:
+    return parse_payload(json.dumps(payload(*alerts)).encode())
 
 
 def raw_request(server: AlertServer, request: bytes, wait_s: float = 5.0) -> bytes:
