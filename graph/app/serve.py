@@ -212,6 +212,7 @@ class AlertIntake:
     def _finish(self, item: IntakeItem, outcome: str) -> None:
         try:
             self._store.finish(item.thread_id, outcome)
+            audit.record(self._context.state_path, item.thread_id, "alert_run_finished", outcome=outcome)
         except StoreError as exc:  # the run is done; at the next start its checkpoint says so
             log.error("incident %s: finished (%s) but not marked done: %s", item.thread_id, outcome, exc)
 
