@@ -12,10 +12,10 @@ from typing import Any
 import yaml
 
 from it_support_agent.incident.sources import Source, SourceError, parse_sources
+from it_support_agent.incident.yaml_strict import load_yaml
 
 HEALTH_STATUSES = frozenset({"healthy", "degraded", "down"})
 MAX_LOG_LINE_CHARS = 4_000
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class FleetError(ValueError):
@@ -70,7 +70,7 @@ def load_fleet(path: str | os.PathLike[str]) -> Fleet:
 def parse_fleet(text: str, *, source: str = "<memory>") -> Fleet:
     """Parse fleet YAML text (a mapping with a `servers` mapping) into a Fleet."""
     try:
-        document = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml's when available)
+        document = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

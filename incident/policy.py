@@ -16,6 +16,7 @@ from it_support_agent.incident.diagnosis import INCIDENT_WINDOW_S
 from it_support_agent.incident.fleet import ServerSpec
 from it_support_agent.incident.records import VerdictRecord
 from it_support_agent.incident.signals import BLOCKING
+from it_support_agent.incident.yaml_strict import load_yaml
 
 HOUR_S = 3600.0
 BLOCKING_CATEGORIES = frozenset(category.value for category in BLOCKING)
@@ -67,7 +68,7 @@ def load_policy(path: str) -> RestartPolicy:
 def _parse_policy(file: str, path: str, mtime_ns: int, size: int) -> RestartPolicy:
     """The policy file parsed and validated; cached by its modification time and size."""
     try:
-        document = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
+        document = load_yaml(Path(file).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise PolicyFileError(f"cannot read policy file {path}: {exc}") from None
     if not isinstance(document, Mapping):

@@ -16,6 +16,7 @@ from langgraph.types import Command
 from it_support_agent.graph.builder import compile_graph
 from it_support_agent.graph.builder import graph as production_graph
 from it_support_agent.incident.context import Context
+from it_support_agent.incident.fleet import FleetError, parse_fleet
 from it_support_agent.incident.policy import PolicyFileError, load_policy
 from it_support_agent.tools.outbox import TicketDesk, read_outbox, write_to_outbox
 from tests.conftest import write_fleet
@@ -187,3 +188,22 @@ def test_an_approval_resumed_under_another_state_dir_is_refused(tmp_path: Path) 
     done = app.invoke(Command(resume={"decision": "approve"}), config, context=moved)
     assert done["outcome"] == "escalate" and "configuration" in done["ticket"]["reason"]
     assert restarts(tmp_path / "a") == {} and restarts(tmp_path / "b") == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "servers:\n  db-01:\n    service: postgres\n    restartable: false\n    restartable: true\n",
+        "servers:\n  db-01:\n    service: postgres\n  db-01:\n    service: postgres\n    restartable: true\n",
+    ],
+)
+def test_a_key_given_twice_in_the_fleet_file_is_refused_not_last_wins(text: str) -> None:
+    with pytest.raises(FleetError, match="appears twice"):
+        parse_fleet(text, source="fleet.yaml")
+
+
+def test_a_key_given_twice_in_the_policy_file_is_refused(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("restart_cooldown_s: 600\nrestart_cooldown_s: 0\n", encoding="utf-8")
+    with pytest.raises(PolicyFileError, match="appears twice"):
+        load_policy(str(policy))
