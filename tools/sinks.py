@@ -273,29 +273,38 @@ def webhook_payload(ticket: Mapping[str, Any]) -> dict[str, Any]:
     return dict(ticket)
 
 
+def slack_escape(text: object) -> str:
+    """Untrusted text for Slack: `&`, `<` and `>` as entities (Slack's rule), so a log line cannot @-mention a
+    channel (`<!channel>`), ping a user or disguise a link (`<https://evil|click>`)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_payload(ticket: Mapping[str, Any]) -> dict[str, Any]:
-    """A Slack incoming-webhook message: fallback text plus blocks (header, fields, reason, log lines)."""
-    server = ticket.get("server_id") or "unidentified server"
-    severity = str(ticket.get("severity", "")).upper()
-    text = f"[{severity}] {ticket['id']} {server}: {ticket.get('summary') or ticket.get('reason')}"
+    """A Slack incoming-webhook message: fallback text plus blocks (header, fields, reason, log lines).
+
+    Every text from the ticket is escaped: it quotes log lines, alert text and model output."""
+    server = slack_escape(ticket.get("server_id") or "unidentified server")
+    severity = slack_escape(str(ticket.get("severity", "")).upper())
+    ticket_id = slack_escape(ticket["id"])
+    text = f"[{severity}] {ticket_id} {server}: {slack_escape(ticket.get('summary') or ticket.get('reason'))}"
     evidence = ticket.get("evidence") or {}
     fields = [
         ("Severity", severity),
         ("Server", server),
-        ("Health", evidence.get("health_summary") or "n/a"),
-        ("Category", evidence.get("category") or "n/a"),
+        ("Health", slack_escape(evidence.get("health_summary") or "n/a")),
+        ("Category", slack_escape(evidence.get("category") or "n/a")),
     ]
-    reason = str(ticket.get("reason") or "escalated")[:SLACK_TEXT_LIMIT]
+    reason = slack_escape(ticket.get("reason") or "escalated")[:SLACK_TEXT_LIMIT]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{ticket['id']}: {server}"[:150]}},
+        {"type": "header", "text": {"type": "plain_text", "text": f"{ticket['id']}: {ticket.get('server_id')}"[:150]}},
         {"type": "section", "fields": [_mrkdwn(f"*{name}*\n{value}") for name, value in fields]},
         {"type": "section", "text": _mrkdwn(reason)},
     ]
-    lines = [str(line) for line in evidence.get("log_lines") or []]
+    lines = [slack_escape(line) for line in evidence.get("log_lines") or []]
     if lines:
         quoted = "\n".join(lines)[:SLACK_TEXT_LIMIT].replace("```", "'''")
         blocks.append({"type": "section", "text": _mrkdwn(f"```{quoted}```")})
-    blocks.append({"type": "context", "elements": [_mrkdwn(f"thread {ticket.get('thread_id')}")]})
+    blocks.append({"type": "context", "elements": [_mrkdwn(f"thread {slack_escape(ticket.get('thread_id'))}")]})
     return {"text": text[:SLACK_TEXT_LIMIT], "blocks": blocks}
 
 

@@ -132,3 +132,22 @@ def test_an_endpoint_echoing_the_api_key_leaks_it_nowhere(
     written = _every_byte(state_dir) + out.out.encode() + out.err.encode()
     assert API_KEY.encode() not in written
     assert MASK.encode() in written
+
+
+def test_untrusted_text_cannot_mention_a_channel_or_disguise_a_link_in_slack() -> None:
+    from it_support_agent.tools.sinks import slack_payload
+
+    hostile = "ERROR <!channel> deploy now: <https://evil.example|click here> & <@U123>"
+    ticket = {
+        "id": "INC-1",
+        "thread_id": "t",
+        "server_id": "web-01",
+        "severity": "high",
+        "reason": hostile,
+        "summary": hostile,
+        "evidence": {"log_lines": [hostile], "category": "<!here>"},
+    }
+    message = json.dumps(slack_payload(ticket))
+    assert "<!channel>" not in message and "<!here>" not in message and "<https://evil" not in message
+    assert "<@U123>" not in message
+    assert "&lt;!channel&gt;" in message and "&amp;" in message
