@@ -37,6 +37,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         "IT_SUPPORT_INTERACTIVE",
         "IT_SUPPORT_WEBHOOK_URL",
         "IT_SUPPORT_WEBHOOK_TOKEN",
+        "IT_SUPPORT_INTAKE_TOKEN",
         "IT_SUPPORT_SLACK_WEBHOOK_URL",
         "IT_SUPPORT_PAGERDUTY_ROUTING_KEY",
         "IT_SUPPORT_PAGERDUTY_URL",

@@ -9,7 +9,9 @@ the store and run at the next start.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import hmac
 import json
 import logging
 import os
@@ -56,6 +58,7 @@ STOP_LOG_EVERY_S = 30.0
 IDLE_POLL_S = 0.5
 DEFAULT_WORKERS = 2
 LISTEN_BACKLOG = 128
+TOKEN_VARIABLE = "IT_SUPPORT_INTAKE_TOKEN"
 log = logging.getLogger(__name__)
 
 
@@ -279,6 +282,23 @@ def _worker_alive(worker: str) -> bool:
     return True
 
 
+def authorized(header: str | None, token: str) -> bool:
+    """Whether a request's Authorization header carries the intake token: `Bearer TOKEN`, or basic auth with the
+    token as password (Alertmanager's `http_config` can send either). No token configured: every request passes."""
+    if not token:
+        return True
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    offered = credentials.strip()
+    if scheme.lower() == "basic":
+        try:
+            offered = base64.b64decode(offered, validate=True).decode("utf-8").partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(offered.encode("utf-8"), token.encode("utf-8"))
+
+
 class AlertServer(ThreadingHTTPServer):
     """The HTTP side: each request thread hands payloads to the intake."""
 
@@ -317,6 +337,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if self.path != ALERTS_PATH:
             self._answer(404, {"error": f"unknown path {self.path}; POST alerts to {ALERTS_PATH}"})
+            return
+        if not authorized(self.headers.get("Authorization"), os.environ.get(TOKEN_VARIABLE, "")):
+            self.close_connection = True
+            self._answer(
+                401, {"error": f"a valid bearer token (or basic auth password) from {TOKEN_VARIABLE} is required"}
+            )
             return
         body = self._body()
         if body is None:
@@ -402,6 +428,8 @@ def serve_forever(args: argparse.Namespace) -> int:
     """The `serve` command: listen until SIGTERM or Ctrl-C."""
     context = context_from_args(args)  # refuses a bad fleet, policy, model or sink configuration with a one-line error
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if not os.environ.get(TOKEN_VARIABLE) and args.host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("%s is not set: anyone who reaches %s can post alerts", TOKEN_VARIABLE, args.host)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with serving(context, args.host, args.port, args.server_label or DEFAULT_SERVER_LABEL, args.workers) as server:

@@ -429,3 +429,35 @@ def test_serve_refuses_to_start_with_credentials_in_a_sink_url(state_dir: Path) 
     )
     assert done.returncode == 2 and "IT_SUPPORT_WEBHOOK_URL must not embed credentials" in done.stderr
     assert "hunter2" not in done.stderr
+
+
+def test_with_an_intake_token_only_authorized_posts_are_taken(
+    server: AlertServer, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    monkeypatch.setenv("IT_SUPPORT_INTAKE_TOKEN", "s3cret-intake-token")
+    body = json.dumps(payload(alert("10.7.7.7:9100"))).encode()
+
+    def status(authorization: str | None) -> int:
+        request = urllib.request.Request(server.url + "/alerts", data=body, method="POST")
+        if authorization:
+            request.add_header("Authorization", authorization)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    basic = base64.b64encode(b"alertmanager:s3cret-intake-token").decode()
+    wrong = base64.b64encode(b"alertmanager:guess").decode()
+    assert [status(None), status("Bearer guess"), status(f"Basic {wrong}"), status("Token s3cret-intake-token")] == [
+        401,
+        401,
+        401,
+        401,
+    ]
+    assert open_store(state_dir).intake_rows() == []  # nothing unauthorized was taken
+    assert status("Bearer s3cret-intake-token") == 202
+    assert status(f"Basic {basic}") == 202  # the same alert again: acknowledged as a duplicate
+    assert len(open_store(state_dir).intake_rows()) == 1
