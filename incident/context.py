@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -76,8 +77,15 @@ class Context:
             raise ValueError(f"autonomy must be one of {', '.join(AUTONOMY_MODES)}, not {self.autonomy!r}")
 
     def settings(self) -> dict[str, str]:
-        """The configuration an incident is decided under; a restart refuses to run under a different one."""
-        return {"fleet": self.fleet_path, "state_dir": self.state_path, "policy_file": self.policy_file}
+        """The configuration an incident is decided under, files by content; a restart refuses to run under a
+        different one (a policy or fleet edited while an approval waited is not obeyed for that approval)."""
+        return {
+            "fleet": self.fleet_path,
+            "state_dir": self.state_path,
+            "policy_file": self.policy_file,
+            "fleet_sha256": _digest(self.fleet_path),
+            "policy_sha256": _digest(self.policy_file) if self.policy_file else "",
+        }
 
     @property
     def fleet_path(self) -> str:
@@ -86,3 +94,11 @@ class Context:
     @property
     def state_path(self) -> str:
         return str(Path(self.state_dir).expanduser()) if self.state_dir else str(default_state_dir())
+
+
+def _digest(path: str) -> str:
+    """SHA-256 of a file's bytes ('unreadable' when it cannot be read)."""
+    try:
+        return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()
+    except OSError:
+        return "unreadable"
