@@ -18,6 +18,7 @@ from it_support_agent.tools.store import StoreError, open_store
 
 OUTBOX_FILE = "tickets.jsonl"
 SPOOL_DIR = "spool"
+TAIL_BYTES = 256 * 1024
 
 
 class DeliveryError(RuntimeError):
@@ -61,6 +62,9 @@ def write_to_outbox(path: Path, ticket: Mapping[str, Any], state_dir: Path | Non
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
+            if not new and _in_tail(handle, ticket_id):  # appended before a crash, not yet marked exported
+                store.mark_exported(ticket_id)
+                return False
             handle.seek(0, os.SEEK_END)
             if handle.tell():
                 handle.seek(-1, os.SEEK_END)
@@ -73,6 +77,15 @@ def write_to_outbox(path: Path, ticket: Mapping[str, Any], state_dir: Path | Non
     except (OSError, ValueError, StoreError) as exc:
         raise DeliveryError(f"outbox {path} not writable: {getattr(exc, 'strerror', None) or exc}") from None
     return True
+
+
+def _in_tail(handle: Any, ticket_id: str) -> bool:
+    """Whether a ticket with this id is among the outbox's last lines (a bounded read, never the whole file)."""
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    handle.seek(max(0, size - TAIL_BYTES))
+    needle = json.dumps({"id": ticket_id})[1:-1].encode("ascii")  # '"id": "..."' as json.dumps writes it
+    return needle in handle.read()
 
 
 class TicketDesk:

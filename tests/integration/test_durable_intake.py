@@ -138,8 +138,10 @@ def _assert_each_accepted_alert_ran_once(state_dir: Path, acknowledged: list[str
     restarts = [entry for entry in store.restart_history() if entry["server_id"] == "payment-server-01"]
     assert len(restarts) == 1
     escalated = [thread for thread in ran if rows[thread]["outcome"] == "escalate"]
-    tickets = Counter(ticket["thread_id"] for ticket in read_outbox(state_dir / "tickets.jsonl"))
-    assert all(tickets[thread] == 1 for thread in escalated)
+    kept = Counter(ticket["thread_id"] for ticket in store.tickets())
+    exported = Counter(ticket["thread_id"] for ticket in read_outbox(state_dir / "tickets.jsonl"))
+    assert all(kept[thread] == 1 for thread in escalated)
+    assert all(exported[thread] == 1 for thread in escalated), [t for t in escalated if exported[t] != 1][:5]
 
 
 @pytest.mark.parametrize(("how", "count", "stop_after"), [(signal.SIGKILL, 1000, 300), (signal.SIGTERM, 300, 100)])
