@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -364,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dotenv import load_dotenv
 
     load_dotenv(override=False)
+    os.umask(0o077)  # the state store, outbox, spool and audit hold incident data: the user's alone (0600 / 0700)
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))

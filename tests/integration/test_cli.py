@@ -73,6 +73,8 @@ def test_restart_persists_in_state_dir_for_a_later_process(state_dir: Path) -> N
     _, second = run_json(state_dir, "payment-server-01 still slow?")
     assert second["health"]["status"] == "healthy"
     assert second["outcome"] == "none"
+    written = [path for path in state_dir.rglob("*") if path.is_file()]
+    assert written and all(path.stat().st_mode & 0o077 == 0 for path in written), "state files are the user's only"
 
 
 @pytest.mark.parametrize("incident", ["", "   ", "\n\t"])
