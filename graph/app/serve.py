@@ -43,7 +43,7 @@ from it_support_agent.incident.context import Context
 from it_support_agent.incident.fleet import Fleet
 from it_support_agent.incident.matching import ServerIndex
 from it_support_agent.incident.state import IncidentInput
-from it_support_agent.incident.text import known_secrets, redact
+from it_support_agent.incident.text import known_secrets, redact, strip_controls
 from it_support_agent.nodes.escalate import file_ticket, new_ticket
 from it_support_agent.tools import audit
 from it_support_agent.tools.infrastructure import open_infrastructure
@@ -397,7 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.info("%s %s", self.address_string(), format % args)
+        log.info("%s %s", self.address_string(), strip_controls(format % args))  # request lines are untrusted
 
 
 @contextlib.contextmanager

@@ -212,3 +212,20 @@ def test_which_server_question_answered_from_another_process(state_dir: Path, mo
     result = json.loads(done.stdout)
     assert result["server_id"] == "search-index-09" and result["outcome"] == "escalate"
     assert "operator chose server search-index-09" in result["notes"]
+
+
+def test_output_cut_short_by_a_closed_pipe_ends_quietly(state_dir: Path) -> None:
+    for number in range(3):
+        run_json(state_dir, f"search-index-09 is failing, report {number}")
+    env = {**os.environ, "IT_SUPPORT_STATE_DIR": str(state_dir)}
+    done = subprocess.run(
+        f"{sys.executable} -m it_support_agent audit | head -c 10",
+        shell=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert len(done.stdout) == 10
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
