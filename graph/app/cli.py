@@ -172,7 +172,7 @@ def _status(snapshot: Any) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    context = context_from_args(args)
+    context = context_from_args(args, check_sinks=False)
     from it_support_agent.tools.store import open_store
 
     app = _compiled(context)
@@ -228,7 +228,7 @@ def _age(seconds: float) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     from it_support_agent.graph.app.trace import trace_lines
 
-    context = context_from_args(args)
+    context = context_from_args(args, check_sinks=False)
     app = _compiled(context)
     config = {"configurable": {"thread_id": args.thread_id}}
     history = list(app.get_state_history(config))
@@ -252,7 +252,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from it_support_agent.tools import audit
 
-    context = context_from_args(args)
+    context = context_from_args(args, check_sinks=False)
     count = 0
     for event in audit.events(context.state_path, args.thread_id):
         print(json.dumps(event, ensure_ascii=False, sort_keys=True))

@@ -26,8 +26,11 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def context_from_args(args: argparse.Namespace) -> Context:
-    """The run's Context, after checking the fleet, policy, model and sinks (one-line CliError on any problem)."""
+def context_from_args(args: argparse.Namespace, *, check_sinks: bool = True) -> Context:
+    """The run's Context, after checking the fleet, policy, model and sinks (one-line CliError on any problem).
+
+    Commands that only read incidents (list, show, audit) skip the sink check: a bad sink variable must not hide
+    the incidents from the operator who is fixing it."""
     from it_support_agent.incident.fleet import FleetError
     from it_support_agent.incident.policy import PolicyFileError, load_policy
     from it_support_agent.nodes.model.chat_models import ModelConfigError, is_offline, load_chat_model
@@ -51,7 +54,7 @@ def context_from_args(args: argparse.Namespace) -> Context:
             load_chat_model(context)
     except (FleetError, PolicyFileError, ModelConfigError) as exc:
         raise CliError(str(exc)) from None
-    problems = sink_problems()
+    problems = sink_problems() if check_sinks else []
     if problems:
         raise CliError(problems[0])
     return context
