@@ -113,8 +113,11 @@ def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     diagnosis = state.get("diagnosis", {})
     decision = state.get("decision", {})
     reason = escalation_reason(state)
+    restart_record = state.get("restart") or {}
     summary = (
-        decision.get("reason")
+        reason  # a restart was tried and failed or is in doubt: the diagnosis' "a restart is recommended" is moot
+        if restart_record.get("error")
+        else decision.get("reason")
         if decision.get("action") == "escalate" and not decision.get("problem")
         else (diagnosis.get("reason") or reason)
     )

@@ -131,9 +131,17 @@ def _perform(
         audit.record(
             context.state_path, thread_id, "action_result", action="restart_service", status="error", error=str(exc)
         )
+        # What the service is doing now matters more than what the evidence said before: a restart whose outcome is
+        # unknown may have left it stopped.
+        try:
+            now: dict[str, Any] | None = dict(infra.backend.health(server_id))
+        except BackendError:
+            now = None
+        state_now = f"{service} is now: {health_figures(now)}" if now else f"the state of {service} now is unknown"
         return {
-            "restart": {"idempotency_key": key, "performed": False, "error": str(exc), "verified": False},
-            "escalation_reason": f"restart of {service} on {server_id} failed: {exc}",
+            "restart": {"idempotency_key": key, "performed": False, "error": str(exc), "verified": False, "after": now},
+            "health": now,
+            "escalation_reason": f"restart of {service} on {server_id} failed: {exc}; {state_now}",
             "actions": [{"action": "restart_service", "server_id": server_id, "status": "error", "detail": str(exc)}],
         }
     try:

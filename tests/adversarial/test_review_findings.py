@@ -207,3 +207,32 @@ def test_a_key_given_twice_in_the_policy_file_is_refused(tmp_path: Path) -> None
     policy.write_text("restart_cooldown_s: 600\nrestart_cooldown_s: 0\n", encoding="utf-8")
     with pytest.raises(PolicyFileError, match="appears twice"):
         load_policy(str(policy))
+
+
+def test_a_restart_left_in_doubt_reports_the_service_as_it_is_now(
+    runner: Any, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from it_support_agent.tools.backends.base import RestartOutcomeUnknown
+    from it_support_agent.tools.backends.simulated import SimulatedBackend
+
+    stopped: list[bool] = []
+    healthy_reading = SimulatedBackend.health
+
+    def lost(self: Any, server_id: str, service: str, idempotency_key: str) -> Any:
+        stopped.append(True)
+        raise RestartOutcomeUnknown("outcome unknown: no answer after the stop was sent")
+
+    def reading(self: Any, server_id: str) -> Any:
+        if stopped:
+            return {"cpu_percent": 0.0, "memory_percent": 0.0, "status": "down"}
+        return healthy_reading(self, server_id)
+
+    monkeypatch.setattr(SimulatedBackend, "restart", lost)
+    monkeypatch.setattr(SimulatedBackend, "health", reading)
+    result = runner().run("payment-server-01 is slow")
+    ticket = result["ticket"]
+    assert result["outcome"] == "escalate" and stopped
+    assert ticket["severity"] == "critical"
+    assert "outcome unknown" in ticket["reason"] and "payment-api is now: " in ticket["reason"]
+    assert "status down" in ticket["reason"]
+    assert "restart is recommended" not in ticket["summary"]
