@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,24 @@ def test_a_restart_left_in_doubt_reports_the_service_as_it_is_now(
     assert "outcome unknown" in ticket["reason"] and "payment-api is now: " in ticket["reason"]
     assert "status down" in ticket["reason"]
     assert "restart is recommended" not in ticket["summary"]
+
+
+def test_a_yaml_alias_bomb_in_the_fleet_file_is_refused_at_once() -> None:
+    levels = ["a: &a [[x], [x], [x], [x], [x], [x], [x], [x], [x], [x]]"]
+    for depth in range(1, 9):
+        levels.append(f"{chr(97 + depth)}: &{chr(97 + depth)} [" + ", ".join([f"*{chr(96 + depth)}"] * 10) + "]")
+    text = "\n".join(levels) + "\nservers:\n  web-01:\n    service: nginx\n    logs: *i\n"
+    started = time.perf_counter()
+    with pytest.raises(FleetError, match="alias bomb"):
+        parse_fleet(text, source="fleet.yaml")
+    assert time.perf_counter() - started < 2
+
+
+def test_ordinary_aliases_in_the_fleet_file_still_work() -> None:
+    text = (
+        "defaults: &defaults {service: nginx, restartable: true, logs: [ok],\n"
+        "  health: {cpu_percent: 5, memory_percent: 5, status: healthy}}\n"
+        "servers:\n  web-01: {<<: *defaults}\n  web-02:\n    <<: *defaults\n    restartable: false\n"
+    )
+    fleet = parse_fleet(text, source="fleet.yaml")
+    assert fleet.servers["web-01"].restartable and not fleet.servers["web-02"].restartable
