@@ -125,6 +125,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
     snapshot = app.get_state(config)
     if not snapshot.values:
         raise CliError(f"unknown thread {args.thread_id!r}: no checkpoint in {context.state_path}")
+    recorded = snapshot.values.get("settings") or {}
+    if (not args.fleet and recorded.get("fleet")) or (
+        not getattr(args, "policy", None) and recorded.get("policy_file")
+    ):
+        # resumed without --fleet/--policy: continue under the files the incident was decided with, so an approval
+        # given from another shell is not spent on a configuration mismatch
+        args.fleet = args.fleet or recorded.get("fleet")
+        args.policy = getattr(args, "policy", None) or recorded.get("policy_file") or None
+        context = context_from_args(args)
     if not snapshot.interrupts and snapshot.next:
         if args.approve or args.reject or args.server:
             raise CliError(

@@ -231,3 +231,15 @@ def test_output_cut_short_by_a_closed_pipe_ends_quietly(state_dir: Path) -> None
     )
     assert len(done.stdout) == 10
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_resume_without_fleet_continues_under_the_fleet_the_incident_was_decided_with(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    fleet = tmp_path / "my-fleet.yaml"
+    fleet.write_text((REPO / "scenarios" / "demo-fleet.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    code, waiting = run_json(state_dir, "payment-server-01 is slow", "--autonomy", "approve", "--fleet", str(fleet))
+    assert code == 3
+    done = cli(state_dir, "resume", waiting["thread_id"], "--approve", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["outcome"] == "restart"
