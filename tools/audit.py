@@ -19,19 +19,24 @@ def record(state_dir: str | Path, thread_id: str, kind: str, **fields: Any) -> b
 
     Answers False when the trail cannot be written (disk full, unwritable store): the failure is logged, and a
     caller about to act (the restart node) must not act unaudited."""
-    now = time.time()
-    event = {
-        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
-        "thread_id": thread_id,
-        "kind": kind,
-        **redact_value(fields),
-    }
+    event = make_event(thread_id, kind, **fields)
     try:
         open_store(state_dir).append_audit(thread_id, kind, event)
     except StoreError as exc:
         log.error("audit event %s of %s not written: %s", kind, thread_id, exc)
         return False
     return True
+
+
+def make_event(thread_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+    """One audit event as stored: UTC time from one clock read, thread, kind, the fields with secrets masked."""
+    now = time.time()
+    return {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+        "thread_id": thread_id,
+        "kind": kind,
+        **redact_value(fields),
+    }
 
 
 def events(state_dir: str | Path, thread_id: str | None = None) -> Iterator[dict[str, Any]]:

@@ -320,12 +320,18 @@ class Store:
             )
         return IntakeItem(str(row[0]), row[1], str(row[2]), str(row[3]), "running")
 
-    def finish(self, thread_id: str, outcome: str) -> None:
+    def finish(self, thread_id: str, outcome: str, event: Mapping[str, Any] | None = None) -> None:
+        """Mark a run done, with its audit event in the same transaction (both or neither survive a crash)."""
         with self._transaction() as connection:
             connection.execute(
                 "UPDATE agent_intake SET state = 'done', outcome = ?, finished_at = ? WHERE thread_id = ?",
                 (outcome, time.time(), thread_id),
             )
+            if event is not None:
+                connection.execute(
+                    "INSERT INTO agent_audit (thread_id, kind, event) VALUES (?, ?, ?)",
+                    (thread_id, str(event.get("kind", "")), json.dumps(dict(event), sort_keys=True, default=str)),
+                )
 
     def cancel(self, thread_id: str) -> str | None:
         """A resolved alert: its run is cancelled if it has not started. Answers the run's state before."""

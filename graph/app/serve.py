@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import faulthandler
 import hmac
 import json
 import logging
@@ -214,8 +215,8 @@ class AlertIntake:
 
     def _finish(self, item: IntakeItem, outcome: str) -> None:
         try:
-            self._store.finish(item.thread_id, outcome)
-            audit.record(self._context.state_path, item.thread_id, "alert_run_finished", outcome=outcome)
+            event = audit.make_event(item.thread_id, "alert_run_finished", outcome=outcome)
+            self._store.finish(item.thread_id, outcome, event)
         except StoreError as exc:  # the run is done; at the next start its checkpoint says so
             log.error("incident %s: finished (%s) but not marked done: %s", item.thread_id, outcome, exc)
 
@@ -430,8 +431,10 @@ def serve_forever(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not os.environ.get(TOKEN_VARIABLE) and args.host not in ("127.0.0.1", "::1", "localhost"):
         log.warning("%s is not set: anyone who reaches %s can post alerts", TOKEN_VARIABLE, args.host)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # The handler only flips a flag: taking a lock in a signal handler (Event.set) can deadlock the main thread.
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID` prints every thread's stack
     with serving(context, args.host, args.port, args.server_label or DEFAULT_SERVER_LABEL, args.workers) as server:
         print(
             f"listening on {server.url}{ALERTS_PATH} (fleet {context.fleet_path}, state {context.state_path})",
@@ -439,5 +442,6 @@ def serve_forever(args: argparse.Namespace) -> int:
             flush=True,
         )
         with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+            while not stopping:
+                time.sleep(0.2)
     return EXIT_OK

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -87,6 +88,19 @@ def _serve(state_dir: Path, port: int) -> subprocess.Popen[bytes]:
     return process
 
 
+def _wait_or_dump(process: subprocess.Popen[bytes], state_dir: Path) -> None:
+    """Wait for serve to exit; if it does not, have it print its threads' stacks and fail with them."""
+    try:
+        process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        process.kill()
+        process.wait()
+        log = (state_dir / "serve.log").read_text(encoding="utf-8", errors="replace")
+        pytest.fail("serve did not exit; its threads:\n" + log[-12000:])
+
+
 def _burst_across_a_stop(state_dir: Path, count: int, stop_after: int, how: signal.Signals) -> list[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -97,7 +111,7 @@ def _burst_across_a_stop(state_dir: Path, count: int, stop_after: int, how: sign
         first.thread.start()
         wait_until(lambda: len(first.acknowledged) >= stop_after, 120, f"{stop_after} alerts to be acknowledged")
         process.send_signal(how)
-        process.wait(timeout=120)
+        _wait_or_dump(process, state_dir)
         first.thread.join(30)
         assert not first.thread.is_alive()
         assert first.next < len(batches), "the stop came after the burst had ended"
@@ -121,7 +135,7 @@ def _burst_across_a_stop(state_dir: Path, count: int, stop_after: int, how: sign
         )
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=120)
+        _wait_or_dump(process, state_dir)
     assert process.returncode == 0
     return first.acknowledged + rest.acknowledged
 
