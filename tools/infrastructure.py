@@ -114,14 +114,7 @@ def perform_once(
     except StoreError as exc:
         raise BackendError(f"cannot record restart {idempotency_key} before acting ({exc}); not restarting") from None
     if previous is not None and previous[0] == "done":
-        return RestartOutcome(
-            server_id,
-            service,
-            idempotency_key,
-            performed=False,
-            already_done=True,
-            detail=f"already restarted under key {idempotency_key}",
-        )
+        return RestartOutcome.repeat(server_id, service, idempotency_key)
     if previous is not None:
         raise BackendError(
             f"an earlier attempt of restart {idempotency_key} did not finish ({previous[0]}); "

@@ -379,26 +379,6 @@ class Store:
         )
         return [dict(zip(names, row, strict=True)) for row in rows]
 
-    # --- pruning ----------------------------------------------------------------------------------------------
-
-    def prune(self, older_than_s: float) -> dict[str, int]:
-        """Forget finished intake rows, audit events and thread index entries older than the given age."""
-        cutoff = time.time() - older_than_s
-        with self._transaction() as connection:
-            intake = connection.execute(
-                "DELETE FROM agent_intake WHERE state IN ('done', 'cancelled', 'coalesced') AND accepted_at < ?",
-                (cutoff,),
-            ).rowcount
-            old = [
-                row[0]
-                for row in connection.execute("SELECT thread_id FROM agent_threads WHERE updated_at < ?", (cutoff,))
-            ]
-            audit = 0
-            for thread_id in old:
-                audit += connection.execute("DELETE FROM agent_audit WHERE thread_id = ?", (thread_id,)).rowcount
-            connection.execute("DELETE FROM agent_threads WHERE updated_at < ?", (cutoff,))
-        return {"intake": intake, "threads": len(old), "audit": audit}
-
     # --- migration of the JSON files earlier versions kept ------------------------------------------------
 
     def _migrate_json_files(self) -> None:

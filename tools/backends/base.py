@@ -28,6 +28,18 @@ class RestartOutcome:
     already_done: bool
     detail: str
 
+    @classmethod
+    def repeat(cls, server_id: str, service: str, idempotency_key: str) -> RestartOutcome:
+        """The answer to a restart whose key already ran: nothing is done again."""
+        return cls(
+            server_id,
+            service,
+            idempotency_key,
+            performed=False,
+            already_done=True,
+            detail=f"already restarted under key {idempotency_key}",
+        )
+
 
 class InfraBackend(Protocol):
     """Read health and logs of one server and restart its service."""

@@ -51,14 +51,7 @@ class SimulatedBackend:
         with locked_json(self._state_path) as document:
             done = document.setdefault("restart_keys", {})
             if idempotency_key in done:
-                return RestartOutcome(
-                    server_id,
-                    service,
-                    idempotency_key,
-                    performed=False,
-                    already_done=True,
-                    detail=f"already restarted under key {idempotency_key}",
-                )
+                return RestartOutcome.repeat(server_id, service, idempotency_key)
             _record_restart(document, server_id)
             done[idempotency_key] = {"server_id": server_id, "service": service, "at": time.time()}
         return RestartOutcome(
