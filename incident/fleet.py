@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,18 +58,27 @@ class Fleet:
 
 def load_fleet(path: str | os.PathLike[str]) -> Fleet:
     """Read and validate a fleet file; raise FleetError naming the file and line on any problem."""
+    return parse_fleet(read_fleet_text(path), source=str(Path(path)))
+
+
+def read_fleet_text(path: str | os.PathLike[str]) -> str:
+    """A fleet file's text; FleetError when it cannot be read."""
     file_path = Path(path)
     try:
-        text = file_path.read_text(encoding="utf-8", errors="replace")
+        return file_path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         raise FleetError(f"fleet file not found: {file_path}") from None
     except OSError as exc:
         raise FleetError(f"cannot read fleet file {file_path}: {exc.strerror or exc}") from None
-    return parse_fleet(text, source=str(file_path))
 
 
 def parse_fleet(text: str, *, source: str = "<memory>") -> Fleet:
     """Parse fleet YAML text (a mapping with a `servers` mapping) into a Fleet."""
+    return fleet_from_document(fleet_document(text, source=source), source=source, text=text)
+
+
+def fleet_document(text: str, *, source: str) -> Mapping[str, Any]:
+    """The fleet file's YAML as plain data, checked strictly (duplicate keys, size); FleetError naming the line."""
     try:
         document = load_yaml(text)
     except yaml.YAMLError as exc:
@@ -77,6 +87,13 @@ def parse_fleet(text: str, *, source: str = "<memory>") -> Fleet:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise FleetError(f"{source}:{where.strip() or 'unknown line'}: malformed YAML: {problem}") from None
     if not isinstance(document, Mapping) or not isinstance(document.get("servers"), Mapping):
+        raise FleetError(f"{source}: expected a mapping with a 'servers' mapping at the top level")
+    return document
+
+
+def fleet_from_document(document: Mapping[str, Any], *, source: str, text: str = "") -> Fleet:
+    """Validate a fleet document (from YAML, or from the parsed-fleet cache) into a Fleet."""
+    if not isinstance(document.get("servers"), Mapping):
         raise FleetError(f"{source}: expected a mapping with a 'servers' mapping at the top level")
     return Fleet(servers=parse_servers(document["servers"], source=source, text=text), source=source)
 
@@ -176,13 +193,11 @@ def _parse_logs(logs: Any) -> tuple[str, ...]:
     return tuple(str(line)[:MAX_LOG_LINE_CHARS] for line in logs)
 
 
+_VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,253}")
+
+
 def _is_valid_id(server_id: str) -> bool:
-    return (
-        bool(server_id)
-        and len(server_id) <= 253
-        and server_id.isascii()
-        and all(char.isalnum() or char in "._-" for char in server_id)
-    )
+    return _VALID_ID.fullmatch(server_id) is not None
 
 
 def _line_of(text: str, server_id: str) -> str:

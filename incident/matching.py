@@ -14,12 +14,15 @@ MIN_FUZZY_LETTERS = 5
 """Names with fewer letters than this are never matched loosely ("db" is not "dc")."""
 
 
+_ID_CHARS = re.compile(r"[a-z0-9.-]+")
+
+
 def normalise_server_id(value: str) -> str | None:
     """Canonical form of a server id argument, or None when it cannot be one (non-ASCII, shell or path syntax)."""
     candidate = _SEPARATORS.sub("-", value.strip().lower())
     if not candidate or len(candidate) > 253 or not candidate.isascii():
         return None
-    if not all(char.isalnum() or char in ".-" for char in candidate) or ".." in candidate:
+    if _ID_CHARS.fullmatch(candidate) is None or ".." in candidate:
         return None
     return candidate
 

@@ -43,7 +43,9 @@ def parse_answer(answer: Any) -> ApprovalAnswer:
     if not isinstance(answer, dict):
         return {"decision": "reject", "comment": "unreadable answer"}
     decision = str(answer.get("decision", "")).strip().lower()
-    comment = str(answer.get("comment") or "")[:MAX_COMMENT_CHARS]
+    comment = str(answer.get("comment") or "")
+    if len(comment) > MAX_COMMENT_CHARS:  # said, never silent
+        comment = f"{comment[:MAX_COMMENT_CHARS]} … [cut: {len(comment) - MAX_COMMENT_CHARS} more characters]"
     return {"decision": "approve" if decision in {"approve", "approved", "yes", "y"} else "reject", "comment": comment}
 
 

@@ -35,6 +35,11 @@ def gathered_evidence(state: IncidentState) -> tuple[dict[str, Any] | None, dict
     return latest_tool_result(messages, "get_server_health"), latest_tool_result(messages, "fetch_recent_logs")
 
 
+def restart_key(incident_id: str, server_id: str) -> str:
+    """The idempotency key of an incident's restart: one per incident and server."""
+    return f"{incident_id}:restart:{server_id}"
+
+
 def health_figures(health: dict[str, Any] | None) -> str:
     """Health as one short phrase, e.g. 'CPU 98.5%, memory 71.0%, status degraded'."""
     if not health:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+from collections.abc import Mapping
 from typing import Any, cast
 
 from langchain_core.messages import ToolMessage
@@ -12,10 +14,13 @@ from langgraph.runtime import Runtime
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.state import IncidentState
 from it_support_agent.incident.text import redact_value
-from it_support_agent.nodes.common import current_thread_id, health_figures
+from it_support_agent.nodes.common import current_thread_id, health_figures, restart_key
 from it_support_agent.tools import audit
+from it_support_agent.tools.infrastructure import open_infrastructure
 from it_support_agent.tools.outbox import TicketDesk
 from it_support_agent.tools.results import tool_result
+from it_support_agent.tools.statefile import is_disk_full, release_reserve
+from it_support_agent.tools.store import StoreError, open_store
 
 _CRITICAL = {"security_event", "hardware_fault"}
 _HIGH = {"dependency_failure", "disk_full", "config_error"}
@@ -158,3 +163,58 @@ def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
             }
         ],
     }
+
+
+def file_unfinished(
+    context: Context, thread_id: str, values: Mapping[str, Any], incident: str, error: BaseException
+) -> dict[str, Any]:
+    """A run that stopped on an error still reaches a human: what it knew, whether it acted, the service now.
+
+    Used when a step raised, or its checkpoint or audit could not be written (a full disk, a broken store): the
+    restart's idempotency key says whether a restart was started, and the service is read again. A full disk gives
+    up the state directory's reserve first, so the ticket can be kept. Answers the ticket with its `delivery`
+    (status "failed" when it could be written nowhere: the caller then prints it)."""
+    problem = " ".join(str(error).split())[:300] or type(error).__name__
+    if is_disk_full(error):
+        release_reserve(context.state_path)
+    server_id = values.get("server_id")
+    incident_id = str(values.get("incident_id") or thread_id)
+    acted, state_now = "no restart was started", ""
+    if server_id:
+        try:
+            store = open_store(context.state_path)
+            status = store.key_status(restart_key(incident_id, server_id))
+            if status is None:  # backends that keep their own keys: the audit trail says whether it began
+                kinds = [event.get("kind") for event in store.audit_events(thread_id)]
+                status = "in_flight" if "action_intent" in kinds and "action_result" not in kinds else None
+        except StoreError:
+            status = "unreadable"
+        acted = {
+            None: "no restart was started",
+            "done": f"a restart of {server_id} ran",
+            "in_flight": f"a restart of {server_id} was started and its outcome was not recorded: it is unknown",
+            "unreadable": f"whether a restart of {server_id} ran cannot be read from the state store",
+        }.get(status, f"a restart of {server_id} is recorded as {status}")
+        try:
+            health: dict[str, Any] | None = dict(
+                open_infrastructure(context.fleet_path, context.state_path).backend.health(server_id)
+            )
+        except Exception:  # noqa: BLE001 - an unreadable service is reported as such
+            health = None
+        state_now = f"; {server_id} is now: {health_figures(health)}" if health else f"; {server_id} now: unknown"
+    ticket = new_ticket(
+        f"{incident_id}:unfinished",
+        thread_id,
+        server_id=server_id,
+        severity="critical" if "unknown" in acted or "down" in state_now else "high",
+        reason=f"the agent stopped before finishing this incident: {type(error).__name__}: {problem}",
+        summary=f"{acted}{state_now}. Once the cause is fixed, `it-support-agent resume {thread_id}` finishes it.",
+        incident=incident or str(values.get("incident") or ""),
+    )
+    try:
+        ticket["delivery"] = TicketDesk(context.state_path).deliver(ticket)
+    except OSError as exc:  # not even the spool could take it: the caller must print it
+        ticket["delivery"] = {"status": "failed", "error": f"the ticket could be written nowhere: {exc}"}
+    with contextlib.suppress(Exception):
+        audit.record(context.state_path, thread_id, "escalation", ticket_id=ticket["id"], reason=ticket["reason"])
+    return ticket

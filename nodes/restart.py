@@ -13,17 +13,12 @@ from it_support_agent.incident.diagnosis import assess_evidence
 from it_support_agent.incident.policy import Verdict, evaluate_restart, load_policy
 from it_support_agent.incident.signals import is_healthy
 from it_support_agent.incident.state import IncidentState
-from it_support_agent.nodes.common import current_thread_id, health_figures, infrastructure
+from it_support_agent.nodes.common import current_thread_id, health_figures, infrastructure, restart_key
 from it_support_agent.tools import audit
 from it_support_agent.tools.backends.base import BackendError
 from it_support_agent.tools.infrastructure import Infrastructure
 from it_support_agent.tools.ledger import RestartLedger
 from it_support_agent.tools.store import StoreError
-
-
-def restart_key(incident_id: str, server_id: str) -> str:
-    """The idempotency key of an incident's restart: one per incident and server."""
-    return f"{incident_id}:restart:{server_id}"
 
 
 def _mandate_problem(state: IncidentState, context: Context) -> str:

@@ -6,7 +6,11 @@ retry (a clean BackendError) and which keep it in flight (RestartOutcomeUnknown,
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -14,7 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from it_support_agent.incident.fleet import Fleet, ServerSpec, load_fleet
+from it_support_agent.incident.fleet import (
+    Fleet,
+    FleetError,
+    ServerSpec,
+    fleet_document,
+    fleet_from_document,
+    parse_fleet,
+    read_fleet_text,
+)
 from it_support_agent.incident.matching import ServerIndex
 from it_support_agent.incident.sources import (
     FileLogSource,
@@ -39,6 +51,7 @@ from it_support_agent.tools.backends.prometheus import PrometheusHealth
 from it_support_agent.tools.backends.simulated import SimulatedBackend
 from it_support_agent.tools.backends.supervisor import SupervisordRestarter
 from it_support_agent.tools.backends.systemd import SystemdRestarter
+from it_support_agent.tools.statefile import open_new
 from it_support_agent.tools.store import Store, StoreError, open_store
 
 __all__ = [
@@ -100,6 +113,10 @@ class RoutedBackend:
         return outcome
 
 
+FLEET_CACHE_DIR = "fleet-cache"
+FLEET_CACHE_MIN_CHARS = 1024 * 1024
+
+
 def perform_once(
     store: Store, server_id: str, service: str, idempotency_key: str, action: Callable[[], str]
 ) -> RestartOutcome:
@@ -144,11 +161,61 @@ def open_infrastructure(fleet_file: str, state_dir: str) -> Infrastructure:
 
 @functools.lru_cache(maxsize=16)
 def _open_cached(fleet_file: str, stamp: tuple[int, int], state_dir: str) -> Infrastructure:
-    fleet = load_fleet(fleet_file)
     os.makedirs(state_dir, exist_ok=True)
+    fleet = load_fleet_cached(fleet_file, Path(state_dir))
     return Infrastructure(
         fleet=fleet, index=ServerIndex.build(fleet.servers), backend=build_backend(fleet, Path(state_dir))
     )
+
+
+def load_fleet_cached(fleet_file: str, state_dir: Path) -> Fleet:
+    """The fleet file, validated every time; a large one's YAML is parsed once per content and kept as JSON.
+
+    YAML parsing is what makes a 50,000-server file slow (tens of seconds); JSON of the same data loads in well under
+    a second. The cache is keyed by the file's SHA-256, so any edit is parsed (and checked strictly) again; only
+    documents JSON keeps exactly (string keys, plain values) are cached."""
+    text = read_fleet_text(fleet_file)
+    if len(text) < FLEET_CACHE_MIN_CHARS:
+        return parse_fleet(text, source=fleet_file)
+    folder = state_dir / FLEET_CACHE_DIR
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    cached = folder / f"{digest}.json"
+    try:
+        entry = json.loads(cached.read_bytes())
+        if isinstance(entry, dict) and entry.get("sha256") == digest and isinstance(entry.get("document"), dict):
+            return fleet_from_document(entry["document"], source=fleet_file, text=text)
+    except (OSError, ValueError, FleetError):
+        pass  # absent or unusable: parse the YAML again
+    document = fleet_document(text, source=fleet_file)
+    fleet = fleet_from_document(document, source=fleet_file, text=text)
+    if _plain(document):
+        with contextlib.suppress(OSError):
+            folder.mkdir(exist_ok=True)
+            for old in folder.glob("*.json"):  # one entry per fleet file is plenty
+                old.unlink()
+            temporary = cached.with_suffix(".tmp")
+            with open_new(temporary) as handle:
+                handle.write(json.dumps({"sha256": digest, "document": document}, allow_nan=False).encode("utf-8"))
+            os.replace(temporary, cached)
+    return fleet
+
+
+def _plain(document: Any) -> bool:
+    """Whether JSON keeps this data exactly: string keys, and str, int, float, bool, None, lists and mappings."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return False
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif not (
+            item is None or isinstance(item, str | bool | int) or (isinstance(item, float) and math.isfinite(item))
+        ):
+            return False
+    return True
 
 
 def build_backend(fleet: Fleet, state_dir: Path) -> RoutedBackend:

@@ -6,6 +6,8 @@ misconfigured or answers garbage never makes it raise: the ticket is spooled for
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from it_support_agent.tools.sinks import Sink, configured_sinks, deliver_to_sinks
+from it_support_agent.tools.statefile import is_disk_full, keep_reserve, open_new, open_private, release_reserve
 from it_support_agent.tools.store import StoreError, open_store
 
 OUTBOX_FILE = "tickets.jsonl"
@@ -60,7 +63,7 @@ def write_to_outbox(path: Path, ticket: Mapping[str, Any], state_dir: Path | Non
             return False
         line = json.dumps(ticket, sort_keys=True, ensure_ascii=True) + "\n"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a+b") as handle:
+        with os.fdopen(open_private(path, os.O_RDWR | os.O_CREAT | os.O_APPEND), "a+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             if not new and _in_tail(handle, ticket_id):  # appended before a crash, not yet marked exported
                 store.mark_exported(ticket_id)
@@ -77,6 +80,22 @@ def write_to_outbox(path: Path, ticket: Mapping[str, Any], state_dir: Path | Non
     except (OSError, ValueError, StoreError) as exc:
         raise DeliveryError(f"outbox {path} not writable: {getattr(exc, 'strerror', None) or exc}") from None
     return True
+
+
+def _write_new(target: Path, text: str) -> None:
+    """Write a file whole (a temporary beside it, fsynced, then renamed into place)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_suffix(".tmp")
+    try:
+        with open_new(temporary) as handle:
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
 
 
 def _in_tail(handle: Any, ticket_id: str) -> bool:
@@ -134,15 +153,19 @@ class TicketDesk:
         return {"outbox": outbox, **sinks}
 
     def _spool_ticket(self, ticket: Mapping[str, Any], pending: list[str]) -> None:
-        """Keep the ticket and the sinks that still owe it a delivery."""
-        self._spool.mkdir(parents=True, exist_ok=True)
+        """Keep the ticket and the sinks that still owe it a delivery; a full disk gives up the reserve for it.
+
+        Raises OSError only when even that fails."""
+        if self._spool.is_symlink():
+            raise OSError(errno.ELOOP, f"the spool {self._spool} is a symlink; nothing is written through it")
         target = self._spool / f"{ticket['id']}.json"
-        temporary = target.with_suffix(".tmp")
-        temporary.write_text(
-            json.dumps({"ticket": ticket, "pending_sinks": pending}, sort_keys=True, ensure_ascii=True),
-            encoding="utf-8",
-        )
-        os.replace(temporary, target)
+        text = json.dumps({"ticket": ticket, "pending_sinks": pending}, sort_keys=True, ensure_ascii=True)
+        try:
+            _write_new(target, text)
+        except OSError as exc:
+            if not (is_disk_full(exc) and release_reserve(self._state_dir)):
+                raise
+            _write_new(target, text)
 
     def spooled(self) -> list[Path]:
         return sorted(self._spool.glob("*.json")) if self._spool.is_dir() else []
@@ -168,4 +191,6 @@ class TicketDesk:
                 continue
             counts["delivered" if "delivered" in statuses else "duplicate"] += 1
             path.unlink()
+        if not counts["failed"]:
+            keep_reserve(self._state_dir)  # set aside again what a full disk used up
         return counts

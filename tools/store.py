@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from it_support_agent.tools.statefile import keep_reserve, symlinks_inside
+
 STORE_FILE = "checkpoints.sqlite"
 BUSY_TIMEOUT_S = 30.0
 KEEP_KEYS_S = 30 * 24 * 3600.0
 KEEP_RESTARTS_S = 7 * 24 * 3600.0
 T = TypeVar("T")
 
-IntakeState = Literal["queued", "running", "done", "cancelled", "coalesced"]
+IntakeState = Literal["queued", "running", "done", "cancelled", "coalesced", "stalled"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS agent_intake (
@@ -109,11 +111,15 @@ class Store:
         self.path = path
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
+        links = symlinks_inside(path.parent)
+        if links:
+            raise StoreError(f"the state directory holds a symlink ({links[0]}); remove it, nothing is written through")
         try:
             self._connection().executescript(_SCHEMA)  # idempotent; executescript commits on its own
         except sqlite3.Error as exc:
             raise StoreError(f"state store {self.path}: {exc}") from None
         self._migrate_json_files()
+        keep_reserve(path.parent)
 
     # --- plumbing -------------------------------------------------------------------------------------------
 
@@ -168,7 +174,12 @@ class Store:
         else:
             rows = self._read("SELECT event FROM agent_audit WHERE thread_id = ? ORDER BY id", (thread_id,))
         for (event,) in rows:
-            yield json.loads(event)
+            try:
+                parsed = json.loads(event)
+            except (TypeError, ValueError):
+                parsed = None
+            # a damaged row is shown as such, never skipped and never the end of the listing
+            yield parsed if isinstance(parsed, dict) else {"kind": "unreadable_event", "raw": repr(event)[:500]}
 
     # --- restart ledger -------------------------------------------------------------------------------------
 
@@ -287,7 +298,11 @@ class Store:
         instead of racing it (sibling runs would read each other's restart as a crash loop)."""
         now = time.time()
         with self._transaction() as connection:
-            if connection.execute("SELECT 1 FROM agent_intake WHERE thread_id = ?", (item.thread_id,)).fetchone():
+            row = connection.execute("SELECT state FROM agent_intake WHERE thread_id = ?", (item.thread_id,)).fetchone()
+            if row is not None and row[0] == "stalled":  # the alert again, for a run that stopped on an error
+                connection.execute("UPDATE agent_intake SET state = 'queued' WHERE thread_id = ?", (item.thread_id,))
+                return "accepted", None
+            if row is not None:
                 return "duplicate", None
             parent = None
             if item.server_id:
@@ -333,13 +348,31 @@ class Store:
                     (thread_id, str(event.get("kind", "")), json.dumps(dict(event), sort_keys=True, default=str)),
                 )
 
+    def stall(self, thread_id: str, event: Mapping[str, Any] | None = None) -> None:
+        """A run that stopped on an error with work left: queued again by the next start or the alert's next send."""
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE agent_intake SET state = 'stalled', outcome = 'error', finished_at = ? WHERE thread_id = ?",
+                (time.time(), thread_id),
+            )
+            if event is not None:
+                connection.execute(
+                    "INSERT INTO agent_audit (thread_id, kind, event) VALUES (?, ?, ?)",
+                    (thread_id, str(event.get("kind", "")), json.dumps(dict(event), sort_keys=True, default=str)),
+                )
+
+    def requeue_stalled(self) -> int:
+        """Every stalled run queued again (a start of `serve`): it continues from its checkpoint. How many."""
+        with self._transaction() as connection:
+            return connection.execute("UPDATE agent_intake SET state = 'queued' WHERE state = 'stalled'").rowcount
+
     def cancel(self, thread_id: str) -> str | None:
         """A resolved alert: its run is cancelled if it has not started. Answers the run's state before."""
         with self._transaction() as connection:
             row = connection.execute("SELECT state FROM agent_intake WHERE thread_id = ?", (thread_id,)).fetchone()
             if row is None:
                 return None
-            if row[0] in ("queued", "coalesced"):
+            if row[0] in ("queued", "coalesced", "stalled"):
                 connection.execute(
                     "UPDATE agent_intake SET state = 'cancelled', finished_at = ?, outcome = 'resolved' "
                     "WHERE thread_id = ?",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -22,6 +23,7 @@ from it_support_agent.graph.app.options import (
     add_common_options,
     context_from_args,
 )
+from it_support_agent.tools.store import StoreError
 
 if TYPE_CHECKING:
     from it_support_agent.incident.context import Context
@@ -61,7 +63,15 @@ def _ask(request: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _drive(app: Any, payload: Any, context: Context, thread_id: str, as_json: bool, interactive: bool = False) -> int:
+def _drive(
+    app: Any,
+    payload: Any,
+    context: Context,
+    thread_id: str,
+    as_json: bool,
+    interactive: bool = False,
+    incident: str = "",
+) -> int:
     from langgraph.types import Command
 
     from it_support_agent.graph.app.trace import result_object, trace_lines
@@ -69,18 +79,21 @@ def _drive(app: Any, payload: Any, context: Context, thread_id: str, as_json: bo
     config = {"configurable": {"thread_id": thread_id}}
     if not as_json:
         print(f"thread {thread_id} (model: {context.model}, autonomy: {context.autonomy})")
-    while True:
-        for chunk in app.stream(payload, config, context=context, stream_mode="updates", durability="sync"):
-            for node, update in chunk.items():
-                if not as_json and node != "__interrupt__":
-                    for line in trace_lines(node, update if isinstance(update, dict) else None):
-                        print(line)
-        snapshot = app.get_state(config)
-        interrupts = [item.value for item in snapshot.interrupts]
-        answer = _ask(interrupts[0]) if interrupts and interactive else None
-        if answer is None:
-            break
-        payload = Command(resume=answer)
+    try:
+        while True:
+            for chunk in app.stream(payload, config, context=context, stream_mode="updates", durability="sync"):
+                for node, update in chunk.items():
+                    if not as_json and node != "__interrupt__":
+                        for line in trace_lines(node, update if isinstance(update, dict) else None):
+                            print(line)
+            snapshot = app.get_state(config)
+            interrupts = [item.value for item in snapshot.interrupts]
+            answer = _ask(interrupts[0]) if interrupts and interactive else None
+            if answer is None:
+                break
+            payload = Command(resume=answer)
+    except Exception as exc:  # noqa: BLE001 - a step, its checkpoint or its audit failed: a human must still know
+        return _stopped(app, context, thread_id, exc, as_json, incident)
     result = result_object(thread_id, snapshot.values, interrupts)
     if as_json:
         print(json.dumps(result, ensure_ascii=False, default=str))
@@ -92,6 +105,33 @@ def _drive(app: Any, payload: Any, context: Context, thread_id: str, as_json: bo
         print("\n" + (result["summary"] or ""))
         print(f"outcome: {result['outcome']}  thread: {thread_id}")
     return EXIT_AWAITING_APPROVAL if interrupts else EXIT_OK
+
+
+def _stopped(app: Any, context: Context, thread_id: str, exc: Exception, as_json: bool, incident: str = "") -> int:
+    """The run stopped on an error (a full disk, a broken store, a failing step): file what is known, say so."""
+    from it_support_agent.incident.text import known_secrets, redact
+    from it_support_agent.nodes.escalate import file_unfinished
+
+    values: dict[str, Any] = {}
+    if app is not None:
+        with contextlib.suppress(Exception):
+            values = dict(app.get_state({"configurable": {"thread_id": thread_id}}).values)
+    ticket = file_unfinished(context, thread_id, values, incident or str(values.get("incident") or ""), exc)
+    delivery = ticket.get("delivery") or {}
+    filed = (
+        f"ticket {ticket['id']} {delivery.get('status')}"
+        if delivery.get("status") != "failed"
+        else f"ticket {ticket['id']} could be written nowhere, so it is printed"
+    )
+    problem = redact(" ".join(str(exc).split())[:300], known_secrets())
+    message = (
+        f"thread {thread_id} stopped: {type(exc).__name__}: {problem}; {filed}; once the cause is fixed, "
+        f"`it-support-agent resume {thread_id}` finishes it"
+    )
+    if as_json or delivery.get("status") == "failed":
+        print(json.dumps({"thread_id": thread_id, "outcome": "error", "error": message, "ticket": ticket}))
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_ERROR
 
 
 def _read_incident(text: str) -> str:
@@ -111,15 +151,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     interactive = not args.json and not args.no_input and sys.stdin.isatty() and args.incident != "-"
     if context.interactive == "auto":
         context.interactive = "always" if interactive else "never"
-    return _drive(_compiled(context), {"incident": incident}, context, thread_id, args.json, interactive)
+    try:
+        app = _compiled(context)
+    except Exception as exc:  # noqa: BLE001 - e.g. a corrupt or read-only state store: the incident is still filed
+        return _stopped(None, context, thread_id, exc, args.json, incident)
+    return _drive(app, {"incident": incident}, context, thread_id, args.json, interactive, incident)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from langgraph.types import Command
-
-    from it_support_agent.tools import audit
+    from it_support_agent.tools.statefile import thread_lock
 
     context = context_from_args(args)
+    with thread_lock(context.state_path, args.thread_id):  # a second answer waits, then finds none is asked
+        return _resume(args, context)
+
+
+def _resume(args: argparse.Namespace, context: Context) -> int:
+    from langgraph.types import Command
+
+    from it_support_agent.graph.app.checkpoints import unfinished_steps
+    from it_support_agent.tools import audit
+
     app = _compiled(context)
     config = {"configurable": {"thread_id": args.thread_id}}
     snapshot = app.get_state(config)
@@ -134,13 +186,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
         args.fleet = args.fleet or recorded.get("fleet")
         args.policy = getattr(args, "policy", None) or recorded.get("policy_file") or None
         context = context_from_args(args)
-    if not snapshot.interrupts and snapshot.next:
+    steps = unfinished_steps(snapshot)
+    if steps:
         if args.approve or args.reject or args.server:
             raise CliError(
                 f"thread {args.thread_id} is not waiting for an answer: it stopped before "
-                f"{', '.join(snapshot.next)}; resume it without --approve/--reject to continue"
+                f"{', '.join(steps)}; resume it without --approve/--reject to continue"
             )
-        audit.record(context.state_path, args.thread_id, "resume_after_stop", next=list(snapshot.next))
+        audit.record(context.state_path, args.thread_id, "resume_after_stop", next=steps)
         return _drive(app, None, context, args.thread_id, args.json)
     if not snapshot.interrupts:
         raise CliError(
@@ -177,7 +230,12 @@ _OUTCOME_STATUS = {"restart": "restarted", "escalate": "escalated", "none": "no 
 def _status(snapshot: Any) -> str:
     if snapshot.interrupts:
         return "awaiting approval"
-    return _OUTCOME_STATUS.get(snapshot.values.get("outcome") or "", "in progress")
+    from it_support_agent.graph.app.checkpoints import unfinished_steps
+
+    if unfinished_steps(snapshot):
+        return "unfinished"  # running now, or stopped (killed, a full disk): `resume` continues it
+    status = _OUTCOME_STATUS.get(snapshot.values.get("outcome") or "")
+    return status or "in progress"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -215,6 +273,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{row['thread_id']:<32} {row['status']:<18} {row['server_id'] or '-':<24} {age}")
     if not rows:
         print(f"no incidents in {context.state_path}")
+    if any(row["status"] == "unfinished" for row in rows):
+        print("unfinished: running now, or stopped (killed, disk full); `it-support-agent resume ID` continues one")
     return EXIT_OK
 
 
@@ -387,6 +447,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (sqlite3.Error, StoreError) as exc:  # reading a state store that is corrupt, foreign or unreadable
+        print(f"error: the state store cannot be used: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted; the incident can be continued from its checkpoint", file=sys.stderr)
         return EXIT_ERROR

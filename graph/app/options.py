@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from it_support_agent.incident.context import AUTONOMY_MODES, Context
 
@@ -29,8 +30,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 def context_from_args(args: argparse.Namespace, *, check_sinks: bool = True) -> Context:
     """The run's Context, after checking the fleet, policy, model and sinks (one-line CliError on any problem).
 
-    Commands that only read incidents (list, show, audit) skip the sink check: a bad sink variable must not hide
-    the incidents from the operator who is fixing it."""
+    A sink variable that cannot be used is a warning, never a refusal: the ticket still reaches the outbox and waits
+    in the spool for that sink. Commands that only read incidents (list, show, audit) do not check sinks."""
     from it_support_agent.incident.fleet import FleetError
     from it_support_agent.incident.policy import PolicyFileError, load_policy
     from it_support_agent.nodes.model.chat_models import ModelConfigError, is_offline, load_chat_model
@@ -54,7 +55,7 @@ def context_from_args(args: argparse.Namespace, *, check_sinks: bool = True) -> 
             load_chat_model(context)
     except (FleetError, PolicyFileError, ModelConfigError) as exc:
         raise CliError(str(exc)) from None
-    problems = sink_problems() if check_sinks else []
-    if problems:
-        raise CliError(problems[0])
+    for problem in sink_problems() if check_sinks else []:
+        # a broken sink must not stop incidents: tickets still reach the outbox, and are spooled for that sink
+        print(f"warning: {problem}; tickets are kept in the outbox and spooled for it", file=sys.stderr)
     return context

@@ -38,14 +38,14 @@ from it_support_agent.graph.app.alerts import (
     server_for,
 )
 from it_support_agent.graph.app.alerts import thread_id as alert_thread_id
-from it_support_agent.graph.app.checkpoints import open_checkpointer
+from it_support_agent.graph.app.checkpoints import open_checkpointer, unfinished_steps
 from it_support_agent.graph.app.options import EXIT_OK, context_from_args
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.fleet import Fleet
 from it_support_agent.incident.matching import ServerIndex
 from it_support_agent.incident.state import IncidentInput
 from it_support_agent.incident.text import known_secrets, redact, strip_controls
-from it_support_agent.nodes.escalate import file_ticket, new_ticket
+from it_support_agent.nodes.escalate import file_unfinished
 from it_support_agent.tools import audit
 from it_support_agent.tools.infrastructure import open_infrastructure
 from it_support_agent.tools.store import IntakeItem, StoreError, open_store
@@ -93,9 +93,11 @@ class AlertIntake:
         ]
 
     def start(self) -> None:
-        requeued = self._store.requeue_abandoned(_worker_alive)
+        requeued = self._store.requeue_abandoned(_worker_alive) + self._store.requeue_stalled()
         if requeued:
-            log.warning("%d accepted alert(s) a stopped process was running are queued again", requeued)
+            log.warning(
+                "%d accepted alert(s) a stopped process or a failed run left unfinished are queued again", requeued
+            )
         for worker in self._workers:
             worker.start()
 
@@ -148,9 +150,11 @@ class AlertIntake:
                     run=("cancelled" if before in ("queued", "coalesced") else before or "none"),
                 )
                 continue
-            if self._checkpointer.get_tuple({"configurable": {"thread_id": item.thread_id}}) is not None:
-                answer["duplicates"].append(item.thread_id)  # a run from before the intake kept its queue
+            config: RunnableConfig = {"configurable": {"thread_id": item.thread_id}}
+            if self._checkpointer.get_tuple(config) is not None and not unfinished_steps(self._app.get_state(config)):
+                answer["duplicates"].append(item.thread_id)  # finished, or waiting for a human's answer
                 continue
+            # (a checkpoint with work left is queued: the run continues where it stopped)
             verdict, parent = self._store.enqueue(item)
             if verdict == "duplicate":
                 answer["duplicates"].append(item.thread_id)
@@ -214,9 +218,13 @@ class AlertIntake:
                 self._finish(item, outcome)
 
     def _finish(self, item: IntakeItem, outcome: str) -> None:
+        """Mark the run done, or stalled when it stopped on an error: the next start continues it."""
         try:
             event = audit.make_event(item.thread_id, "alert_run_finished", outcome=outcome)
-            self._store.finish(item.thread_id, outcome, event)
+            if outcome == "error":
+                self._store.stall(item.thread_id, event)
+            else:
+                self._store.finish(item.thread_id, outcome, event)
         except StoreError as exc:  # the run is done; at the next start its checkpoint says so
             log.error("incident %s: finished (%s) but not marked done: %s", item.thread_id, outcome, exc)
 
@@ -228,11 +236,12 @@ class AlertIntake:
         payload: IncidentInput | None = {"incident": item.incident, "alert_server": item.server_id}
         try:
             snapshot = self._app.get_state(config)
-            if snapshot.values and not snapshot.next:
+            steps = unfinished_steps(snapshot)
+            if snapshot.values and not steps:
                 return str(snapshot.values.get("outcome") or "done")  # it finished before the process died
             if snapshot.values:
                 payload = None  # continue from the last checkpoint
-                audit.record(self._context.state_path, item.thread_id, "resume_after_stop", next=list(snapshot.next))
+                audit.record(self._context.state_path, item.thread_id, "resume_after_stop", next=steps)
             result = self._app.invoke(payload, config, context=self._context, durability="sync")
         except Exception as exc:  # noqa: BLE001 - one failed run must not stop the intake
             self._note_failure(item, "run", exc)
@@ -251,17 +260,11 @@ class AlertIntake:
             audit.record(self._context.state_path, item.thread_id, "intake_error", stage=stage, error=repr(exc)[:500])
 
     def _fallback_ticket(self, item: IntakeItem, exc: Exception) -> None:
-        """A run that crashed still reaches a human: the alert as received, and why the agent could not handle it."""
-        ticket = new_ticket(
-            f"{item.thread_id}:intake-failure",
-            item.thread_id,
-            server_id=item.server_id,
-            severity="high",
-            reason=f"the agent failed while handling this alert: {type(exc).__name__}",
-            summary=f"alert {item.alertname} could not be diagnosed automatically; please look",
-            incident=item.incident,
-        )
-        file_ticket(self._context.state_path, ticket)
+        """A run that failed still reaches a human: what it knew, whether it acted, the service now."""
+        values: dict[str, Any] = {}
+        with contextlib.suppress(Exception):
+            values = dict(self._app.get_state({"configurable": {"thread_id": item.thread_id}}).values)
+        file_unfinished(self._context, item.thread_id, {"server_id": item.server_id, **values}, item.incident, exc)
 
 
 def _worker_alive(worker: str) -> bool:
@@ -320,7 +323,24 @@ class _Handler(BaseHTTPRequestHandler):
     server: AlertServer
     timeout = REQUEST_TIMEOUT_S  # a client that stalls mid-request gives its thread back after this long
 
+    def setup(self) -> None:
+        """Each read must come within `timeout` (else 408), and the whole request (line, headers, body) within 1.5
+        times that: a client that trickles a byte now and then (slowloris) is disconnected at the deadline."""
+        super().setup()
+        self._deadline = threading.Timer(1.5 * float(self.timeout or REQUEST_TIMEOUT_S), self._cut_off)
+        self._deadline.daemon = True
+        self._deadline.start()
+
+    def _cut_off(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> None:
+        self._deadline.cancel()
+        super().finish()
+
     def do_GET(self) -> None:
+        self._deadline.cancel()
         if self.path != HEALTH_PATH:
             self._answer(404, {"error": f"unknown path {self.path}; POST alerts to {ALERTS_PATH}"})
             return
@@ -346,6 +366,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         body = self._body()
+        self._deadline.cancel()  # it all arrived: taking the alerts is not cut short
         if body is None:
             return
         try:
