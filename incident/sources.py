@@ -13,7 +13,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 QUERY_KEYS = ("cpu_percent", "memory_percent", "up")
-SOURCE_TYPES = {"health": ("prometheus",), "logs": ("file", "journald"), "restart": ("supervisord", "systemd")}
+SOURCE_TYPES = {
+    "health": ("prometheus", "container"),
+    "logs": ("file", "journald", "container"),
+    "restart": ("supervisord", "systemd", "container"),
+}
 
 
 class SourceError(ValueError):
@@ -70,10 +74,29 @@ class SystemdSource:
     settle_s: float = 0.0
 
 
-HealthSource = PrometheusSource
-LogSource = FileLogSource | JournaldSource
-RestartSource = SupervisordSource | SystemdSource
-Source = PrometheusSource | FileLogSource | JournaldSource | SupervisordSource | SystemdSource
+@dataclass(frozen=True)
+class ContainerSource:
+    """A container on a Docker-API engine (Docker, or Podman's `system service`): stats, log stream, restart.
+
+    `url` is the engine: unix:///var/run/docker.sock (or Podman's socket), http://host:2375, or https://host:2376
+    with `tls_ca` (and `tls_cert` / `tls_key` for client certificates)."""
+
+    url: str
+    container: str = ""
+    api_version: str = "v1.41"
+    timeout_s: float = 10.0
+    sample_s: float = 1.0
+    stop_timeout_s: float = 10.0
+    settle_s: float = 2.0
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+HealthSource = PrometheusSource | ContainerSource
+LogSource = FileLogSource | JournaldSource | ContainerSource
+RestartSource = SupervisordSource | SystemdSource | ContainerSource
+Source = PrometheusSource | FileLogSource | JournaldSource | SupervisordSource | SystemdSource | ContainerSource
 
 
 def parse_sources(entry: Mapping[str, Any]) -> dict[str, Source]:
@@ -159,12 +182,39 @@ def _systemd(settings: _Settings) -> SystemdSource:
     )
 
 
+def _container(settings: _Settings) -> ContainerSource:
+    url = settings.url("url", ("unix", "http", "https"))
+    if url.startswith("unix:") and not urlsplit(url).path.startswith("/"):
+        raise SourceError(f"{settings.kind}.url must name an absolute socket path, e.g. unix:///var/run/docker.sock")
+    version = settings.text("api_version") or "v1.41"
+    if not (version.startswith("v") and version[1:].replace(".", "", 1).isdigit()):
+        raise SourceError(f"{settings.kind}.api_version must look like v1.41")
+    source = ContainerSource(
+        url=url,
+        container=settings.text("container"),
+        api_version=version,
+        timeout_s=settings.seconds("timeout_s", 10.0),
+        sample_s=settings.seconds("sample_s", 1.0),
+        stop_timeout_s=settings.seconds("stop_timeout_s", 10.0),
+        settle_s=settings.seconds("settle_s", 2.0),
+        tls_ca=settings.text("tls_ca"),
+        tls_cert=settings.text("tls_cert"),
+        tls_key=settings.text("tls_key"),
+    )
+    if (source.tls_ca or source.tls_cert or source.tls_key) and not url.startswith("https:"):
+        raise SourceError(f"{settings.kind}.tls_ca, tls_cert and tls_key need an https:// url")
+    if bool(source.tls_cert) != bool(source.tls_key):
+        raise SourceError(f"{settings.kind}.tls_cert and tls_key go together")
+    return source
+
+
 _PARSERS: Mapping[str, Callable[[_Settings], Source]] = {
     "prometheus": _prometheus,
     "file": _file,
     "journald": _journald,
     "supervisord": _supervisord,
     "systemd": _systemd,
+    "container": _container,
 }
 
 
@@ -172,6 +222,7 @@ class _Settings:
     """Typed reads of one source mapping that remember which keys were used (the rest are typos)."""
 
     def __init__(self, kind: str, settings: Mapping[str, Any]) -> None:
+        self.kind = kind
         self._kind = kind
         self._settings = settings
         self._used = {"type"}

@@ -29,6 +29,7 @@ from it_support_agent.incident.fleet import (
 )
 from it_support_agent.incident.matching import ServerIndex
 from it_support_agent.incident.sources import (
+    ContainerSource,
     FileLogSource,
     JournaldSource,
     PrometheusSource,
@@ -45,6 +46,7 @@ from it_support_agent.tools.backends.base import (
     RestartOutcomeUnknown,
     SimulatedParts,
 )
+from it_support_agent.tools.backends.container import ContainerHealth, ContainerLogs, ContainerRestarter
 from it_support_agent.tools.backends.journald import JournaldLogs
 from it_support_agent.tools.backends.logfiles import FileLogs
 from it_support_agent.tools.backends.prometheus import PrometheusHealth
@@ -237,6 +239,8 @@ def _health_reader(spec: ServerSpec) -> HealthReader:
     source = spec.sources["health"]
     if isinstance(source, PrometheusSource):
         return PrometheusHealth(source)
+    if isinstance(source, ContainerSource):
+        return ContainerHealth(source, source.container or spec.service)
     raise TypeError(f"{spec.server_id}: no health reader for {type(source).__name__}")
 
 
@@ -246,6 +250,8 @@ def _log_reader(spec: ServerSpec) -> LogReader:
         return FileLogs(source)
     if isinstance(source, JournaldSource):
         return JournaldLogs(source)
+    if isinstance(source, ContainerSource):
+        return ContainerLogs(source, source.container or spec.service)
     raise TypeError(f"{spec.server_id}: no log reader for {type(source).__name__}")
 
 
@@ -255,4 +261,6 @@ def _restarter(spec: ServerSpec) -> Restarter:
         return SupervisordRestarter(source, process=source.process or spec.service)
     if isinstance(source, SystemdSource):
         return SystemdRestarter(source, unit=source.unit or spec.service)
+    if isinstance(source, ContainerSource):
+        return ContainerRestarter(source, source.container or spec.service)
     raise TypeError(f"{spec.server_id}: no restarter for {type(source).__name__}")
