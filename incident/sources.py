@@ -161,7 +161,7 @@ def _journald(settings: _Settings) -> JournaldSource:
 
 def _supervisord(settings: _Settings) -> SupervisordSource:
     url = settings.url("url", ("http", "https", "unix"))
-    if url.startswith("unix:") and not urlsplit(url).path.startswith("/"):
+    if url.startswith("unix:") and (urlsplit(url).netloc or not urlsplit(url).path.startswith("/")):
         raise SourceError("restart.url must name an absolute socket path, e.g. unix:///run/supervisor.sock")
     return SupervisordSource(
         url=url,
@@ -184,7 +184,7 @@ def _systemd(settings: _Settings) -> SystemdSource:
 
 def _container(settings: _Settings) -> ContainerSource:
     url = settings.url("url", ("unix", "http", "https"))
-    if url.startswith("unix:") and not urlsplit(url).path.startswith("/"):
+    if url.startswith("unix:") and (urlsplit(url).netloc or not urlsplit(url).path.startswith("/")):
         raise SourceError(f"{settings.kind}.url must name an absolute socket path, e.g. unix:///var/run/docker.sock")
     version = settings.text("api_version") or "v1.41"
     if not (version.startswith("v") and version[1:].replace(".", "", 1).isdigit()):
