@@ -52,7 +52,7 @@ def test_states_are_described_for_the_ticket() -> None:
 def test_a_fleet_entry_for_a_container_is_validated() -> None:
     source = parse_source("restart", {"type": "container", "url": "unix:///run/podman/podman.sock", "container": "web"})
     assert source == ContainerSource(url="unix:///run/podman/podman.sock", container="web")
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"type": "container", "url": "unix://run/docker.sock"}, "absolute socket path"),
         ({"type": "container", "url": "https://u:p@engine:2376"}, "must not embed credentials"),
         ({"type": "container", "url": "http://engine:2375", "tls_ca": "/ca.pem"}, "need an https:// url"),
