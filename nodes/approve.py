@@ -9,6 +9,7 @@ from langgraph.types import interrupt
 
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.state import IncidentState
+from it_support_agent.incident.text import strip_controls
 from it_support_agent.nodes.common import current_thread_id, health_figures, infrastructure
 from it_support_agent.tools import audit
 
@@ -43,7 +44,7 @@ def parse_answer(answer: Any) -> ApprovalAnswer:
     if not isinstance(answer, dict):
         return {"decision": "reject", "comment": "unreadable answer"}
     decision = str(answer.get("decision", "")).strip().lower()
-    comment = str(answer.get("comment") or "")
+    comment = "\n".join(strip_controls(line) for line in str(answer.get("comment") or "").splitlines())
     if len(comment) > MAX_COMMENT_CHARS:  # said, never silent
         comment = f"{comment[:MAX_COMMENT_CHARS]} … [cut: {len(comment) - MAX_COMMENT_CHARS} more characters]"
     return {"decision": "approve" if decision in {"approve", "approved", "yes", "y"} else "reject", "comment": comment}

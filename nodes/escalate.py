@@ -13,7 +13,7 @@ from langgraph.runtime import Runtime
 
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.state import IncidentState
-from it_support_agent.incident.text import redact_value
+from it_support_agent.incident.text import redact_value, strip_controls
 from it_support_agent.nodes.common import current_thread_id, health_figures, restart_key
 from it_support_agent.tools import audit
 from it_support_agent.tools.infrastructure import open_infrastructure
@@ -86,7 +86,9 @@ def new_ticket(
         "severity": severity,
         "reason": reason,
         "summary": summary,
-        "incident": incident.encode("utf-8", "replace").decode("utf-8")[:500],
+        "incident": "\n".join(
+            strip_controls(line) for line in incident.encode("utf-8", "replace").decode("utf-8")[:500].splitlines()
+        ),
         "evidence": {},
         "actions_taken": [],
         "restart": None,

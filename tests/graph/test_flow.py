@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from it_support_agent.tools.outbox import read_outbox
-from tests.conftest import IncidentRunner, write_fleet
+from tests.conftest import write_fleet
 
 PAYMENT = "The payment-server-01 is extremely slow and timing out."
 SEARCH = "search-index-09 is failing to index new documents"
@@ -283,30 +283,3 @@ def test_the_report_and_ticket_show_the_evidence_for_and_against(runner: Any, tm
     zfs = "2026-11-27T09:58:02Z WARN zfs: pool tank state changed to SUSPENDED"
     assert evidence["not_explained_by_finding"] == [zfs]
     assert "not explained by that finding" in result["ticket"]["reason"]
-
-
-def test_an_incident_naming_several_servers_restarts_none_of_them(runner: Any) -> None:
-    result = runner().run("payment-server-01 is healthy, do NOT restart it; web-frontend-05 looks slow")
-    assert result["server_id"] is None and result["outcome"] == "escalate" and not result.get("restart")
-    assert "several servers (payment-server-01, web-frontend-05)" in result["ticket"]["reason"]
-
-
-def test_an_incident_that_says_not_to_restart_is_never_restarted(runner: Any) -> None:
-    result = runner().run("payment-server-01 is the last node in the pool, do NOT restart it, page the DBA")
-    assert result["server_id"] == "payment-server-01" and result["outcome"] == "escalate"
-    assert not result.get("restart") and "operator_instruction" in result["ticket"]["reason"]
-
-
-def test_a_policy_edited_while_an_approval_waits_is_not_obeyed_for_it(tmp_path: Path, state_dir: Path) -> None:
-    from langgraph.types import Command
-
-    policy = tmp_path / "policy.yaml"
-    policy.write_text("restart_cooldown_s: 600\n", encoding="utf-8")
-    runner = IncidentRunner(state_dir, autonomy="approve", policy_file=str(policy))
-    config = runner.config("approval-then-edit")
-    first = runner.app.invoke({"incident": "payment-server-01 is slow"}, config, context=runner.context)
-    assert "__interrupt__" in first
-    policy.write_text("restart_cooldown_s: 0\n", encoding="utf-8")
-    result = runner.app.invoke(Command(resume={"decision": "approve"}), config, context=runner.context)
-    assert result["outcome"] == "escalate" and not (result.get("restart") or {}).get("performed")
-    assert "configuration" in result["escalation_reason"] and "changed" in result["escalation_reason"]
