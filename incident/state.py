@@ -34,8 +34,9 @@ def extend_or_reset(left: list[Any] | None, right: list[Any] | dict[str, list[An
 class IncidentInput(TypedDict):
     """What a caller provides: the operator's incident text (and, for alerts, the server their label names)."""
 
-    incident: str
+    incident: NotRequired[str]
     alert_server: NotRequired[str | None]
+    messages: NotRequired[list[AnyMessage]]  # a chat client's input: the newest human message is the incident
 
 
 class IncidentState(TypedDict, total=False):

@@ -28,6 +28,10 @@ class ApprovalRequest(TypedDict):
     finding: str
     evidence: list[str]
     answer_with: dict[str, str]
+    # the LangGraph HumanInterrupt fields, so Agent Inbox and agent-chat-ui can show and answer it
+    action_request: dict[str, Any]
+    config: dict[str, bool]
+    description: str
 
 
 class ApprovalAnswer(TypedDict, total=False):
@@ -38,7 +42,23 @@ class ApprovalAnswer(TypedDict, total=False):
 
 
 def parse_answer(answer: Any) -> ApprovalAnswer:
-    """Read an answer strictly: only an explicit approve approves; anything else is a rejection."""
+    """Read an answer strictly: only an explicit approve approves; anything else is a rejection.
+
+    Takes `{"decision": "approve" | "reject", "comment": ...}`, or LangGraph's HumanResponse (alone or as the
+    one-item list Agent Inbox sends): `accept` approves, `ignore` rejects, `response` rejects with its text as the
+    comment. `edit` is refused (the action cannot be changed), so it rejects too."""
+    if isinstance(answer, list) and len(answer) == 1:
+        answer = answer[0]
+    if isinstance(answer, dict) and "type" in answer and "decision" not in answer:
+        kind, args = answer.get("type"), answer.get("args")
+        if kind == "accept":
+            answer = {"decision": "approve"}
+        elif kind == "response":
+            answer = {"decision": "reject", "comment": args if isinstance(args, str) else ""}
+        elif kind == "ignore":
+            answer = {"decision": "reject", "comment": "ignored in the inbox"}
+        else:
+            answer = {"decision": "reject", "comment": f"answer type {str(kind)[:40]!r} is not accepted here"}
     if isinstance(answer, str):
         answer = {"decision": answer}
     if not isinstance(answer, dict):
@@ -65,7 +85,18 @@ def approve(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "finding": f"{diagnosis.get('category', 'unknown')}: {diagnosis.get('reason', '')}",
         "evidence": list(diagnosis.get("evidence", []))[:8],
         "answer_with": {"decision": "approve | reject", "comment": "optional text for the ticket"},
+        "action_request": {
+            "action": "restart_service",
+            "args": {"server_id": server_id, "service": spec.service if spec else ""},
+        },
+        "config": {"allow_accept": True, "allow_ignore": True, "allow_respond": True, "allow_edit": False},
+        "description": "",
     }
+    request["description"] = (
+        f"Approve: {request['proposed_action']}?\n\nHealth: {request['health']}\n\nFinding: {request['finding']}\n\n"
+        + "\n".join("- `" + line.replace("`", "'") + "`" for line in request["evidence"])  # code, never markup
+        + "\n\nAccept restarts it; Respond rejects it with your text for the ticket; Ignore rejects it."
+    )
     answer = parse_answer(interrupt(request))
     audit.record(
         runtime.context.state_path,

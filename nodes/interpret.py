@@ -65,6 +65,25 @@ def clean_text(raw: object) -> str:
     return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ").strip()
 
 
+BRIEF_NAME = "incident_brief"
+
+
+def chat_incident(messages: list[Any]) -> str | None:
+    """The incident a chat client sent as `{"messages": [...]}` (agent-chat-ui): the newest human message's text.
+
+    None when the newest message is not a person's (a run started with `{"incident": ...}` on a fresh thread, or
+    one reusing a thread, whose last message is the agent's own)."""
+    if not messages:
+        return None
+    last = messages[-1]
+    if not isinstance(last, HumanMessage) or last.name == BRIEF_NAME:
+        return None
+    if isinstance(last.content, str):
+        return last.content
+    parts = [part.get("text", "") if isinstance(part, dict) else str(part) for part in last.content]
+    return " ".join(part for part in parts if isinstance(part, str))
+
+
 def asks_operator(context: Context) -> bool:
     """Whether a person can answer a question now: 'always', or 'auto' under the LangGraph API server (Studio)."""
     if context.interactive != "auto":
@@ -77,7 +96,8 @@ def asks_operator(context: Context) -> bool:
 
 def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Match the incident against the fleet; ask the operator when interactive and nothing matches."""
-    text = clean_text(state.get("incident"))
+    chat = chat_incident(state.get("messages") or [])
+    text = clean_text(chat if chat is not None else state.get("incident"))
     index_thread(runtime.context)
     notes: list[str] = []
     if len(text) > MAX_INCIDENT_CHARS:
@@ -141,7 +161,7 @@ def interpret(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]
         "notes": {"replace": notes},
         "messages": [
             RemoveMessage(id=REMOVE_ALL_MESSAGES),
-            HumanMessage(content=json.dumps(brief, ensure_ascii=False)),
+            HumanMessage(content=json.dumps(brief, ensure_ascii=False), name=BRIEF_NAME),
         ],
     }
     if server_id is None:

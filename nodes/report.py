@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
 from it_support_agent.incident.context import Context
@@ -70,4 +71,6 @@ def report(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Write the summary the operator reads."""
     model = state.get("model") or model_label(runtime.context)
     index_thread(runtime.context, state.get("server_id"), state.get("outcome") or "none")
-    return {"summary": build_report(state, model), "model": model}
+    summary = build_report(state, model)
+    # the report as the conversation's last message too, so a chat client (agent-chat-ui) shows it as the answer
+    return {"summary": summary, "model": model, "messages": [AIMessage(content=summary, name="report")]}

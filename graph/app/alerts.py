@@ -1,4 +1,5 @@
-"""Alertmanager webhook payloads (version 4): validation, the server an alert names, its incident text and thread.
+"""Alert webhook payloads: Alertmanager's (version 4) and Grafana's (version 1, the same alert shape), validated;
+the server an alert names, its incident text and thread.
 
 This module owns what a payload must look like to be taken: every field the agent uses is checked, including
 that its text is valid Unicode (a JSON escape such as "\\ud800" is not), before anything of the batch is queued.
@@ -37,10 +38,12 @@ class Alert:
 
 @dataclass(frozen=True)
 class AlertGroup:
-    """A webhook payload: the group key and its alerts."""
+    """A webhook payload: the group key and its alerts, which sender, and how many alerts it left out."""
 
     group_key: str
     alerts: tuple[Alert, ...]
+    sender: str = "alertmanager"
+    truncated: int = 0
 
 
 def parse_payload(body: bytes) -> AlertGroup:
@@ -51,11 +54,15 @@ def parse_payload(body: bytes) -> AlertGroup:
         raise PayloadError("body is not valid JSON") from None
     if not isinstance(document, dict):
         raise PayloadError("payload must be a JSON object")
-    if document.get("version") != "4":
+    version = document.get("version")
+    if version not in ("4", "1"):
         raise PayloadError(
-            f"unsupported payload version {document.get('version')!r}; "
-            'expected an Alertmanager webhook payload with version "4"'
+            f'unsupported payload version {version!r}; expected an Alertmanager webhook payload (version "4") '
+            'or a Grafana alerting webhook payload (version "1")'
         )
+    truncated = document.get("truncatedAlerts", 0)
+    if not isinstance(truncated, int) or isinstance(truncated, bool) or truncated < 0:
+        raise PayloadError("'truncatedAlerts' must be a whole number")
     group_key = document.get("groupKey")
     if not isinstance(group_key, str) or not group_key:
         raise PayloadError("'groupKey' must be a non-empty string")
@@ -63,7 +70,8 @@ def parse_payload(body: bytes) -> AlertGroup:
     alerts = document.get("alerts")
     if not isinstance(alerts, list):
         raise PayloadError("'alerts' must be a list")
-    return AlertGroup(group_key, tuple(_alert(item, index) for index, item in enumerate(alerts)))
+    parsed = tuple(_alert(item, index) for index, item in enumerate(alerts))
+    return AlertGroup(group_key, parsed, "grafana" if version == "1" else "alertmanager", truncated)
 
 
 def _alert(item: Any, index: int) -> Alert:
@@ -135,3 +143,38 @@ def incident_text(alert: Alert, server_id: str | None, label: str) -> str:
     details = [alert.annotations.get(key, "").strip() for key in ("summary", "description")]
     text = f"{subject}: {name} firing. " + " ".join(detail for detail in details if detail)
     return text.strip()[:MAX_INCIDENT_CHARS]
+
+
+@dataclass(frozen=True)
+class IncidentRequest:
+    """A plain incident from a script or chat bot: `{"incident": "...", "server": "...", "id": "..."}`."""
+
+    incident: str
+    server: str | None
+    key: str | None
+
+
+def parse_incident_request(body: bytes) -> IncidentRequest:
+    """Validate a plain incident body; PayloadError naming the first problem."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise PayloadError("body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise PayloadError('payload must be a JSON object like {"incident": "web-01 is slow", "server": "web-01"}')
+    unknown = sorted(set(document) - {"incident", "server", "id"})
+    if unknown:
+        raise PayloadError(f"unknown field {unknown[0]!r}; use incident, server (optional) and id (optional)")
+    incident = document.get("incident")
+    if not isinstance(incident, str) or not incident.strip():
+        raise PayloadError("'incident' must be a non-empty string describing the problem")
+    _encodable(incident, "'incident'")
+    fields: dict[str, str | None] = {}
+    for name in ("server", "id"):
+        value = document.get(name)
+        if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 253):
+            raise PayloadError(f"'{name}' must be a non-empty string of at most 253 characters")
+        if isinstance(value, str):
+            _encodable(value, f"'{name}'")
+        fields[name] = value.strip() if isinstance(value, str) else None
+    return IncidentRequest(incident.strip()[:MAX_INCIDENT_CHARS], fields["server"], fields["id"])

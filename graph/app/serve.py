@@ -12,6 +12,7 @@ import argparse
 import base64
 import contextlib
 import faulthandler
+import hashlib
 import hmac
 import json
 import logging
@@ -32,8 +33,10 @@ from it_support_agent.graph.app.alerts import (
     DEFAULT_SERVER_LABEL,
     Alert,
     AlertGroup,
+    IncidentRequest,
     PayloadError,
     incident_text,
+    parse_incident_request,
     parse_payload,
     server_for,
 )
@@ -51,6 +54,7 @@ from it_support_agent.tools.infrastructure import open_infrastructure
 from it_support_agent.tools.store import IntakeItem, StoreError, open_store
 
 ALERTS_PATH = "/alerts"
+INCIDENTS_PATH = "/incidents"
 HEALTH_PATH = "/healthz"
 MAX_BODY_BYTES = 1024 * 1024
 REQUEST_TIMEOUT_S = 10.0
@@ -137,7 +141,15 @@ class AlertIntake:
         """
         infra = open_infrastructure(self._context.fleet_path, self._context.state_path)
         items = [(alert, self._item(group, alert, infra.fleet, infra.index)) for alert in group.alerts]
-        answer: dict[str, list[Any]] = {"accepted": [], "duplicates": [], "resolved": [], "coalesced": []}
+        answer: dict[str, Any] = {"accepted": [], "duplicates": [], "resolved": [], "coalesced": []}
+        if group.truncated:  # the sender left alerts out (its max_alerts): they never reach an incident
+            answer["truncated"] = group.truncated
+            log.warning(
+                "%s group %s left out %d alert(s) (truncatedAlerts)", group.sender, group.group_key, group.truncated
+            )
+            audit.record(
+                self._context.state_path, "", "alerts_truncated", group_key=group.group_key, count=group.truncated
+            )
         for alert, item in items:
             if alert.status == "resolved":
                 before = self._store.cancel(item.thread_id)
@@ -177,6 +189,34 @@ class AlertIntake:
         with self._wake:
             self._wake.notify_all()
         return answer
+
+    def submit_incident(self, request: IncidentRequest) -> dict[str, Any]:
+        """Commit one plain incident (a script's or chat bot's); an `id` makes retries of it one incident."""
+        infra = open_infrastructure(self._context.fleet_path, self._context.state_path)
+        server_id = None
+        if request.server is not None:
+            server_id = infra.index.resolve(request.server)
+            if server_id is None:
+                raise PayloadError(f"unknown server {request.server!r}: not in the fleet file")
+        key = request.key or uuid.uuid4().hex
+        thread_id = "incident-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+        item = IntakeItem(thread_id, server_id, "", redact(request.incident, known_secrets()), "queued")
+        verdict, parent = self._store.enqueue(item)
+        summary = {"thread_id": thread_id, "server_id": server_id}
+        if verdict == "duplicate":
+            return {"accepted": [], "duplicates": [thread_id], "coalesced": []}
+        audit.record(
+            self._context.state_path,
+            thread_id,
+            "incident_received" if verdict == "accepted" else "alert_coalesced",
+            server_id=server_id,
+            **({"into": parent} if parent else {}),
+        )
+        with self._wake:
+            self._wake.notify_all()
+        if verdict == "coalesced":
+            return {"accepted": [], "duplicates": [], "coalesced": [{**summary, "into": parent}]}
+        return {"accepted": [summary], "duplicates": [], "coalesced": []}
 
     def _item(self, group: AlertGroup, alert: Alert, fleet: Fleet, index: ServerIndex) -> IntakeItem:
         server_id = server_for(alert.labels.get(self._label, ""), fleet, index)
@@ -231,9 +271,12 @@ class AlertIntake:
     def _run(self, item: IntakeItem) -> str:
         """Run (or continue, after a crash) one incident; its outcome."""
         config: RunnableConfig = {"configurable": {"thread_id": item.thread_id}}
-        # The server comes from the alert's label only (None when it names no fleet server): the free text of
-        # annotations is never searched for one.
-        payload: IncidentInput | None = {"incident": item.incident, "alert_server": item.server_id}
+        # An alert's server comes from its label only (None when it names no fleet server): the free text of
+        # annotations is never searched for one. A plain incident (no alert name) without a server is read like
+        # text an operator typed.
+        payload: IncidentInput | None = {"incident": item.incident}
+        if item.alertname or item.server_id:
+            payload = {"incident": item.incident, "alert_server": item.server_id}
         try:
             snapshot = self._app.get_state(config)
             steps = unfinished_steps(snapshot)
@@ -356,8 +399,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(200 if alive else 503, body)
 
     def do_POST(self) -> None:
-        if self.path != ALERTS_PATH:
-            self._answer(404, {"error": f"unknown path {self.path}; POST alerts to {ALERTS_PATH}"})
+        if self.path not in (ALERTS_PATH, INCIDENTS_PATH):
+            self._answer(
+                404, {"error": f"unknown path {self.path}; POST alerts to {ALERTS_PATH}, incidents to {INCIDENTS_PATH}"}
+            )
             return
         if not authorized(self.headers.get("Authorization"), os.environ.get(TOKEN_VARIABLE, "")):
             self.close_connection = True
@@ -370,7 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         try:
-            group = parse_payload(body)
+            request = parse_payload(body) if self.path == ALERTS_PATH else parse_incident_request(body)
         except PayloadError as exc:
             self._answer(400, {"error": str(exc)})
             return
@@ -378,7 +423,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(503, {"error": "the incident worker is not running; alerts are not taken"})
             return
         try:
-            accepted = self.server.intake.submit(group)
+            if isinstance(request, AlertGroup):
+                accepted = self.server.intake.submit(request)
+            else:
+                accepted = self.server.intake.submit_incident(request)
+        except PayloadError as exc:  # e.g. a server the fleet does not have
+            self._answer(400, {"error": str(exc)})
+            return
         except Exception as exc:  # noqa: BLE001 - e.g. a broken fleet file: Alertmanager retries on 5xx
             log.exception("cannot take alerts")
             self._answer(500, {"error": f"cannot take alerts: {exc}"})
