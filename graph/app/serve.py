@@ -14,6 +14,7 @@ import contextlib
 import faulthandler
 import hashlib
 import hmac
+import html
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from langchain_core.runnables import RunnableConfig
 
@@ -42,6 +44,14 @@ from it_support_agent.graph.app.alerts import (
 )
 from it_support_agent.graph.app.alerts import thread_id as alert_thread_id
 from it_support_agent.graph.app.checkpoints import open_checkpointer, unfinished_steps
+from it_support_agent.graph.app.console import (
+    CONSOLE_PATH,
+    SESSION_COOKIE,
+    Console,
+    csrf_value,
+    session_value,
+    signed_in,
+)
 from it_support_agent.graph.app.options import EXIT_OK, context_from_args
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.fleet import Fleet
@@ -352,9 +362,11 @@ class AlertServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = LISTEN_BACKLOG  # Alertmanager and its peers post in bursts
 
-    def __init__(self, address: tuple[str, int], intake: AlertIntake) -> None:
+    def __init__(self, address: tuple[str, int], intake: AlertIntake, takes_alerts: bool = True) -> None:
         super().__init__(address, _Handler)
         self.intake = intake
+        self.takes_alerts = takes_alerts  # False for `console`: pages and answers, no intake
+        self.console = Console(intake._context, intake._app, os.environ.get(TOKEN_VARIABLE, ""))
 
     @property
     def url(self) -> str:
@@ -384,8 +396,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._deadline.cancel()
+        if self.path == CONSOLE_PATH or self.path.startswith((CONSOLE_PATH + "/", CONSOLE_PATH + "?")):
+            self._console_get()
+            return
         if self.path != HEALTH_PATH:
             self._answer(404, {"error": f"unknown path {self.path}; POST alerts to {ALERTS_PATH}"})
+            return
+        if not self.server.takes_alerts:
+            self._answer(200, {"status": "ok", "console_only": True})
             return
         intake = self.server.intake
         alive = intake.alive()
@@ -399,7 +417,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(200 if alive else 503, body)
 
     def do_POST(self) -> None:
-        if self.path not in (ALERTS_PATH, INCIDENTS_PATH):
+        if self.path.startswith(CONSOLE_PATH + "/"):
+            self._console_post()
+            return
+        if self.path not in (ALERTS_PATH, INCIDENTS_PATH) or not self.server.takes_alerts:
             self._answer(
                 404, {"error": f"unknown path {self.path}; POST alerts to {ALERTS_PATH}, incidents to {INCIDENTS_PATH}"}
             )
@@ -435,6 +456,102 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(500, {"error": f"cannot take alerts: {exc}"})
             return
         self._answer(202, accepted)
+
+    # --- the console ---------------------------------------------------------------------------------------
+
+    def _token(self) -> str:
+        return os.environ.get(TOKEN_VARIABLE, "")
+
+    def _may_read(self) -> bool:
+        token = self._token()
+        if not token:
+            return True  # no token configured: read-only pages (answers need the token)
+        return signed_in(self.headers.get("Cookie"), token) or authorized(self.headers.get("Authorization"), token)
+
+    def _console_get(self) -> None:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        console = self.server.console
+        if parts.path == CONSOLE_PATH + "/login":
+            self._html(200, console.login_page())
+            return
+        if not self._may_read():
+            self._redirect(CONSOLE_PATH + "/login")
+            return
+        status_filter = (query.get("status") or [""])[0]
+        if parts.path == CONSOLE_PATH:
+            self._html(200, console.page(status_filter))
+        elif parts.path == CONSOLE_PATH + "/rows":
+            self._html(200, console.rows_fragment(status_filter))
+        elif parts.path.startswith(CONSOLE_PATH + "/incident/"):
+            page = console.incident_page(unquote(parts.path.rsplit("/", 1)[1]))
+            self._html(200, page) if page else self._html(404, console.login_page("no such incident"))
+        else:
+            self._html(404, "<p>unknown page</p>")
+
+    def _console_post(self) -> None:
+        body = self._body()
+        self._deadline.cancel()
+        if body is None:
+            return
+        form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
+        console, token, path = self.server.console, self._token(), urlsplit(self.path).path
+        if path == CONSOLE_PATH + "/login":
+            if token and hmac.compare_digest(form.get("token", "").encode(), token.encode()):
+                cookie = f"{SESSION_COOKIE}={session_value(token)}; HttpOnly; SameSite=Strict; Path={CONSOLE_PATH}"
+                self._redirect(CONSOLE_PATH, cookie)
+            else:
+                problem = "wrong token" if token else f"the console takes no answers: {TOKEN_VARIABLE} is not set"
+                self._html(401, console.login_page(problem))
+            return
+        if not (token and signed_in(self.headers.get("Cookie"), token)):
+            self._html(401, console.login_page("sign in first"))
+            return
+        if not hmac.compare_digest(form.get("csrf", "").encode(), csrf_value(token).encode()):
+            self._html(403, "<p>the form's CSRF token is missing or wrong; reload the page</p>")
+            return
+        thread_id = form.get("thread", "")
+        problem = ""
+        if path == CONSOLE_PATH + "/approve":
+            decision = form.get("decision")
+            if decision not in ("approve", "reject"):
+                problem = "say approve or reject"
+            else:
+                problem = console.answer(thread_id, {"decision": decision, "comment": form.get("comment", "")})
+        elif path == CONSOLE_PATH + "/choose":
+            problem = console.answer(thread_id, {"server_id": form.get("server", "")})
+        elif path == CONSOLE_PATH + "/retry":
+            console.retry()
+            self._redirect(CONSOLE_PATH)
+            return
+        else:
+            problem = "unknown action"
+        if problem:
+            self._html(409, f"<p>{html.escape(problem)}</p><p><a href='{CONSOLE_PATH}'>back</a></p>")
+            return
+        self._redirect(f"{CONSOLE_PATH}/incident/{quote(thread_id, safe='')}")
+
+    def _html(self, status: int, text: str) -> None:
+        data = text.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'",
+        )
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _redirect(self, location: str, cookie: str | None = None) -> None:
+        self.send_response(303)
+        self.send_header("Location", location)
+        if cookie:
+            self.send_header("Set-Cookie", cookie)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _body(self) -> bytes | None:
         """The request body, or None after answering why there is none to take."""
@@ -480,11 +597,13 @@ def serving(
     port: int = 0,
     server_label: str = DEFAULT_SERVER_LABEL,
     workers: int = DEFAULT_WORKERS,
+    takes_alerts: bool = True,
 ) -> Iterator[AlertServer]:
     """Run the intake and its HTTP server in background threads until the block ends."""
     intake = AlertIntake(context, server_label, workers)
-    intake.start()
-    server = AlertServer((host, port), intake)
+    if takes_alerts:
+        intake.start()
+    server = AlertServer((host, port), intake, takes_alerts)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="alert-intake-http", daemon=True
     )
@@ -507,9 +626,16 @@ def serve_forever(args: argparse.Namespace) -> int:
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID` prints every thread's stack
-    with serving(context, args.host, args.port, args.server_label or DEFAULT_SERVER_LABEL, args.workers) as server:
+    takes_alerts = bool(getattr(args, "takes_alerts", True))
+    label = args.server_label or DEFAULT_SERVER_LABEL
+    with serving(context, args.host, args.port, label, args.workers, takes_alerts) as server:
+        where = (
+            f"{server.url}{ALERTS_PATH}, console {server.url}{CONSOLE_PATH}"
+            if takes_alerts
+            else server.url + CONSOLE_PATH
+        )
         print(
-            f"listening on {server.url}{ALERTS_PATH} (fleet {context.fleet_path}, state {context.state_path})",
+            f"listening on {where} (fleet {context.fleet_path}, state {context.state_path})",
             file=sys.stderr,
             flush=True,
         )
