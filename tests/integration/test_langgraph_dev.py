@@ -119,3 +119,27 @@ def test_studio_asks_which_server_when_the_incident_names_none(dev_server: str, 
     assert request["type"] == "choose_server" and "search-index-09" in request["candidates"]
     final = _run(client, thread, context, command={"resume": {"server_id": "search-index-09"}})
     assert final["server_id"] == "search-index-09" and final["outcome"] == "escalate"
+
+
+def test_an_inbox_answers_with_a_human_response_list_and_a_chat_client_starts_with_messages(
+    dev_server: str, tmp_path: Path
+) -> None:
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=dev_server)
+    context = {"autonomy": "approve", "state_dir": str(tmp_path / "state")}
+    thread = client.threads.create()["thread_id"]
+    # agent-chat-ui's input: the conversation's newest human message is the incident
+    _run(client, thread, context, input={"messages": [{"type": "human", "content": INCIDENT}]})
+    request = client.threads.get_state(thread)["interrupts"][0]["value"]
+    assert request["action_request"]["action"] == "restart_service"  # the HumanInterrupt fields Agent Inbox reads
+    assert request["config"]["allow_accept"] and not request["config"]["allow_edit"]
+    final = _run(client, thread, context, command={"resume": [{"type": "accept", "args": None}]})
+    assert final["outcome"] == "restart" and final["restart"]["verified"]
+    assert final["messages"][-1]["type"] == "ai" and final["messages"][-1]["content"] == final["summary"]
+
+    other = client.threads.create()["thread_id"]
+    context["state_dir"] = str(tmp_path / "state-2")
+    _run(client, other, context, input={"messages": [{"type": "human", "content": INCIDENT}]})
+    final = _run(client, other, context, command={"resume": [{"type": "response", "args": "after the sale"}]})
+    assert final["outcome"] == "escalate" and final["ticket"]["operator_comment"] == "after the sale"
