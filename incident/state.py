@@ -36,6 +36,7 @@ class IncidentInput(TypedDict):
 
     incident: NotRequired[str]
     alert_server: NotRequired[str | None]
+    alert_group: NotRequired[str]  # the Alertmanager group key of the alert it came from
     messages: NotRequired[list[AnyMessage]]  # a chat client's input: the newest human message is the incident
 
 
@@ -44,6 +45,7 @@ class IncidentState(TypedDict, total=False):
 
     incident: str
     alert_server: str | None
+    alert_group: str
     incident_id: str
     settings: dict[str, str]
     notes: Annotated[list[str], extend_or_reset]

@@ -10,7 +10,7 @@ from langgraph.types import interrupt
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.state import IncidentState
 from it_support_agent.incident.text import strip_controls
-from it_support_agent.nodes.common import current_thread_id, health_figures, infrastructure
+from it_support_agent.nodes.common import current_thread_id, health_figures, infrastructure, pagerduty_event
 from it_support_agent.tools import audit
 
 MAX_COMMENT_CHARS = 1_000
@@ -110,6 +110,8 @@ def approve(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "approval": {**answer, "server_id": server_id},
         "actions": [{"action": "operator_answer", "status": answer["decision"], "detail": answer.get("comment", "")}],
     }
+    if answer["decision"] == "approve":
+        pagerduty_event(runtime.context, state, request["thread_id"], "acknowledge")  # a human took it
     if answer["decision"] != "approve":
         comment = answer.get("comment")
         update["escalation_reason"] = "operator rejected the restart" + (f": {comment}" if comment else "")

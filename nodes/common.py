@@ -61,3 +61,28 @@ def index_thread(context: Context, server_id: str | None = None, outcome: str | 
         open_store(context.state_path).note_thread(current_thread_id(), server_id, outcome)
     except StoreError as exc:
         log.error("thread index not updated: %s", exc)
+
+
+def pagerduty_event(context: Context, state: IncidentState, thread_id: str, action: str) -> None:
+    """Acknowledge or resolve the PagerDuty alert that Alertmanager raised for this incident's alert group.
+
+    Only with IT_SUPPORT_PAGERDUTY_DEDUP=alertmanager and an incident that came from an alert: the agent then joins
+    the page the team already has (same dedup key) instead of raising a second one. Delivered like a ticket: a
+    PagerDuty that is down leaves the event in the spool for `flush`."""
+    from it_support_agent.tools import audit
+    from it_support_agent.tools.outbox import TicketDesk
+    from it_support_agent.tools.sinks import PAGERDUTY_EVENT, alertmanager_dedup_key, uses_alertmanager_dedup
+
+    group = state.get("alert_group")
+    if not group or not uses_alertmanager_dedup():
+        return
+    key = alertmanager_dedup_key(group)
+    event = {
+        "id": f"PD-{action}-{key[:16]}-{str(state.get('incident_id') or thread_id)[:12]}",
+        "kind": PAGERDUTY_EVENT,
+        "event_action": action,
+        "dedup_key": key,
+        "thread_id": thread_id,
+    }
+    delivery = TicketDesk(context.state_path).deliver(event)
+    audit.record(context.state_path, thread_id, "pagerduty_event", action=action, delivery=delivery["status"])

@@ -19,6 +19,7 @@ from it_support_agent.tools import audit
 from it_support_agent.tools.infrastructure import open_infrastructure
 from it_support_agent.tools.outbox import TicketDesk
 from it_support_agent.tools.results import tool_result
+from it_support_agent.tools.sinks import alertmanager_dedup_key, uses_alertmanager_dedup
 from it_support_agent.tools.statefile import is_disk_full, release_reserve
 from it_support_agent.tools.store import StoreError, open_store
 
@@ -151,6 +152,8 @@ def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         operator_comment=(state.get("approval") or {}).get("comment"),
         model=state.get("model"),
     )
+    if state.get("alert_group") and uses_alertmanager_dedup():  # join the page Alertmanager raised for the group
+        ticket["pagerduty_dedup_key"] = alertmanager_dedup_key(str(state["alert_group"]))
     delivery = file_ticket(context.state_path, ticket)
     return {
         "ticket": {**ticket, "delivery": delivery},

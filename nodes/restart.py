@@ -13,7 +13,13 @@ from it_support_agent.incident.diagnosis import assess_evidence
 from it_support_agent.incident.policy import Verdict, evaluate_restart, load_policy
 from it_support_agent.incident.signals import is_healthy
 from it_support_agent.incident.state import IncidentState
-from it_support_agent.nodes.common import current_thread_id, health_figures, infrastructure, restart_key
+from it_support_agent.nodes.common import (
+    current_thread_id,
+    health_figures,
+    infrastructure,
+    pagerduty_event,
+    restart_key,
+)
 from it_support_agent.tools import audit
 from it_support_agent.tools.backends.base import BackendError
 from it_support_agent.tools.infrastructure import Infrastructure
@@ -119,6 +125,7 @@ def _perform(
             "restart": {"idempotency_key": key, "performed": False, "error": reason, "verified": False},
             "escalation_reason": f"restart refused: {reason}",
         }
+    pagerduty_event(context, state, thread_id, "acknowledge")  # the agent is acting on the page
     started = time.perf_counter()
     try:
         outcome = infra.backend.restart(server_id, service, key)
@@ -144,6 +151,8 @@ def _perform(
     except BackendError:
         after = None
     verified = is_healthy(after)
+    if verified:
+        pagerduty_event(context, state, thread_id, "resolve")
     audit.record(
         context.state_path,
         thread_id,

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from it_support_agent.tools.sinks import Sink, configured_sinks, deliver_to_sinks
+from it_support_agent.tools.sinks import PAGERDUTY_EVENT, Sink, configured_sinks, deliver_to_sinks
 from it_support_agent.tools.statefile import is_disk_full, keep_reserve, open_new, open_private, release_reserve
 from it_support_agent.tools.store import StoreError, open_store
 
@@ -137,7 +137,11 @@ class TicketDesk:
         return {"status": status, "sink": "outbox", "path": str(self.outbox), "sinks": statuses}
 
     def _send(self, ticket: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-        """The outbox first, then every sink that has not taken the ticket yet."""
+        """The outbox first, then every sink that has not taken the ticket yet.
+
+        A PagerDuty lifecycle event (acknowledge, resolve) is no ticket: it goes to the PagerDuty sink alone."""
+        if ticket.get("kind") == PAGERDUTY_EVENT:
+            return deliver_to_sinks(self._state_dir, ticket, [sink for sink in self._sinks if sink.name == "pagerduty"])
         try:
             outbox = (
                 "delivered" if write_to_outbox(self.outbox, ticket, self._state_dir) else "duplicate",

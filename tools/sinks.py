@@ -8,6 +8,7 @@ SinkError) and the record of which sink took which ticket (`deliveries.json`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import math
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from it_support_agent.tools.statefile import locked_json
 
@@ -30,6 +31,7 @@ DELIVERIES_FILE = "deliveries.json"
 KEEP_DELIVERIES_S = 30 * 24 * 3600.0
 CLAIM_SLACK_S = 30.0
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+PAGERDUTY_EVENT = "pagerduty_event"
 PAGERDUTY_SEVERITIES = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 10
@@ -312,16 +314,28 @@ def _mrkdwn(text: str) -> dict[str, str]:
     return {"type": "mrkdwn", "text": text}
 
 
-def pagerduty_payload(routing_key: str) -> Payload:
-    """PagerDuty Events API v2 `trigger`, deduplicated by the ticket id."""
+def pagerduty_payload(routing_key: str, console_url: str = "") -> Payload:
+    """PagerDuty Events API v2: a ticket is a `trigger` (dedup key: the ticket's, or Alertmanager's for its group
+    when IT_SUPPORT_PAGERDUTY_DEDUP=alertmanager), with a link to the console; a lifecycle event
+    (`kind: pagerduty_event`) is an `acknowledge` or `resolve` of a dedup key."""
 
     def build(ticket: Mapping[str, Any]) -> dict[str, Any]:
+        if ticket.get("kind") == PAGERDUTY_EVENT:
+            action = str(ticket.get("event_action"))
+            if action not in ("acknowledge", "resolve"):
+                raise SinkError(f"PagerDuty lifecycle action {action!r} is not acknowledge or resolve")
+            return {"routing_key": routing_key, "event_action": action, "dedup_key": str(ticket["dedup_key"])[:255]}
         evidence = ticket.get("evidence") or {}
+        links = []
+        if console_url and ticket.get("thread_id"):
+            href = f"{console_url.rstrip('/')}/console/incident/{quote(str(ticket['thread_id']), safe='')}"
+            links.append({"href": href, "text": "the incident in the it-support-agent console"})
         return {
             "routing_key": routing_key,
             "event_action": "trigger",
-            "dedup_key": str(ticket["id"]),
+            "dedup_key": str(ticket.get("pagerduty_dedup_key") or ticket["id"])[:255],
             "client": "it-support-agent",
+            **({"client_url": links[0]["href"], "links": links} if links else {}),
             "payload": {
                 "summary": f"{ticket.get('server_id') or 'unidentified server'}: "
                 f"{ticket.get('summary') or ticket.get('reason')}"[:1024],
@@ -382,7 +396,7 @@ def configured_sinks(environ: Mapping[str, str] = os.environ) -> list[Sink]:
             sink(
                 "pagerduty",
                 environ.get("IT_SUPPORT_PAGERDUTY_URL") or PAGERDUTY_EVENTS_URL,
-                pagerduty_payload(environ["IT_SUPPORT_PAGERDUTY_ROUTING_KEY"]),
+                pagerduty_payload(environ["IT_SUPPORT_PAGERDUTY_ROUTING_KEY"], _console_url(environ)),
             )
         )
     return sinks
@@ -391,6 +405,25 @@ def configured_sinks(environ: Mapping[str, str] = os.environ) -> list[Sink]:
 def sink_problems(environ: Mapping[str, str] = os.environ) -> list[str]:
     """Configuration problems of the sinks the environment names (for commands that check at start)."""
     return [f"{sink.name} sink: {sink.problem}" for sink in configured_sinks(environ) if sink.problem]
+
+
+def alertmanager_dedup_key(group_key: str) -> str:
+    """The dedup key Alertmanager's own PagerDuty notifier uses for an alert group: the SHA-256 of its group key."""
+    return hashlib.sha256(group_key.encode("utf-8")).hexdigest()
+
+
+def uses_alertmanager_dedup(environ: Mapping[str, str] = os.environ) -> bool:
+    """IT_SUPPORT_PAGERDUTY_DEDUP=alertmanager: join the PagerDuty alert Alertmanager raised for the same group."""
+    return (
+        bool(environ.get("IT_SUPPORT_PAGERDUTY_ROUTING_KEY"))
+        and environ.get("IT_SUPPORT_PAGERDUTY_DEDUP") == "alertmanager"
+    )
+
+
+def _console_url(environ: Mapping[str, str]) -> str:
+    """IT_SUPPORT_CONSOLE_URL when it is a plain http(s) URL (it goes into every PagerDuty trigger as a link)."""
+    url = environ.get("IT_SUPPORT_CONSOLE_URL", "").strip()
+    return url if url and not url_problem("console", url) else ""
 
 
 def _number(environ: Mapping[str, str], name: str, default: float) -> float:

@@ -61,6 +61,8 @@ from it_support_agent.incident.text import known_secrets, redact, strip_controls
 from it_support_agent.nodes.escalate import file_unfinished
 from it_support_agent.tools import audit
 from it_support_agent.tools.infrastructure import open_infrastructure
+from it_support_agent.tools.outbox import TicketDesk
+from it_support_agent.tools.sinks import PAGERDUTY_EVENT
 from it_support_agent.tools.store import IntakeItem, StoreError, open_store
 
 ALERTS_PATH = "/alerts"
@@ -171,6 +173,7 @@ class AlertIntake:
                     labels=dict(alert.labels),
                     run=("cancelled" if before in ("queued", "coalesced") else before or "none"),
                 )
+                self._resolve_page(item.thread_id)
                 continue
             config: RunnableConfig = {"configurable": {"thread_id": item.thread_id}}
             if self._checkpointer.get_tuple(config) is not None and not unfinished_steps(self._app.get_state(config)):
@@ -287,6 +290,9 @@ class AlertIntake:
         payload: IncidentInput | None = {"incident": item.incident}
         if item.alertname or item.server_id:
             payload = {"incident": item.incident, "alert_server": item.server_id}
+            group = self._group_key(item.thread_id)
+            if group:
+                payload["alert_group"] = group
         try:
             snapshot = self._app.get_state(config)
             steps = unfinished_steps(snapshot)
@@ -306,6 +312,27 @@ class AlertIntake:
         outcome = str(result.get("outcome") or "awaiting_approval")
         log.info("incident %s (%s on %s): %s", item.thread_id, item.alertname, item.server_id, outcome)
         return outcome
+
+    def _group_key(self, thread_id: str) -> str | None:
+        """The Alertmanager group key an accepted alert came with (kept in its alert_received audit event)."""
+        for event in self._store.audit_events(thread_id):
+            if event.get("kind") == "alert_received" and isinstance(event.get("group_key"), str):
+                return str(event["group_key"])
+        return None
+
+    def _resolve_page(self, thread_id: str) -> None:
+        """An alert resolved: the PagerDuty alert the agent's own ticket raised for it is resolved too."""
+        if not os.environ.get("IT_SUPPORT_PAGERDUTY_ROUTING_KEY"):
+            return
+        for ticket in self._store.tickets():
+            if ticket.get("thread_id") != thread_id:
+                continue
+            key = str(ticket.get("pagerduty_dedup_key") or ticket["id"])
+            event = {"id": f"PD-resolve-{ticket['id']}", "kind": PAGERDUTY_EVENT, "event_action": "resolve"}
+            delivery = TicketDesk(self._context.state_path).deliver({**event, "dedup_key": key, "thread_id": thread_id})
+            audit.record(
+                self._context.state_path, thread_id, "pagerduty_event", action="resolve", delivery=delivery["status"]
+            )
 
     def _note_failure(self, item: IntakeItem, stage: str, exc: BaseException) -> None:
         log.error("incident %s: %s failed", item.thread_id, stage, exc_info=exc)
