@@ -48,3 +48,27 @@ def test_an_over_long_approval_comment_is_cut_with_a_note_not_silently() -> None
     answer = parse_answer({"decision": "reject", "comment": "x" * (MAX_COMMENT_CHARS + 250) + "\x1b[2J"})
     assert answer["comment"].endswith("… [cut: 250 more characters]")
     assert answer["comment"].startswith("x" * MAX_COMMENT_CHARS) and "\x1b" not in answer["comment"]
+
+
+def test_audit_timestamps_never_step_back_within_one_clock(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from it_support_agent.tools.audit import make_event
+
+    stamps = [make_event("t", "tick")["ts"] for _ in range(5000)]  # seconds and milliseconds from one clock read
+    parsed = [datetime.fromisoformat(stamp.replace("Z", "+00:00")) for stamp in stamps]
+    assert parsed == sorted(parsed)
+
+
+def test_serves_access_log_drops_terminal_escapes_from_request_lines(caplog: Any) -> None:
+    import logging
+
+    from it_support_agent.graph.app.serve import _Handler
+
+    handler = _Handler.__new__(_Handler)  # only its logging is exercised
+    handler.client_address = ("127.0.0.1", 1)
+    with caplog.at_level(logging.INFO, logger="it_support_agent.graph.app.serve"):
+        handler.log_message('"%s" %s', "GET /\x1b]0;pwned\x07\x1b[2J HTTP/1.1", "404")
+    (record,) = caplog.records
+    assert "\x1b" not in record.getMessage() and "\x07" not in record.getMessage()
+    assert "GET /" in record.getMessage() and "404" in record.getMessage()
