@@ -278,7 +278,7 @@ class Store:
             connection.execute(
                 "INSERT INTO agent_threads (thread_id, created_at, server_id, outcome, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO UPDATE SET "
-                "server_id = COALESCE(excluded.server_id, server_id), outcome = excluded.outcome, "
+                "server_id = COALESCE(excluded.server_id, agent_threads.server_id), outcome = excluded.outcome, "
                 "updated_at = excluded.updated_at",
                 (thread_id, now, server_id, outcome, now),
             )
@@ -470,11 +470,121 @@ class Store:
             os.replace(path, path.with_name(path.name + ".migrated"))
 
 
+DATABASE_VARIABLE = "IT_SUPPORT_DATABASE_URL"
+_LOCK_KEY = 0x17_5A_90_01  # the advisory lock that makes check-then-write steps atomic across replicas
+
+
+class _PostgresConnection:
+    """A psycopg connection speaking the store's SQLite-flavoured SQL: `?` placeholders, INSERT OR IGNORE."""
+
+    def __init__(self, connection: Any) -> None:
+        self.raw = connection
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        if sql.startswith("INSERT OR IGNORE INTO"):
+            sql = "INSERT INTO" + sql[len("INSERT OR IGNORE INTO") :] + " ON CONFLICT DO NOTHING"
+        return self.raw.execute(sql.replace("?", "%s"), tuple(parameters))
+
+
+class PostgresStore(Store):
+    """The same store on PostgreSQL, shared by several processes or hosts (IT_SUPPORT_DATABASE_URL).
+
+    Every write transaction takes one transaction-scoped advisory lock, so the checks the restart policy and the
+    exactly-once keys rely on hold across replicas as they do under SQLite's single writer; workers claim queued
+    alerts with SELECT ... FOR UPDATE SKIP LOCKED, never waiting on each other."""
+
+    def __init__(self, url: str, state_dir: Path) -> None:
+        import psycopg
+
+        self._errors: tuple[type[BaseException], ...] = (psycopg.Error,)
+        self._url = url
+        self.path = state_dir / STORE_FILE
+        self._local = threading.local()
+        state_dir.mkdir(parents=True, exist_ok=True)
+        schema = _SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY").replace(
+            " REAL", " DOUBLE PRECISION"
+        )
+        with self._transaction() as connection:
+            for statement in (part.strip() for part in schema.split(";")):
+                if statement:
+                    connection.execute(statement)
+        self._migrate_json_files()
+        keep_reserve(state_dir)
+
+    def _connection(self) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            import psycopg
+
+            try:
+                raw = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+            except psycopg.Error as exc:
+                raise StoreError(f"state store {_safe_url(self._url)}: {' '.join(str(exc).split())}") from None
+            connection = _PostgresConnection(raw)
+            self._local.connection = connection
+        return connection
+
+    @contextlib.contextmanager
+    def _transaction(self, locked: bool = True) -> Iterator[Any]:
+        connection = self._connection()
+        try:
+            connection.raw.execute("BEGIN")
+            if locked:
+                connection.raw.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        except self._errors as exc:
+            raise StoreError(f"state store {_safe_url(self._url)}: {' '.join(str(exc).split())}") from None
+        try:
+            yield connection
+            connection.raw.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(*self._errors):
+                connection.raw.execute("ROLLBACK")
+            if isinstance(exc, self._errors):
+                raise StoreError(f"state store {_safe_url(self._url)}: {' '.join(str(exc).split())}") from None
+            raise
+
+    def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return list(self._connection().execute(sql, parameters).fetchall())
+        except self._errors as exc:
+            raise StoreError(f"state store {_safe_url(self._url)}: {' '.join(str(exc).split())}") from None
+
+    def claim(self, worker: str) -> IntakeItem | None:
+        """The oldest queued run no other worker holds, now running here (FOR UPDATE SKIP LOCKED)."""
+        with self._transaction(locked=False) as connection:
+            row = connection.execute(
+                "UPDATE agent_intake SET state = 'running', worker = ?, started_at = ? WHERE id = ("
+                "SELECT id FROM agent_intake WHERE state = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                "RETURNING thread_id, server_id, alertname, incident",
+                (worker, time.time()),
+            ).fetchone()
+        if row is None:
+            return None
+        return IntakeItem(str(row[0]), row[1], str(row[2]), str(row[3]), "running")
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def database_url() -> str:
+    return os.environ.get(DATABASE_VARIABLE, "").strip()
+
+
 def open_store(state_dir: str | Path) -> Store:
-    """The store of a state directory (one per directory and process)."""
-    return _open(str(Path(state_dir).expanduser().resolve()))
+    """The store of a state directory (one per directory and process): SQLite in it, or the PostgreSQL database
+    IT_SUPPORT_DATABASE_URL names (the directory then keeps only the local files: spool, exports, reserve)."""
+    return _open(str(Path(state_dir).expanduser().resolve()), database_url())
 
 
 @functools.lru_cache(maxsize=32)
-def _open(state_dir: str) -> Store:
+def _open(state_dir: str, url: str) -> Store:
+    if url:
+        return PostgresStore(url, Path(state_dir))
     return Store(Path(state_dir) / STORE_FILE)

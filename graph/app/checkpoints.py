@@ -9,14 +9,29 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from it_support_agent.tools.store import open_store
+from it_support_agent.tools.store import database_url, open_store
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
+SETUP_LOCK_KEY = 0x17_5A_90_02
 
 
 def open_checkpointer(state_dir: str | Path) -> BaseCheckpointSaver[str]:
     """The state directory's SQLite checkpointer (WAL, shared safely by the processes using that directory)."""
     open_store(state_dir)  # the agent's tables beside the checkpoints; refuses a state directory holding symlinks
+    url = database_url()
+    if url:  # several replicas share PostgreSQL: checkpoints there too
+        import psycopg
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from psycopg.rows import dict_row
+
+        shared = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
+        postgres = PostgresSaver(shared)  # its own lock serialises this process's threads on the connection
+        shared.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))  # replicas starting at once migrate once
+        try:
+            postgres.setup()
+        finally:
+            shared.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_KEY,))
+        return postgres
     path = Path(state_dir).expanduser() / CHECKPOINT_FILE
     connection = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
     connection.execute("PRAGMA journal_mode=WAL")
