@@ -114,6 +114,8 @@ class Store:
         links = symlinks_inside(path.parent)
         if links:
             raise StoreError(f"the state directory holds a symlink ({links[0]}); remove it, nothing is written through")
+        if not os.access(path.parent, os.W_OK) or os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            raise StoreError(f"the state directory {path.parent} is read-only: nothing can be recorded there")
         try:
             self._connection().executescript(_SCHEMA)  # idempotent; executescript commits on its own
         except sqlite3.Error as exc:

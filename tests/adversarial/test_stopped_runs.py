@@ -235,3 +235,19 @@ def test_two_approvals_given_at_once_restart_once_and_the_second_is_told_why(sta
     assert restarts(state_dir) == 1
     intents = [event for event in open_store(state_dir).audit_events(thread_id) if event["kind"] == "action_intent"]
     assert len(intents) == 1
+
+
+def test_a_read_only_state_directory_gives_one_line_and_the_ticket_on_stdout(small_disk: Path) -> None:
+    state_dir = small_disk / "state"
+    assert cli(state_dir, "run", "search-index-09 is failing").returncode == 0  # a store that worked before
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        done = cli(state_dir, "run", "payment-server-01 is extremely slow", "--json")
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "read-only" in errors[0] and "printed" in errors[0], done.stderr
+    ticket = json.loads(done.stdout)["ticket"]  # written nowhere, so it is on stdout for the caller to keep
+    assert ticket["incident"] == "payment-server-01 is extremely slow" and ticket["delivery"]["status"] == "failed"
+    assert restarts(state_dir) == 0  # nothing restarted on a store that cannot record it
