@@ -8,6 +8,7 @@ internet access: the page's little script is inline. Without a configured token 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import html
@@ -138,7 +139,7 @@ class Console:
             return f"incident {thread_id} is not waiting for an answer"
         context = self._context
         if snapshot.interrupts[0].value.get("type") == "choose_server":
-            context = Context(**{**context.__dict__, "interactive": "always"})
+            context = dataclasses.replace(context, interactive="always")  # the question was asked: take the answer
         audit.record(
             context.state_path, thread_id, "console_answer", by=by, **{k: str(v)[:200] for k, v in answer.items()}
         )

@@ -164,3 +164,24 @@ def test_the_console_command_serves_pages_and_takes_no_alerts(state_dir: Path, t
         with urllib.request.urlopen(f"{url}/console", timeout=10) as response:  # no token set: read-only
             assert "No incidents." in response.read().decode()
         assert post(f"{url}/alerts", json.dumps(alert("payment-server-01:9100", "HighCPU")).encode(), {}) == 404
+
+
+def test_a_which_server_question_from_the_cli_is_answered_in_the_console(state_dir: Path) -> None:
+    from it_support_agent.graph.app.checkpoints import open_checkpointer
+    from it_support_agent.graph.app.console import Console
+    from it_support_agent.graph.builder import compile_graph
+    from tests.integration.services import wait_until
+
+    app: Any = compile_graph(open_checkpointer(state_dir))
+    asking = Context(state_dir=str(state_dir), interactive="always")
+    config: Any = {"configurable": {"thread_id": "which-one"}}
+    app.invoke({"incident": "the indexer box stopped indexing"}, config, context=asking)
+    console = Console(Context(state_dir=str(state_dir)), app, TOKEN)
+    (row,) = console.incidents()
+    assert row["status"] == "asks which server" and "search-index-09" in row["request"]["candidates"]
+    assert "<select name='server'>" in console.rows_fragment()
+    assert console.answer("which-one", {"server_id": "search-index-09"}) == ""
+    wait_until(lambda: app.get_state(config).values.get("outcome"), 60, "the answered incident to finish")
+    values = app.get_state(config).values
+    assert values["server_id"] == "search-index-09" and values["outcome"] == "escalate"
+    assert console.answer("which-one", {"server_id": "x"}) == "incident which-one is not waiting for an answer"
