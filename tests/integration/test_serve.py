@@ -444,7 +444,8 @@ def test_serve_with_credentials_in_a_sink_url_warns_and_still_files_tickets(
         thread_id = answer["accepted"][0]["thread_id"]
         ticket = wait_until(lambda: read_outbox(state_dir / "tickets.jsonl")[0], 60, "the ticket in the outbox")
         assert ticket["thread_id"] == thread_id
-        spooled = json.loads((state_dir / "spool" / f"{ticket['id']}.json").read_text())
+        spool = state_dir / "spool" / f"{ticket['id']}.json"  # written after the outbox line: wait for it too
+        spooled = json.loads(wait_until(lambda: spool.read_text(), 60, "the spooled ticket"))
         assert spooled["pending_sinks"] == ["webhook"]
     text = log.read_text()
     assert "warning: webhook sink: IT_SUPPORT_WEBHOOK_URL must not embed credentials" in text
