@@ -290,6 +290,27 @@ class Store:
         rows = self._read("SELECT thread_id, created_at, server_id, outcome FROM agent_threads ORDER BY created_at")
         return [(str(a), float(b), c, d) for a, b, c, d in rows]
 
+    def finished_before(self, cutoff: float) -> list[str]:
+        """Threads that finished (an outcome recorded) and were created before `cutoff` (epoch seconds)."""
+        rows = self._read(
+            "SELECT thread_id FROM agent_threads WHERE created_at < ? AND outcome IS NOT NULL ORDER BY created_at",
+            (cutoff,),
+        )
+        return [str(row[0]) for row in rows]
+
+    def forget_threads(self, thread_ids: Sequence[str], audit: bool = False) -> None:
+        """Drop threads from the index and the intake (and their audit events when asked), in one transaction.
+
+        Tickets stay (they are the delivery dedup truth), and so do restart records (the policy's history)."""
+        with self._transaction() as connection:
+            for thread_id in thread_ids:
+                connection.execute("DELETE FROM agent_threads WHERE thread_id = ?", (thread_id,))
+                connection.execute(
+                    "DELETE FROM agent_intake WHERE thread_id = ? AND state IN ('done', 'cancelled')", (thread_id,)
+                )
+                if audit:
+                    connection.execute("DELETE FROM agent_audit WHERE thread_id = ?", (thread_id,))
+
     # --- the alert intake queue -----------------------------------------------------------------------------
 
     def enqueue(self, item: IntakeItem) -> tuple[str, str | None]:

@@ -331,6 +331,35 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Forget finished incidents older than --older-than days: their checkpoints, index and intake rows."""
+    from it_support_agent.tools.store import open_store
+
+    if not args.older_than > 0:
+        raise CliError("--older-than must be a positive number of days")
+    context = context_from_args(args, check_sinks=False)
+    store = open_store(context.state_path)
+    threads = store.finished_before(time.time() - args.older_than * 86400)
+    if threads and not args.dry_run:
+        checkpointer = _compiled(context).checkpointer
+        for thread_id in threads:
+            checkpointer.delete_thread(thread_id)
+        store.forget_threads(threads, audit=args.audit)
+        if args.vacuum and not os.environ.get("IT_SUPPORT_DATABASE_URL"):
+            from it_support_agent.graph.app.checkpoints import CHECKPOINT_FILE
+
+            with sqlite3.connect(str(Path(context.state_path) / CHECKPOINT_FILE)) as connection:
+                connection.execute("VACUUM")  # give the freed pages back to the file system
+    verb = "would forget" if args.dry_run else "forgot"
+    kept = "" if args.audit else "; their audit events and tickets are kept"
+    print(
+        json.dumps({"threads": threads, "dry_run": args.dry_run})
+        if args.json
+        else f"{verb} {len(threads)} finished incident(s) older than {args.older_than:g} days{kept}"
+    )
+    return EXIT_OK
+
+
 def cmd_flush(args: argparse.Namespace) -> int:
     from it_support_agent.tools.outbox import TicketDesk
 
@@ -408,6 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser.add_argument("thread_id", nargs="?")
     add_common_options(audit_parser)
     audit_parser.set_defaults(handler=cmd_audit)
+    prune = commands.add_parser("prune", help="forget finished incidents older than N days (checkpoints, index)")
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="age in days")
+    prune.add_argument("--audit", action="store_true", help="drop their audit events too (default: kept)")
+    prune.add_argument("--vacuum", action="store_true", help="then shrink checkpoints.sqlite (SQLite only)")
+    prune.add_argument("--dry-run", action="store_true", help="only list what would be forgotten")
+    add_common_options(prune)
+    prune.set_defaults(handler=cmd_prune)
     serve = commands.add_parser("serve", help="accept Alertmanager webhooks and run an incident per alert")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=9095, help="port to listen on (default 9095)")

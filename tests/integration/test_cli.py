@@ -251,3 +251,30 @@ def test_resume_without_fleet_continues_under_the_fleet_the_incident_was_decided
     done = cli(state_dir, "resume", waiting["thread_id"], "--approve", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["outcome"] == "restart"
+
+
+def test_prune_forgets_old_finished_incidents_and_keeps_their_audit_and_tickets(state_dir: Path) -> None:
+    import sqlite3
+
+    from it_support_agent.tools.store import open_store
+
+    old_ids = [run_json(state_dir, f"search-index-09 is failing, report {n}")[1]["thread_id"] for n in range(2)]
+    _, recent = run_json(state_dir, "search-index-09 is failing again")
+    database = state_dir / "checkpoints.sqlite"
+    with sqlite3.connect(database) as connection:  # two of them happened 40 days ago
+        connection.executemany(
+            "UPDATE agent_threads SET created_at = created_at - 40 * 86400 WHERE thread_id = ?", [(t,) for t in old_ids]
+        )
+    dry = cli(state_dir, "prune", "--older-than", "30", "--dry-run", "--json")
+    assert dry.returncode == 0 and sorted(json.loads(dry.stdout)["threads"]) == sorted(old_ids)
+    done = cli(state_dir, "prune", "--older-than", "30", "--vacuum")
+    assert done.returncode == 0 and done.stdout.startswith("forgot 2 finished incident(s) older than 30 days")
+    listed = cli(state_dir, "list").stdout
+    assert recent["thread_id"] in listed and not any(thread in listed for thread in old_ids)
+    with sqlite3.connect(database) as connection:
+        left = {row[0] for row in connection.execute("SELECT DISTINCT thread_id FROM checkpoints")}
+    assert left == {recent["thread_id"]}
+    store = open_store(state_dir)
+    assert all(list(store.audit_events(thread)) for thread in old_ids)  # the audit trail is kept
+    assert len([t for t in store.tickets() if t["thread_id"] in old_ids]) == 2
+    assert cli(state_dir, "prune", "--older-than", "0").returncode == 2
