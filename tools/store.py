@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS agent_tickets (
     exported INTEGER NOT NULL DEFAULT 0,
     ticket TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS agent_tickets_thread ON agent_tickets (thread_id);
 """
 
 
@@ -268,8 +269,13 @@ class Store:
         with self._transaction() as connection:
             connection.execute("UPDATE agent_tickets SET exported = 1 WHERE id = ?", (ticket_id,))
 
-    def tickets(self) -> list[dict[str, Any]]:
-        return [json.loads(ticket) for (ticket,) in self._read("SELECT ticket FROM agent_tickets ORDER BY created_at")]
+    def tickets(self, thread_id: str | None = None) -> list[dict[str, Any]]:
+        """Every ticket kept, or one thread's (an indexed lookup: no scan of the table)."""
+        if thread_id is None:
+            rows = self._read("SELECT ticket FROM agent_tickets ORDER BY created_at")
+        else:
+            rows = self._read("SELECT ticket FROM agent_tickets WHERE thread_id = ? ORDER BY created_at", (thread_id,))
+        return [json.loads(ticket) for (ticket,) in rows]
 
     # --- the index of incident threads ----------------------------------------------------------------------
 

@@ -324,9 +324,7 @@ class AlertIntake:
         """An alert resolved: the PagerDuty alert the agent's own ticket raised for it is resolved too."""
         if not os.environ.get("IT_SUPPORT_PAGERDUTY_ROUTING_KEY"):
             return
-        for ticket in self._store.tickets():
-            if ticket.get("thread_id") != thread_id:
-                continue
+        for ticket in self._store.tickets(thread_id):
             key = str(ticket.get("pagerduty_dedup_key") or ticket["id"])
             event = {"id": f"PD-resolve-{ticket['id']}", "kind": PAGERDUTY_EVENT, "event_action": "resolve"}
             delivery = TicketDesk(self._context.state_path).deliver({**event, "dedup_key": key, "thread_id": thread_id})

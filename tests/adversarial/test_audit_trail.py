@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from it_support_agent.tools.store import open_store
+from tests.integration.helpers import run_cli as cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("MODEL_NAME", "OPENAI_API_KEY")}
-    env["IT_SUPPORT_STATE_DIR"] = str(state_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "it_support_agent", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
-    )
 
 
 def test_no_restart_runs_when_the_audit_trail_cannot_be_written(state_dir: Path) -> None:

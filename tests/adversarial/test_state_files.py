@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from it_support_agent.tools.outbox import TicketDesk
 from it_support_agent.tools.statefile import locked_json
+from tests.integration.helpers import run_cli as cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("MODEL_NAME", "OPENAI_API_KEY")}
-    env["IT_SUPPORT_STATE_DIR"] = str(state_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "it_support_agent", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
-    )
 
 
 def test_every_file_and_folder_the_agent_makes_is_private(tmp_path: Path) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +42,17 @@ def require_binary(path: str | None, what: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message} (CI must install it: see .ci/run)")
     pytest.skip(message)
+
+
+def run_cli(state_dir: Path, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a child process on a state directory, without the developer's model settings."""
+    env = {key: value for key, value in os.environ.items() if key not in ("MODEL_NAME", "OPENAI_API_KEY")}
+    env["IT_SUPPORT_STATE_DIR"] = str(state_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "it_support_agent", *args],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
