@@ -169,6 +169,38 @@ def check_autonomy(autonomy: str) -> Verdict:
     return Verdict(True, "allowed", "local recoverable fault, no blocking evidence, within restart limits")
 
 
+UNCORROBORATED_RULES = frozenset({"no_recoverable_evidence", "unexplained_evidence"})
+"""Evidence rules a model-proposed restart may go past with an operator's approval: the code found nothing a
+restart cannot fix, only too little to call it recoverable. Blocking evidence, inventory and rates never yield."""
+
+
+def check_model_citations(blocking_lines: Sequence[str]) -> Verdict | None:
+    """Log lines the model cited as blocking a restart (already found verbatim in the evidence) veto it."""
+    if not blocking_lines:
+        return None
+    first = str(blocking_lines[0])[:200]
+    more = f" and {len(blocking_lines) - 1} more" if len(blocking_lines) > 1 else ""
+    return Verdict(False, "model_cited_blocker", f"the model cites a log line that blocks a restart: {first!r}{more}")
+
+
+def check_uncorroborated(autonomy: str, evidence: Verdict) -> Verdict:
+    """A restart the model proposed and the evidence does not corroborate: an operator decides, in any mode."""
+    if autonomy == "dry-run":
+        return Verdict(
+            False,
+            "dry_run",
+            f"dry-run mode: the model's restart is not corroborated ({evidence.reason}); it would "
+            "wait for an operator's approval",
+        )
+    return Verdict(
+        True,
+        "uncorroborated",
+        f"the model proposed this restart but the evidence does not corroborate it ({evidence.reason}); it waits "
+        "for an operator's approval",
+        requires_approval=True,
+    )
+
+
 def evaluate_restart(
     spec: ServerSpec | None,
     diagnosis: Mapping[str, Any],
@@ -176,10 +208,17 @@ def evaluate_restart(
     now: float,
     policy: RestartPolicy,
     autonomy: str,
+    *,
+    proposed_by_model: bool = False,
+    model_blocking_lines: Sequence[str] = (),
 ) -> Verdict:
-    """Every rule in order; the first that vetoes wins."""
-    return (
-        check_evidence(spec, diagnosis)
-        or check_rate(spec.server_id if spec else "", history, now, policy)
-        or check_autonomy(autonomy)
-    )
+    """Every rule in order; the first that vetoes wins. A restart an LLM proposed (`proposed_by_model`) that the
+    evidence rules cannot corroborate, though nothing in it blocks one, waits for an operator instead."""
+    server_id = spec.server_id if spec else ""
+    cited = check_model_citations(model_blocking_lines)
+    if cited is not None:
+        return cited
+    evidence = check_evidence(spec, diagnosis)
+    if evidence is not None and proposed_by_model and evidence.rule in UNCORROBORATED_RULES:
+        return check_rate(server_id, history, now, policy) or check_uncorroborated(autonomy, evidence)
+    return evidence or check_rate(server_id, history, now, policy) or check_autonomy(autonomy)

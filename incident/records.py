@@ -52,6 +52,12 @@ class DecisionRecord(TypedDict, total=False):
     by: str
     reason: str
     problem: str
+    hypothesis: str
+    """The model's own account of the cause (LLM mode), shown as the model's, never as a finding."""
+    blocking_lines: list[str]
+    """Log lines the model cites as blocking a restart, each found verbatim in the evidence; they veto one."""
+    uncited_lines: list[str]
+    """Lines the model cited that the evidence does not hold (ignored, reported)."""
 
 
 class VerdictRecord(TypedDict, total=False):

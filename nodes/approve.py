@@ -27,6 +27,9 @@ class ApprovalRequest(TypedDict):
     health: str
     finding: str
     evidence: list[str]
+    why_asked: str
+    """The policy's reason for asking (approve mode, or a model-proposed restart the evidence does not corroborate)."""
+    model_hypothesis: str
     answer_with: dict[str, str]
     # the LangGraph HumanInterrupt fields, so Agent Inbox and agent-chat-ui can show and answer it
     action_request: dict[str, Any]
@@ -84,6 +87,8 @@ def approve(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "health": health_figures(state.get("health")),
         "finding": f"{diagnosis.get('category', 'unknown')}: {diagnosis.get('reason', '')}",
         "evidence": list(diagnosis.get("evidence", []))[:8],
+        "why_asked": str(state.get("policy", {}).get("reason", "")),
+        "model_hypothesis": str(state.get("decision", {}).get("hypothesis", "")),
         "answer_with": {"decision": "approve | reject", "comment": "optional text for the ticket"},
         "action_request": {
             "action": "restart_service",
@@ -93,7 +98,9 @@ def approve(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "description": "",
     }
     request["description"] = (
-        f"Approve: {request['proposed_action']}?\n\nHealth: {request['health']}\n\nFinding: {request['finding']}\n\n"
+        f"Approve: {request['proposed_action']}?\n\nWhy you are asked: {request['why_asked']}\n\n"
+        f"Health: {request['health']}\n\nFinding: {request['finding']}\n\n"
+        + (f"Model's hypothesis (unverified): {request['model_hypothesis']}\n\n" if request["model_hypothesis"] else "")
         + "\n".join("- `" + line.replace("`", "'") + "`" for line in request["evidence"])  # code, never markup
         + "\n\nAccept restarts it; Respond rejects it with your text for the ticket; Ignore rejects it."
     )

@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.config import get_config
 
 from it_support_agent.incident.context import Context
+from it_support_agent.incident.records import DecisionRecord
 from it_support_agent.incident.state import IncidentState
 from it_support_agent.tools.infrastructure import Infrastructure, open_infrastructure
 from it_support_agent.tools.results import latest_tool_result
@@ -33,6 +34,11 @@ def gathered_evidence(state: IncidentState) -> tuple[dict[str, Any] | None, dict
     """The newest health and log tool results in the conversation (None for a tool never called)."""
     messages = state.get("messages", [])
     return latest_tool_result(messages, "get_server_health"), latest_tool_result(messages, "fetch_recent_logs")
+
+
+def proposed_by_model(decision: DecisionRecord) -> bool:
+    """The decision came from an LLM's tool call (not the offline triage model, not the agent itself)."""
+    return str(decision.get("by") or "").startswith("LLM ")
 
 
 def restart_key(incident_id: str, server_id: str) -> str:

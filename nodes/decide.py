@@ -1,10 +1,21 @@
-"""The decide node: the evidence is classified by code, then the model picks restart, escalate or close."""
+"""The decide node: the evidence is classified by code, then the model picks restart, escalate or close.
+
+The model sees what the agent saw: the health figures and the log lines the code classified are sent with the
+decide request, whoever read them. In LLM mode the answer may also carry the model's hypothesis of the cause and
+log lines it judges to block a restart; a cited line counts only when it is in the evidence verbatim, and then it
+vetoes a restart as code-made evidence does (the policy node applies it). The model can make a decision safer or
+clearer, never bolder: a restart it proposes that the code does not corroborate waits for an operator.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages.tool import ToolCall
 from langgraph.runtime import Runtime
 
 from it_support_agent.incident.context import Context
@@ -13,17 +24,42 @@ from it_support_agent.incident.diagnosis import assess_evidence as classify
 from it_support_agent.incident.policy import load_policy
 from it_support_agent.incident.records import DecisionAction, DecisionRecord
 from it_support_agent.incident.state import IncidentState
+from it_support_agent.incident.text import redact_lines
 from it_support_agent.nodes.common import current_thread_id, gathered_evidence, infrastructure
-from it_support_agent.nodes.model.chat_models import load_chat_model, model_label
-from it_support_agent.nodes.model.model_turn import take_turn
+from it_support_agent.nodes.model.chat_models import decide_format, is_offline, load_chat_model, model_label
+from it_support_agent.nodes.model.model_turn import model_seconds, take_turn
+from it_support_agent.nodes.model.prompt_budget import EVIDENCE_MESSAGE
+from it_support_agent.nodes.model.text_calls import arguments_fit, tool_schemas
 from it_support_agent.prompts import render
 from it_support_agent.tools import audit
 from it_support_agent.tools.backends.base import BackendError
 from it_support_agent.tools.incident_tools import DECISION_TOOLS
-from it_support_agent.tools.log_reduce import clean_line
+from it_support_agent.tools.log_reduce import clean_line, reduce_logs
 from it_support_agent.tools.results import evidence_in
 
 MAX_SUMMARY_CHARS = 2_000
+MAX_HYPOTHESIS_CHARS = 400
+MAX_CITED_LINES = 3
+MIN_CITATION_CHARS = 12
+"""A shorter cited text ("ERROR") matches too much to count as pointing at a line."""
+KEY_LINES = 12
+EVIDENCE_LINES = 30
+EVIDENCE_TOKENS = 800
+DECISION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        # the cause first: a small model reasons in the order it writes
+        "hypothesis": {"type": "string", "maxLength": 240},
+        "blocking_lines": {"type": "array", "items": {"type": "string", "maxLength": 240}, "maxItems": 3},
+        "decision": {"type": "string", "enum": ["restart_service", "escalate_to_engineer", "close_no_fault"]},
+        "server_id": {"type": "string", "maxLength": 120},
+        "summary": {"type": "string", "maxLength": 320},
+    },
+    "required": ["hypothesis", "blocking_lines", "decision", "server_id", "summary"],
+    "additionalProperties": False,
+}
+"""The decide answer in `json_schema` form: one object, bounded, so a constrained server ends it where it closes."""
+DECISION_FORMAT = {"type": "json_schema", "json_schema": {"name": "decision", "schema": DECISION_SCHEMA}}
 _ACTIONS: dict[str, DecisionAction] = {
     "restart_service": "restart",
     "escalate_to_engineer": "escalate",
@@ -48,7 +84,8 @@ def decide(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     if state.get("model_error"):
         update["decision"] = _escalation(f"model unavailable: {state['model_error']}")
     else:
-        update.update(_ask_model(state, context, finding))
+        asked = _ask_model(state, context, finding, health, lines, notes)
+        update.update(asked, notes=[*notes, *asked.get("notes", [])])
     decision = update["decision"]
     audit.record(
         context.state_path,
@@ -63,22 +100,65 @@ def decide(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     return update
 
 
-def _ask_model(state: IncidentState, context: Context, finding: Diagnosis) -> dict[str, Any]:
-    """One model turn with the decision tools offered and a tool call required; its decision and usage."""
-    system = render("decide", policy=render("policy"), server_id=state.get("server_id"), finding=_reading(finding))
+def _ask_model(
+    state: IncidentState,
+    context: Context,
+    finding: Diagnosis,
+    health: dict[str, Any] | None,
+    lines: list[str],
+    notes: list[str],
+) -> dict[str, Any]:
+    """One model turn asking for exactly one decision, with the evidence attached; its decision and usage."""
+    try:
+        json_form = not is_offline(context.model) and decide_format() == "json_schema"
+    except ValueError as exc:
+        return {"decision": _escalation(f"model unavailable: {exc}")}
+    server_id = state.get("server_id")
+    system = render(
+        "decide",
+        policy=render("policy"),
+        server_id=server_id,
+        finding=_reading(finding),
+        answer=(
+            'Reply with one JSON object and nothing else: {"hypothesis": ..., "blocking_lines": [...], "decision": '
+            f'"restart_service" | "escalate_to_engineer" | "close_no_fault", "server_id": "{server_id}", '
+            '"summary": ...}.'
+        )
+        if json_form
+        else (
+            f'Reply with exactly one tool call and no other text: restart_service(server_id="{server_id}"), '
+            "escalate_to_engineer(summary=...) or close_no_fault(reason=...)."
+        ),
+    )
+    agent_read_logs = any(note.startswith("logs re") for note in notes)  # "logs read/re-read by the agent"
+    messages = [*state.get("messages", []), evidence_message(health, lines, finding, agent_read_logs)]
     turn = take_turn(
         "decide",
-        lambda: load_chat_model(context).bind_tools(DECISION_TOOLS, tool_choice="any"),
+        (lambda time_left: load_chat_model(context, "decide", time_left).bind(response_format=DECISION_FORMAT))
+        if json_form
+        else (
+            lambda time_left: load_chat_model(context, "decide", time_left).bind_tools(
+                DECISION_TOOLS, tool_choice="any"
+            )
+        ),
         system,
-        state.get("messages", []),
-        DECISION_TOOLS,
+        messages,
+        [] if json_form else DECISION_TOOLS,
+        model_seconds(state.get("usage")),
     )
     if turn.response is None:
         return {"usage": turn.usage, "decision": _escalation(f"model unavailable: {turn.error}")}
-    response = turn.response
+    response = schema_answer_as_call(turn.response) if json_form else turn.response
+    decision = read_decision(response, state.get("server_id"), context, lines)
+    notes = [turn.note] if turn.note else []
+    if decision.get("uncited_lines"):
+        notes.append(
+            f"the model cited {len(decision['uncited_lines'])} line(s) that are not in the evidence; they were ignored"
+        )
     return {
         "usage": turn.usage,
-        "decision": read_decision(response, state.get("server_id"), context),
+        "decision": decision,
+        "notes": [note for note in notes if note not in state.get("notes", [])],
         "messages": [
             response,
             *[
@@ -89,8 +169,64 @@ def _ask_model(state: IncidentState, context: Context, finding: Diagnosis) -> di
     }
 
 
-def read_decision(response: AIMessage, server_id: str | None, context: Context) -> DecisionRecord:
-    """Turn the model's tool calls into a decision; anything irregular becomes an escalation saying why."""
+def evidence_message(
+    health: dict[str, Any] | None, lines: Sequence[str], finding: Diagnosis, with_digest: bool = True
+) -> HumanMessage:
+    """The evidence the decision rests on, as data: health and the log lines that matter most, whoever read them.
+
+    The lines the code's finding quotes come first, then, `with_digest` (the model has not seen the logs the
+    agent classified), a digest of the rest (repeats collapsed, errors first)."""
+    read = shown_lines(lines)
+    logged = set(read)  # the finding also quotes health figures ("cpu_percent=98.5 (>= 90)"): not log lines
+    chosen: list[str] = []
+    for line in shown_lines([*finding.supporting, *finding.against, *finding.unexplained, *finding.evidence]):
+        if line in logged and line not in chosen and len(chosen) < KEY_LINES:
+            chosen.append(line)
+    digest = reduce_logs(read, budget_tokens=EVIDENCE_TOKENS)["shown_lines"] if with_digest else []
+    for line in digest:
+        if line not in chosen and len(chosen) < EVIDENCE_LINES:
+            chosen.append(line)
+    document = {
+        "evidence_read_by_the_agent": {
+            "health": health if health else "unavailable",
+            "log_lines_read": len(lines),
+            "log_lines": chosen,
+        }
+    }
+    return HumanMessage(content=json.dumps(document, ensure_ascii=False), name=EVIDENCE_MESSAGE)
+
+
+def schema_answer_as_call(response: AIMessage) -> AIMessage:
+    """A `json_schema` answer made the decision tool call it names (routing stays on tool calls); an answer
+    that is not one such object is left without a call, which escalates."""
+    try:
+        answer = json.loads(str(response.content)) if isinstance(response.content, str) else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or set(answer) != set(DECISION_SCHEMA["required"]):
+        return response
+    tool = answer.get("decision")
+    extra = {"hypothesis": answer.get("hypothesis"), "blocking_lines": answer.get("blocking_lines")}
+    arguments: dict[str, Any]
+    if tool == "restart_service":
+        arguments = {"server_id": answer.get("server_id"), **extra}
+    elif tool == "escalate_to_engineer":
+        arguments = {"summary": answer.get("summary"), **extra}
+    elif tool == "close_no_fault":
+        arguments = {"reason": answer.get("summary"), **extra}
+    else:
+        return response
+    if not arguments_fit(arguments, tool_schemas(DECISION_TOOLS)[str(tool)]):
+        return response
+    call = ToolCall(name=str(tool), args=arguments, id=f"call_schema_{response.id or 'decide'}"[:64], type="tool_call")
+    return response.model_copy(update={"tool_calls": [call]})
+
+
+def read_decision(
+    response: AIMessage, server_id: str | None, context: Context, evidence: Sequence[str] = ()
+) -> DecisionRecord:
+    """Turn the model's tool calls into a decision; anything irregular becomes an escalation saying why. The
+    model's hypothesis and the lines it cites as blocking a restart (checked against `evidence`) ride along."""
     calls = response.tool_calls
     if response.response_metadata.get("finish_reason") == "length":
         # checked first: a streamed answer's arguments are parsed leniently, so a cut-off call can look complete
@@ -109,6 +245,7 @@ def read_decision(response: AIMessage, server_id: str | None, context: Context) 
     call = calls[0]
     action = _ACTIONS[call["name"]]
     args = call.get("args") or {}
+    second = second_reading(args, evidence) if not is_offline(context.model) else {}
     if action == "restart":
         requested = args.get("server_id")
         if not isinstance(requested, str) or _resolve(requested, context) != server_id or server_id is None:
@@ -120,6 +257,7 @@ def read_decision(response: AIMessage, server_id: str | None, context: Context) 
             "tool": call["name"],
             "by": model_label(context),
             "reason": "the model chose a restart",
+            **second,
         }
     text_field = "summary" if action == "escalate" else "reason"
     text = args.get(text_field)
@@ -130,7 +268,57 @@ def read_decision(response: AIMessage, server_id: str | None, context: Context) 
         "tool": call["name"],
         "by": model_label(context),
         "reason": text or ("the model escalated" if action == "escalate" else "the model found no fault"),
+        **second,
     }
+
+
+def second_reading(args: dict[str, Any], evidence: Sequence[str]) -> DecisionRecord:
+    """The model's hypothesis and its cited blocking lines, split into those found verbatim in the evidence and
+    those not found (a model may misquote or invent a line: only a line that is there can veto)."""
+    record: DecisionRecord = {}
+    hypothesis = args.get("hypothesis")
+    if isinstance(hypothesis, str) and clean_line(hypothesis):
+        record["hypothesis"] = clean_line(hypothesis)[:MAX_HYPOTHESIS_CHARS]
+    cited = args.get("blocking_lines")
+    found: list[str] = []
+    missing: list[str] = []
+    for text in cited[:MAX_CITED_LINES] if isinstance(cited, list) else []:
+        if not isinstance(text, str) or not text.strip():
+            continue
+        line = cited_line(text, evidence)
+        if line is not None:
+            if line not in found:
+                found.append(line)
+        else:
+            missing.append(clean_line(text)[:200])
+    if found:
+        record["blocking_lines"] = found
+    if missing:
+        record["uncited_lines"] = missing
+    return record
+
+
+_SPACE = re.compile(r"\s+")
+_QUOTES = "\"'`> -*"
+_REPEATED = re.compile(r"\s*\[repeated \d+x\]$")
+
+
+def cited_line(text: str, evidence: Sequence[str]) -> str | None:
+    """The evidence line a citation quotes verbatim (white space aside; the whole line or at least
+    MIN_CITATION_CHARS of it), or None."""
+    quoted = _SPACE.sub(" ", text).strip().strip(_QUOTES).strip()
+    quoted = _REPEATED.sub("", quoted)  # the digest's repeat count is not log text
+    if len(quoted) < MIN_CITATION_CHARS:
+        return None
+    for line in shown_lines(evidence):
+        if quoted in _SPACE.sub(" ", line):
+            return line
+    return None
+
+
+def shown_lines(lines: Sequence[str]) -> list[str]:
+    """Log lines as the model may be shown them: secrets redacted, control bytes replaced, length bounded."""
+    return [clean_line(line) for line in redact_lines(list(lines))]
 
 
 def _reading(finding: Diagnosis) -> str:

@@ -12,6 +12,7 @@ from langchain_core.messages import ToolMessage
 from langgraph.runtime import Runtime
 
 from it_support_agent.incident.context import Context
+from it_support_agent.incident.records import DecisionRecord
 from it_support_agent.incident.state import IncidentState
 from it_support_agent.incident.text import redact_value, strip_controls
 from it_support_agent.nodes.common import current_thread_id, health_figures, restart_key
@@ -62,6 +63,22 @@ def tool_errors(state: IncidentState) -> list[str]:
             if line not in errors:
                 errors.append(line)
     return errors[:5]
+
+
+def model_reading(decision: DecisionRecord) -> dict[str, Any]:
+    """The LLM's own reading for the ticket, marked as the model's: its hypothesis of the cause is not verified by
+    the agent; each line it cited as blocking a restart was found verbatim in the evidence."""
+    reading: dict[str, Any] = {}
+    if decision.get("hypothesis"):
+        reading["hypothesis"] = decision["hypothesis"]
+    if decision.get("blocking_lines"):
+        reading["blocking_lines"] = list(decision["blocking_lines"])
+    if decision.get("uncited_lines"):
+        reading["cited_but_not_in_the_evidence"] = list(decision["uncited_lines"])
+    if not reading:
+        return {}
+    note = "the model's reading, not a finding: the hypothesis is unverified; blocking lines are quoted from the logs"
+    return {"model_reading": {"by": decision.get("by"), "note": note, **reading}}
 
 
 def new_ticket(
@@ -146,6 +163,7 @@ def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
             "against_finding": list(diagnosis.get("against", [])),
             "not_explained_by_finding": list(diagnosis.get("unexplained", [])),
             "tool_errors": tool_errors(state),
+            **model_reading(decision),
         },
         actions_taken=[action for action in state.get("actions", []) if action.get("action") != "escalate"],
         restart=state.get("restart"),

@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.policy import Verdict, evaluate_restart, load_policy, operator_forbids_restart
 from it_support_agent.incident.state import IncidentState
-from it_support_agent.nodes.common import current_thread_id, infrastructure
+from it_support_agent.nodes.common import current_thread_id, infrastructure, proposed_by_model
 from it_support_agent.tools import audit
 from it_support_agent.tools.ledger import RestartLedger
 from it_support_agent.tools.store import StoreError
@@ -39,7 +39,14 @@ def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, A
             verdict = Verdict(False, "ledger_unreadable", str(exc))
         else:
             verdict = evaluate_restart(
-                spec, diagnosis, history, time.time(), load_policy(context.policy_file), context.autonomy
+                spec,
+                diagnosis,
+                history,
+                time.time(),
+                load_policy(context.policy_file),
+                context.autonomy,
+                proposed_by_model=proposed_by_model(decision),
+                model_blocking_lines=decision.get("blocking_lines") or [],
             )
     audit.record(
         context.state_path,

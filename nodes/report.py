@@ -61,6 +61,11 @@ def build_report(state: IncidentState, model: str) -> str:
         lines.append("Action: none. No fault found; no restart and no ticket.")
     elif outcome == "restart":
         lines.append("The incident is resolved by the restart; no ticket filed.")
+    decision = state.get("decision", {})
+    if decision.get("hypothesis"):
+        lines.append(f"Model's hypothesis ({decision.get('by')}, unverified): {decision['hypothesis']}")
+    for quoted in list(decision.get("blocking_lines", []))[:MAX_QUOTED_LINES]:
+        lines.append(f"  the model cites as blocking a restart > {quoted}")
     for note in state.get("notes", []):
         lines.append(f"Note: {note}")
     lines.append(f"Decided by: {model}.")

@@ -18,6 +18,7 @@ from it_support_agent.nodes.common import (
     health_figures,
     infrastructure,
     pagerduty_event,
+    proposed_by_model,
     restart_key,
 )
 from it_support_agent.tools import audit
@@ -36,14 +37,16 @@ def _mandate_problem(state: IncidentState, context: Context) -> str:
         return "the policy did not allow a restart"
     if context.autonomy == "dry-run":
         return "dry-run mode never restarts"
-    approval = state.get("approval") or {}
-    if context.autonomy == "approve" and (
-        approval.get("decision") != "approve" or approval.get("server_id") != server_id
-    ):
+    if (context.autonomy == "approve" or state.get("policy", {}).get("requires_approval")) and not _approved(state):
         return "no operator approval for this server"
     if state.get("settings") and state.get("settings") != context.settings():
         return "the configuration (fleet, state directory or policy) changed since the decision"
     return ""
+
+
+def _approved(state: IncidentState) -> bool:
+    approval = state.get("approval") or {}
+    return approval.get("decision") == "approve" and approval.get("server_id") == state.get("server_id")
 
 
 def _fresh_evidence(infra: Infrastructure, server_id: str, lines: int) -> tuple[dict[str, Any] | None, list[str]]:
@@ -84,8 +87,22 @@ def restart(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     fresh = assess_evidence(health, logs, policy.incident_window_s, spec.service).to_dict()
     key = restart_key(state.get("incident_id") or thread_id, server_id)
 
+    decision = state.get("decision", {})
+
     def still_allowed(history: Sequence[Mapping[str, Any]], now: float) -> Verdict | None:
-        verdict = evaluate_restart(spec, fresh, history, now, policy, context.autonomy)
+        verdict = evaluate_restart(
+            spec,
+            fresh,
+            history,
+            now,
+            policy,
+            context.autonomy,
+            proposed_by_model=proposed_by_model(decision),
+            model_blocking_lines=decision.get("blocking_lines") or [],
+        )
+        if verdict.allowed and verdict.requires_approval and not _approved(state):
+            # the evidence changed while nobody was asked: what was corroborated now needs a person
+            return Verdict(False, "approval_required", f"{verdict.reason}; no operator approved it")
         return None if verdict.allowed else verdict
 
     try:

@@ -117,8 +117,8 @@ def scripted_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Script
 
     def install(script: Script) -> ScriptedModel:
         model = ScriptedModel(script=script, calls=[])
-        monkeypatch.setattr("it_support_agent.nodes.diagnose.load_chat_model", lambda context: model)
-        monkeypatch.setattr("it_support_agent.nodes.decide.load_chat_model", lambda context: model)
+        monkeypatch.setattr("it_support_agent.nodes.diagnose.load_chat_model", lambda context, *_: model)
+        monkeypatch.setattr("it_support_agent.nodes.decide.load_chat_model", lambda context, *_: model)
         return model
 
     yield install

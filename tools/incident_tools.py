@@ -101,21 +101,26 @@ def fetch_recent_logs(
     return _audited(runtime, arguments, full, started, shown=shown)
 
 
+# Every decision tool takes the model's reading as two optional arguments: `hypothesis`, the likely cause in one
+# sentence, and `blocking_lines`, log lines copied verbatim that speak against a restart (a cited line found in the
+# evidence vetoes a restart). The tools only record the call: the graph routes on it.
+
+
 @tool
-def restart_service(server_id: str) -> str:
+def restart_service(server_id: str, hypothesis: str = "", blocking_lines: list[str] | None = None) -> str:
     """Restart the service of the incident's server. Only for a local recoverable fault (CPU or memory
     saturation, hung process, OOM) with no sign of a deeper cause; a safety policy checks it before it runs."""
     return "restart requested"
 
 
 @tool
-def escalate_to_engineer(summary: str) -> str:
+def escalate_to_engineer(summary: str, hypothesis: str = "", blocking_lines: list[str] | None = None) -> str:
     """Escalate the incident to a human engineer with a short evidence-backed summary of what was found."""
     return "escalation requested"
 
 
 @tool
-def close_no_fault(reason: str) -> str:
+def close_no_fault(reason: str, hypothesis: str = "", blocking_lines: list[str] | None = None) -> str:
     """Close the incident with no action because health is normal and the logs show no fault."""
     return "close requested"
 

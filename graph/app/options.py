@@ -34,7 +34,14 @@ def context_from_args(args: argparse.Namespace, *, check_sinks: bool = True) -> 
     in the spool for that sink. Commands that only read incidents (list, show, audit) do not check sinks."""
     from it_support_agent.incident.fleet import FleetError
     from it_support_agent.incident.policy import PolicyFileError, load_policy
-    from it_support_agent.nodes.model.chat_models import ModelConfigError, is_offline, load_chat_model
+    from it_support_agent.nodes.model.chat_models import (
+        ModelConfigError,
+        decide_format,
+        is_offline,
+        load_chat_model,
+        model_budget_s,
+        parallel_tool_calls,
+    )
     from it_support_agent.tools.infrastructure import open_infrastructure
     from it_support_agent.tools.sinks import sink_problems
 
@@ -53,6 +60,9 @@ def context_from_args(args: argparse.Namespace, *, check_sinks: bool = True) -> 
         load_policy(context.policy_file)
         if not is_offline(context.model):
             load_chat_model(context)
+            decide_format()
+            model_budget_s()
+            parallel_tool_calls()
     except (FleetError, PolicyFileError, ModelConfigError) as exc:
         raise CliError(str(exc)) from None
     for problem in sink_problems() if check_sinks else []:

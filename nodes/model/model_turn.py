@@ -12,7 +12,9 @@ from langchain_core.runnables import Runnable
 
 from it_support_agent.incident.text import known_secrets, redact
 from it_support_agent.incident.usage import Usage, call_usage
+from it_support_agent.nodes.model.chat_models import model_budget_s
 from it_support_agent.nodes.model.prompt_budget import MESSAGE_OVERHEAD_TOKENS, fit_prompt, message_tokens
+from it_support_agent.nodes.model.text_calls import with_text_call
 
 MAX_ERROR_CHARS = 200
 
@@ -25,21 +27,41 @@ class Turn:
     usage: Usage
     error: str
     prompt_cut: bool
+    note: str = ""
+    """Something the reply needed to be usable, said in the report (a call written as text)."""
+
+
+def model_seconds(usage: Usage | None) -> float:
+    """Model time an incident has spent so far, from its usage figures."""
+    return float((usage or {}).get("latency_ms", 0.0)) / 1000.0
 
 
 def take_turn(
     node: str,
-    bind: Callable[[], Runnable[Any, Any]],
+    bind: Callable[[float | None], Runnable[Any, Any]],
     system: str,
     messages: Sequence[BaseMessage],
     tools: Sequence[Any],
+    spent_s: float = 0.0,
 ) -> Turn:
-    """Load and call the model once; any failure (configuration, timeout, retries exhausted) is returned, not
-    raised, so the node can escalate with what it has."""
+    """Load and call the model once; any failure (configuration, timeout, retries exhausted, the incident's model
+    time budget spent) is returned, not raised, so the node can escalate with what it has.
+
+    `bind` gets the seconds left of the budget (None: no budget) and gives the runnable to call; `spent_s` is the
+    model time the incident has already spent. A call written as text is read as that call when it is exactly one
+    call of the offered `tools`."""
     prompt = fit_prompt(system, messages, tools)
+    try:
+        budget = model_budget_s()
+    except ValueError as exc:
+        return Turn(None, call_usage(node, None, 0, 0, 0.0), describe_failure(exc), prompt.cut)
+    time_left = budget - spent_s if budget else None
+    if time_left is not None and time_left <= 0:
+        reason = f"the incident's model time budget is spent ({spent_s:.0f} s of {budget:.0f} s)"
+        return Turn(None, {}, reason, prompt.cut)  # no call made: nothing to count
     started = time.perf_counter()
     try:
-        response = bind().invoke([SystemMessage(content=system), *prompt.messages])
+        response = bind(time_left).invoke([SystemMessage(content=system), *prompt.messages])
     except Exception as exc:  # noqa: BLE001 - every model failure is handled the same way: escalate
         usage = call_usage(node, None, prompt.estimated_tokens, 0, time.perf_counter() - started)
         return Turn(None, usage, describe_failure(exc), prompt.cut)
@@ -51,7 +73,8 @@ def take_turn(
         response.content = redact(response.content, known_secrets())
     completion = max(0, message_tokens(response) - MESSAGE_OVERHEAD_TOKENS)
     usage = call_usage(node, response, prompt.estimated_tokens, completion, elapsed)
-    return Turn(response, usage, "", prompt.cut)
+    response, note = with_text_call(response, tools)
+    return Turn(response, usage, "", prompt.cut, note)
 
 
 def describe_failure(exc: BaseException) -> str:

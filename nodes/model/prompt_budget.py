@@ -50,7 +50,8 @@ def tool_schema_tokens(tools: Sequence[Any]) -> int:
 def message_tokens(message: BaseMessage) -> int:
     """Estimated size of one message as the model receives it (text plus any tool calls)."""
     content = message.content
-    text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    # as sent: JSON-escaped, so text full of quotes, backslashes or control bytes is not underestimated
+    text = json.dumps(content, ensure_ascii=False)
     calls = ""
     if isinstance(message, AIMessage) and message.tool_calls:
         calls = json.dumps(
@@ -145,7 +146,11 @@ def _stubs(calls: Sequence[ToolCall]) -> list[ToolMessage]:
 def _fit_message(message: BaseMessage) -> BaseMessage:
     if not isinstance(message.content, str):
         return message
-    if isinstance(message, HumanMessage) and len(message.content) > MAX_BRIEF_CHARS:
+    if (
+        isinstance(message, HumanMessage)
+        and len(message.content) > MAX_BRIEF_CHARS
+        and message.name != EVIDENCE_MESSAGE
+    ):
         return message.model_copy(update={"content": _fit_brief(message.content)})
     if isinstance(message, AIMessage) and len(message.content) > MAX_MODEL_TEXT_CHARS:
         return message.model_copy(update={"content": message.content[:MAX_MODEL_TEXT_CHARS] + CUT_MARK})
@@ -176,12 +181,28 @@ def _succeeded(message: ToolMessage) -> bool:
     return isinstance(message.content, str) and '"status": "success"' in message.content
 
 
+EVIDENCE_MESSAGE = "decide_evidence"
+"""The name of the message carrying the decide step's evidence: JSON whose log line list may be halved."""
+
+
 def _cuttable(message: BaseMessage) -> bool:
+    if message.name == EVIDENCE_MESSAGE:
+        return len(_evidence_lines(message)) > 1
     return (
         isinstance(message.content, str)
         and len(message.content) > MIN_CUT_CHARS
         and not (isinstance(message, HumanMessage) and message.content.startswith("{"))
     )
+
+
+def _evidence_lines(message: BaseMessage) -> list[Any]:
+    try:
+        document = json.loads(message.content) if isinstance(message.content, str) else None
+    except json.JSONDecodeError:
+        return []
+    inner = document.get("evidence_read_by_the_agent") if isinstance(document, dict) else None
+    lines = inner.get("log_lines") if isinstance(inner, dict) else None
+    return lines if isinstance(lines, list) else []
 
 
 def _brief_incident(message: BaseMessage) -> tuple[dict[str, Any], str] | None:
@@ -215,5 +236,11 @@ def _halve_brief(message: BaseMessage) -> BaseMessage:
 
 
 def _halve(message: BaseMessage) -> BaseMessage:
+    if message.name == EVIDENCE_MESSAGE:  # the first lines are the ones the finding quotes: keep those
+        document = json.loads(str(message.content))
+        lines = document["evidence_read_by_the_agent"]["log_lines"]
+        document["evidence_read_by_the_agent"]["log_lines"] = lines[: len(lines) // 2]
+        document["evidence_read_by_the_agent"]["log_lines_cut"] = True
+        return message.model_copy(update={"content": json.dumps(document, ensure_ascii=False)})
     text = message.content if isinstance(message.content, str) else ""
     return message.model_copy(update={"content": text[: len(text) // 2] + CUT_MARK})

@@ -6,7 +6,14 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from it_support_agent.incident.context import Context
-from it_support_agent.nodes.model.chat_models import ModelConfigError, load_chat_model, model_label
+from it_support_agent.nodes.model.chat_models import (
+    ModelConfigError,
+    decide_format,
+    load_chat_model,
+    model_budget_s,
+    model_label,
+    parallel_tool_calls,
+)
 from it_support_agent.nodes.model.triage_model import OfflineTriageModel
 
 SETTINGS = ("OPENAI_MAX_RETRIES", "OPENAI_TIMEOUT_S", "OPENAI_MAX_TOKENS", "OPENAI_STREAMING", "OPENAI_STREAM_USAGE")
@@ -38,8 +45,35 @@ def test_chat_openai_is_bounded_and_speaks_chat_completions(monkeypatch: pytest.
     assert isinstance(model, ChatOpenAI)
     assert (model.model_name, model.max_retries, model.request_timeout) == ("qwen2.5:7b", 1, 2.5)
     assert model.use_responses_api is False and model.temperature == 0
-    assert model.max_tokens == 4_096 and model.stream_usage is True
+    assert model.max_tokens == 512 and model.stream_usage is True
     assert "streaming" not in model.model_fields_set  # streams only when the caller streams
+
+
+def test_each_step_has_its_own_completion_cap_and_one_setting_overrides_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    context = Context(model="qwen2.5:7b")
+    caps = [getattr(load_chat_model(context, step), "max_tokens", None) for step in ("diagnose", "decide")]
+    assert caps == [384, 512]
+    monkeypatch.setenv("OPENAI_MAX_TOKENS", "100")
+    assert [getattr(load_chat_model(context, step), "max_tokens", None) for step in ("diagnose", "decide")] == [
+        100,
+        100,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("time_left", "timeout", "retries"),
+    [(None, 60.0, 3), (500.0, 60.0, 3), (130.0, 60.0, 1), (45.0, 45.0, 0), (5.0, 5.0, 0)],
+)
+def test_what_is_left_of_the_time_budget_bounds_the_timeout_and_the_retries(
+    monkeypatch: pytest.MonkeyPatch, time_left: float | None, timeout: float, retries: int
+) -> None:
+    """Attempts times their timeout never add up to more than the time left (60 s and 3 retries configured)."""
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    model = load_chat_model(Context(model="qwen2.5:7b"), "decide", time_left)
+    assert (model.request_timeout, model.max_retries) == (timeout, retries)  # type: ignore[attr-defined]
+    if time_left is not None:
+        assert timeout * (retries + 1) <= time_left
 
 
 def test_missing_key_names_the_variable() -> None:
@@ -54,6 +88,9 @@ def test_missing_key_names_the_variable() -> None:
         ("OPENAI_TIMEOUT_S", "-1"),
         ("OPENAI_MAX_RETRIES", "1.5"),
         ("OPENAI_STREAMING", "maybe"),
+        ("OPENAI_DECIDE_FORMAT", "xml"),
+        ("IT_SUPPORT_MODEL_BUDGET_S", "soon"),
+        ("OPENAI_PARALLEL_TOOL_CALLS", "sometimes"),
     ],
 )
 def test_bad_settings_are_errors_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -61,3 +98,6 @@ def test_bad_settings_are_errors_naming_the_variable(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(name, value)
     with pytest.raises(ModelConfigError, match=name):
         load_chat_model(Context(model="gpt-4o"))
+        decide_format()
+        model_budget_s()
+        parallel_tool_calls()
