@@ -111,7 +111,7 @@ def test_the_json_schema_form_asks_for_one_bounded_object_and_routes_on_it(
             return first
         server = brief(request).get("server_id") or ""
         restart = server.startswith("payment")
-        answer = {
+        answer: dict[str, Any] = {
             "hypothesis": "a worker deadlock" if restart else "the search backend refuses connections",
             "blocking_lines": [],
             "decision": "restart_service" if restart else "escalate_to_engineer",
