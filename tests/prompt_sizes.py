@@ -118,6 +118,7 @@ def openai_environment(base_url: str, **extra: str) -> Iterator[None]:
         "MODEL_NAME": MODEL,
         "OPENAI_MAX_RETRIES": "2",
         "OPENAI_TIMEOUT_S": "5",
+        "OPENAI_DECIDE_FORMAT": "tools",  # the fake server plays OpenAI's own API: native tool calls
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
         **extra,
@@ -126,6 +127,8 @@ def openai_environment(base_url: str, **extra: str) -> Iterator[None]:
         "OPENAI_STREAMING",
         "OPENAI_STREAM_USAGE",
         "OPENAI_MAX_TOKENS",
+        "OPENAI_PARALLEL_TOOL_CALLS",
+        "IT_SUPPORT_MODEL_BUDGET_S",
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "ALL_PROXY",

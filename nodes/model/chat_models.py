@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
 
@@ -91,11 +92,21 @@ def decide_format() -> str:
     """How the decide step asks for its answer (OPENAI_DECIDE_FORMAT): `tools`, the decision tools with a call
     required (OpenAI's native form), or `json_schema`, one JSON object constrained by a schema through
     `response_format` (OpenAI, vLLM, Ollama and llama.cpp's server; a small local model keeps to it, and its
-    answer ends when the object does)."""
-    raw = os.environ.get("OPENAI_DECIDE_FORMAT", "").strip().lower() or "tools"
+    answer ends when the object does). Either way the answer becomes one decision tool call."""
+    raw = os.environ.get("OPENAI_DECIDE_FORMAT", "").strip().lower() or default_decide_format()
     if raw not in DECIDE_FORMATS:
         raise ModelConfigError(f"OPENAI_DECIDE_FORMAT must be one of {', '.join(DECIDE_FORMATS)}, not {raw!r}")
     return raw
+
+
+def default_decide_format() -> str:
+    """`json_schema` for a self-hosted server (OPENAI_BASE_URL set to anything but OpenAI's own API), `tools` for
+    OpenAI: with a call required, llama.cpp's server lets a small model write text first and withholds the end of
+    the answer until a call appears, so the answer runs to the completion cap; a schema-constrained one cannot."""
+    base_url = os.environ.get("OPENAI_BASE_URL", "").strip()
+    if not base_url or (urlsplit(base_url).hostname or "").endswith("api.openai.com"):
+        return "tools"
+    return "json_schema"
 
 
 def parallel_tool_calls() -> bool:

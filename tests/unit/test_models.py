@@ -101,3 +101,22 @@ def test_bad_settings_are_errors_naming_the_variable(monkeypatch: pytest.MonkeyP
         decide_format()
         model_budget_s()
         parallel_tool_calls()
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("", "tools"),
+        ("https://api.openai.com/v1", "tools"),
+        ("http://127.0.0.1:8080/v1", "json_schema"),
+        ("http://ollama.internal:11434/v1", "json_schema"),
+    ],
+)
+def test_the_decide_form_defaults_to_a_schema_on_self_hosted_servers(
+    monkeypatch: pytest.MonkeyPatch, base_url: str, expected: str
+) -> None:
+    monkeypatch.delenv("OPENAI_DECIDE_FORMAT", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+    assert decide_format() == expected
+    monkeypatch.setenv("OPENAI_DECIDE_FORMAT", "tools")
+    assert decide_format() == "tools"
