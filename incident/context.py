@@ -12,6 +12,8 @@ Autonomy = Literal["auto", "approve", "dry-run"]
 Interactive = Literal["auto", "always", "never"]
 INTERACTIVE_MODES: tuple[Interactive, ...] = ("auto", "always", "never")
 AUTONOMY_MODES: tuple[Autonomy, ...] = ("auto", "approve", "dry-run")
+Deliveries = Literal["now", "background"]
+DELIVERY_MODES: tuple[Deliveries, ...] = ("now", "background")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_FLEET = PROJECT_ROOT / "scenarios" / "demo-fleet.yaml"
 
@@ -64,6 +66,11 @@ class Context:
     log_budget_tokens: int = field(default=1_200)
     """Token budget for the log digest a model sees (estimated offline)."""
 
+    deliveries: Deliveries = field(default="now")
+    """'now': a ticket goes to the outbox and every sink before the run goes on (the CLI says where it went);
+    'background': to the outbox at once and into the spool for the sinks, which a delivery worker empties (serve),
+    so a slow or hanging sink never holds up diagnosis or a restart."""
+
     def __post_init__(self) -> None:
         for item in fields(self):
             variable = _ENVIRONMENT.get(item.name)
@@ -73,6 +80,8 @@ class Context:
         self.interactive = legacy.get(str(self.interactive).lower(), self.interactive)  # type: ignore[assignment]
         if self.interactive not in INTERACTIVE_MODES:
             raise ValueError(f"interactive must be one of {', '.join(INTERACTIVE_MODES)}, not {self.interactive!r}")
+        if self.deliveries not in DELIVERY_MODES:
+            raise ValueError(f"deliveries must be one of {', '.join(DELIVERY_MODES)}, not {self.deliveries!r}")
         if self.autonomy not in AUTONOMY_MODES:
             raise ValueError(f"autonomy must be one of {', '.join(AUTONOMY_MODES)}, not {self.autonomy!r}")
 

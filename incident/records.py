@@ -105,7 +105,7 @@ class ActionRecord(TypedDict, total=False):
 class DeliveryRecord(TypedDict, total=False):
     """Where a ticket went: the outbox, the spool, and each sink's answer."""
 
-    status: Literal["delivered", "duplicate", "spooled"]
+    status: Literal["delivered", "duplicate", "spooled", "queued"]
     sink: str
     path: str
     error: str

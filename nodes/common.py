@@ -90,5 +90,5 @@ def pagerduty_event(context: Context, state: IncidentState, thread_id: str, acti
         "dedup_key": key,
         "thread_id": thread_id,
     }
-    delivery = TicketDesk(context.state_path).deliver(event)
+    delivery = TicketDesk(context.state_path).deliver(event, background=context.deliveries == "background")
     audit.record(context.state_path, thread_id, "pagerduty_event", action=action, delivery=delivery["status"])

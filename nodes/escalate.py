@@ -117,9 +117,10 @@ def new_ticket(
     return cast(dict[str, Any], redact_value(ticket))
 
 
-def file_ticket(state_dir: str, ticket: dict[str, Any]) -> dict[str, Any]:
-    """Deliver a ticket (or spool it) and record the escalation in the audit trail; the delivery report."""
-    delivery = TicketDesk(state_dir).deliver(ticket)
+def file_ticket(state_dir: str, ticket: dict[str, Any], background: bool = False) -> dict[str, Any]:
+    """Deliver a ticket (or spool it; `background`: queue it for the sinks) and record the escalation in the
+    audit trail; the delivery report."""
+    delivery = TicketDesk(state_dir).deliver(ticket, background=background)
     audit.record(
         state_dir,
         ticket["thread_id"],
@@ -172,7 +173,7 @@ def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     )
     if state.get("alert_group") and uses_alertmanager_dedup():  # join the page Alertmanager raised for the group
         ticket["pagerduty_dedup_key"] = alertmanager_dedup_key(str(state["alert_group"]))
-    delivery = file_ticket(context.state_path, ticket)
+    delivery = file_ticket(context.state_path, ticket, background=context.deliveries == "background")
     return {
         "ticket": {**ticket, "delivery": delivery},
         "outcome": "escalate",

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 from it_support_agent.tools.sinks import PAGERDUTY_EVENT, Sink, configured_sinks, deliver_to_sinks
 from it_support_agent.tools.statefile import is_disk_full, keep_reserve, open_new, open_private, release_reserve
 from it_support_agent.tools.store import StoreError, open_store
+
+log = logging.getLogger(__name__)
 
 OUTBOX_FILE = "tickets.jsonl"
 SPOOL_DIR = "spool"
@@ -119,8 +122,13 @@ class TicketDesk:
     def outbox(self) -> Path:
         return outbox_path(self._state_dir)
 
-    def deliver(self, ticket: Mapping[str, Any]) -> dict[str, Any]:
-        """Deliver now, or spool; the answer says which (never raises for a sink that is down)."""
+    def deliver(self, ticket: Mapping[str, Any], background: bool = False) -> dict[str, Any]:
+        """Deliver now, or spool; the answer says which (never raises for a sink that is down).
+
+        `background`: the outbox now, the sinks later: the ticket is spooled for every sink ("queued") and the
+        caller's delivery worker sends it with `flush`, so a slow sink holds up nobody."""
+        if background and self._sinks:
+            return self._queue(ticket)
         results = self._send(ticket)
         statuses = {name: status for name, (status, _) in results.items()}
         failed = [(name, error) for name, (status, error) in results.items() if status == "failed"]
@@ -135,6 +143,28 @@ class TicketDesk:
             }
         status = "delivered" if "delivered" in statuses.values() else "duplicate"
         return {"status": status, "sink": "outbox", "path": str(self.outbox), "sinks": statuses}
+
+    def _queue(self, ticket: Mapping[str, Any]) -> dict[str, Any]:
+        """The outbox at once (unless the ticket is a PagerDuty event), the sinks through the spool."""
+        event = ticket.get("kind") == PAGERDUTY_EVENT
+        sinks = [sink.name for sink in self._sinks if not event or sink.name == "pagerduty"]
+        statuses: dict[str, str] = {}
+        if not event:
+            try:
+                statuses["outbox"] = (
+                    "delivered" if write_to_outbox(self.outbox, ticket, self._state_dir) else "duplicate"
+                )
+            except DeliveryError as exc:
+                statuses["outbox"] = "failed"
+                sinks.append("outbox")
+                log.warning("ticket %s: %s; spooled", ticket.get("id"), exc)
+        if not sinks:
+            return {"status": "duplicate" if event else statuses["outbox"], "sink": "outbox", "sinks": statuses}
+        target = self._spool / f"{ticket['id']}.json"
+        if not target.exists():
+            self._spool_ticket(ticket, sinks)
+        statuses.update({name: "queued" for name in sinks if name != "outbox"})
+        return {"status": "queued", "sink": sinks[0], "sinks": statuses, "spool": str(target)}
 
     def _send(self, ticket: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
         """The outbox first, then every sink that has not taken the ticket yet.

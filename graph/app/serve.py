@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import dataclasses
 import faulthandler
 import hashlib
 import hmac
@@ -74,6 +75,10 @@ STOP_WAIT_S = 900.0
 STOP_LOG_EVERY_S = 30.0
 IDLE_POLL_S = 0.5
 DEFAULT_WORKERS = 2
+DELIVERY_POLL_S = 0.25
+"""How often the delivery worker looks for queued tickets."""
+DELIVERY_BACKOFF_MAX_S = 30.0
+"""The longest wait between delivery attempts while a sink keeps failing."""
 LISTEN_BACKLOG = 128
 TOKEN_VARIABLE = "IT_SUPPORT_INTAKE_TOKEN"
 log = logging.getLogger(__name__)
@@ -93,7 +98,8 @@ class AlertIntake:
     ) -> None:
         from it_support_agent.graph.builder import compile_graph
 
-        self._context = context
+        # tickets reach the outbox at once and the sinks from the delivery worker: a hanging sink holds up no run
+        self._context = dataclasses.replace(context, deliveries="background")
         self._label = server_label
         self._store = open_store(context.state_path)
         self._checkpointer = open_checkpointer(context.state_path)
@@ -107,6 +113,7 @@ class AlertIntake:
             threading.Thread(target=self._work, args=(f"{prefix}:{number}",), name=f"intake-worker-{number}")
             for number in range(max(1, workers))
         ]
+        self._deliverer = threading.Thread(target=self._deliver, name="ticket-delivery", daemon=True)
 
     def start(self) -> None:
         requeued = self._store.requeue_abandoned(_worker_alive) + self._store.requeue_stalled()
@@ -116,6 +123,12 @@ class AlertIntake:
             )
         for worker in self._workers:
             worker.start()
+        self.start_delivery()
+
+    def start_delivery(self) -> None:
+        """The delivery worker alone (the console without intake files tickets too)."""
+        if not self._deliverer.is_alive():
+            self._deliverer.start()
 
     def stop(self) -> None:
         """Stop taking work and wait for the runs in progress; queued alerts stay in the store for the next start.
@@ -136,6 +149,21 @@ class AlertIntake:
             queued = self._store.intake_counts().get("queued", 0)
             if queued:
                 log.info("stopping: %d accepted alert(s) stay queued in the store and run at the next start", queued)
+
+    def _deliver(self) -> None:
+        """The delivery worker: sends spooled and queued tickets to the sinks, backing off while a sink fails.
+
+        Its work items are the spool files, on disk before a run goes on, so a ticket whose delivery a stop cuts
+        short is sent at the next start (or by `flush`); each sink's own dedup record keeps it from arriving twice."""
+        desk = TicketDesk(self._context.state_path)
+        pause = DELIVERY_POLL_S
+        while not self._stopping.wait(pause):
+            try:
+                counts = desk.flush() if desk.spooled() else {"failed": 0}
+            except Exception:  # noqa: BLE001 - the worker must outlive any one bad delivery; the ticket stays spooled
+                log.exception("ticket delivery failed; the spooled tickets are retried")
+                counts = {"failed": 1}
+            pause = min(pause * 2, DELIVERY_BACKOFF_MAX_S) if counts.get("failed") else DELIVERY_POLL_S
 
     def alive(self) -> bool:
         """Whether every worker that runs incidents is running."""
@@ -327,7 +355,9 @@ class AlertIntake:
         for ticket in self._store.tickets(thread_id):
             key = str(ticket.get("pagerduty_dedup_key") or ticket["id"])
             event = {"id": f"PD-resolve-{ticket['id']}", "kind": PAGERDUTY_EVENT, "event_action": "resolve"}
-            delivery = TicketDesk(self._context.state_path).deliver({**event, "dedup_key": key, "thread_id": thread_id})
+            delivery = TicketDesk(self._context.state_path).deliver(
+                {**event, "dedup_key": key, "thread_id": thread_id}, background=True
+            )
             audit.record(
                 self._context.state_path, thread_id, "pagerduty_event", action="resolve", delivery=delivery["status"]
             )
@@ -628,6 +658,8 @@ def serving(
     intake = AlertIntake(context, server_label, workers)
     if takes_alerts:
         intake.start()
+    else:
+        intake.start_delivery()
     server = AlertServer((host, port), intake, takes_alerts)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="alert-intake-http", daemon=True

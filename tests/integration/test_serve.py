@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import http.server
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -482,3 +484,73 @@ def test_with_an_intake_token_only_authorized_posts_are_taken(
     assert status("Bearer s3cret-intake-token") == 202
     assert status(f"Basic {basic}") == 202  # the same alert again: acknowledged as a duplicate
     assert len(open_store(state_dir).intake_rows()) == 1
+
+
+class _Hook:
+    """A webhook receiver that hangs (never answers in time) until told to answer."""
+
+    def __init__(self) -> None:
+        self.answering = threading.Event()
+        self.received: list[dict[str, Any]] = []
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if not hook.answering.wait(30):
+                    return
+                hook.received.append(json.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.answering.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_hanging_sink_does_not_hold_up_a_restart_and_its_ticket_follows_later(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One worker; an escalation whose webhook hangs, then an alert for a recoverable server: the restart starts
+    within a second of its alert, and the ticket reaches the webhook once it answers, exactly once."""
+    hook = _Hook()
+    monkeypatch.setenv("IT_SUPPORT_WEBHOOK_URL", hook.url)
+    monkeypatch.setenv("IT_SUPPORT_SINK_TIMEOUT_S", "2")
+    monkeypatch.setenv("IT_SUPPORT_SINK_ATTEMPTS", "1")
+    try:
+        with serving(Context(state_dir=str(state_dir)), workers=1) as running_server:
+            _, escalated = post(running_server.url, payload(alert("search-index-09:9100")))
+            posted = time.time()
+            _, restarted = post(running_server.url, payload(alert("payment-server-01:9100")))
+            wait_until(lambda: running_server.intake.pending() == 0, 30, "both runs to finish")
+            [search] = escalated["accepted"]
+            [payment] = restarted["accepted"]
+            intent = next(
+                event for event in audit.events(state_dir, payment["thread_id"]) if event["kind"] == "action_intent"
+            )
+            delay = datetime.fromisoformat(intent["ts"].replace("Z", "+00:00")).timestamp() - posted
+            assert delay < 1.0, delay
+            ticket = final_state(state_dir, search["thread_id"])["ticket"]
+            assert ticket["delivery"]["status"] == "queued" and ticket["delivery"]["sinks"]["webhook"] == "queued"
+            assert [entry["id"] for entry in read_outbox(state_dir / "tickets.jsonl")] == [ticket["id"]]
+            hook.answering.set()
+            wait_until(lambda: not TicketDesk(state_dir).spooled(), 40, "the queued ticket to be delivered")
+            wait_until(lambda: len(hook.received) >= 1, 10, "the webhook to receive the ticket")
+            time.sleep(1)
+            assert [body.get("id") or body.get("ticket", {}).get("id") for body in hook.received] == [ticket["id"]]
+    finally:
+        hook.close()
