@@ -75,6 +75,8 @@ def test_an_approved_restart_acknowledges_then_resolves_the_page_alertmanager_ra
         wait_until(lambda: intake._app.get_state(config).interrupts or None, 30, "the approval request")
         app: Any = intake._app
         result = app.invoke(Command(resume={"decision": "approve"}), config, context=intake._context)
+        # serve sends events from its delivery worker, after the run: wait for them
+        wait_until(lambda: len(pagerduty.requests) >= 2 or None, 30, "the acknowledge and the resolve")
     finally:
         intake.stop()
     assert result["outcome"] == "restart" and result["restart"]["verified"]
