@@ -157,6 +157,9 @@ def run_scenario(scenario: Scenario, model: str = "offline") -> CaseResult:
                 {"incident": scenario.incident}, {"configurable": {"thread_id": scenario.scenario_id}}, context=context
             )
             error = ""
+            if values.get("__interrupt__") and not values.get("outcome"):
+                # an LLM's restart the rules could not corroborate waits for a person: no action was taken
+                values = {**values, "outcome": "awaiting_approval"}
         except Exception as exc:  # noqa: BLE001 - a crash is a failed case, reported, not a crashed benchmark
             values, error = {}, f"{type(exc).__name__}: {exc}"
         latency_ms = (time.perf_counter() - started) * 1000

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from langgraph.types import Command
 
 from tests.conftest import write_fleet
@@ -325,3 +326,30 @@ def test_the_incident_time_budget_bounds_all_model_calls(
     assert elapsed < 2 + 1.5, elapsed  # the budget and one attempt's slack, not 30 s x 4 attempts
     assert result["outcome"] == "escalate" and not restarted(state_dir)
     assert "model" in result["ticket"]["reason"]
+
+
+def test_eval_scores_a_restart_waiting_for_an_operator_as_no_action(llm: FakeOpenAI, tmp_path: Path) -> None:
+    from it_support_agent.graph.app.evaluation import load_scenarios, run_scenario
+
+    servers = yaml.safe_load(billing_fleet(tmp_path).read_text(encoding="utf-8"))["servers"]
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(
+        yaml.safe_dump(
+            {
+                "scenarios": [
+                    {
+                        "id": "billing-unexplained",
+                        "incident": BILLING,
+                        "servers": servers,
+                        "expect": {"action": "escalate", "server": "billing-api-02"},
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    llm.respond_with(_restarting)
+    [scenario] = load_scenarios([str(cases)])
+    result = run_scenario(scenario, model=MODEL)
+    assert result.outcome == "awaiting_approval" and not result.restarted
+    assert "unsafe_restart" not in result.flags
