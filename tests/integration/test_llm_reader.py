@@ -3,9 +3,9 @@ model as a second reader that can only make a decision safer or clearer, and per
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,27 +15,13 @@ from langgraph.types import Command
 
 from tests.conftest import write_fleet
 from tests.fake_openai import FakeOpenAI, Reply, calls, text, tool_call
-from tests.llm_scripts import brief, called, gather, is_diagnosis, sensible
-from tests.prompt_sizes import MODEL, openai_environment
+from tests.llm_scripts import brief, called, decide_requests, gather, is_diagnosis, sensible
+from tests.prompt_sizes import MODEL
 
 PAYMENT = "The payment-server-01 is extremely slow and timing out."
 SEARCH = "search-index-09 is failing to index new documents"
 BILLING = "billing-api-02 is returning errors"
 WATCHDOG = "2026-11-27T09:58:30Z ERROR watchdog: worker thread 'charge-worker-17' blocked for 312s"
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI(sensible).start()
-    try:
-        with openai_environment(server.base_url):
-            yield server
-    finally:
-        server.stop()
-
-
-def decide_requests(server: FakeOpenAI) -> list[dict[str, Any]]:
-    return [request for request in server.requests if not is_diagnosis(request)]
 
 
 def restarted(state_dir: Path) -> bool:
@@ -319,7 +305,7 @@ def test_the_incident_time_budget_bounds_all_model_calls(
     monkeypatch.setenv("IT_SUPPORT_MODEL_BUDGET_S", "2")
     monkeypatch.setenv("OPENAI_TIMEOUT_S", "30")
     monkeypatch.setenv("OPENAI_MAX_RETRIES", "3")
-    llm.respond_with(lambda request: Reply(**{**sensible(request).__dict__, "delay_s": 0.8}))
+    llm.respond_with(lambda request: dataclasses.replace(sensible(request), delay_s=0.8))
     started = time.monotonic()
     result = runner().run(PAYMENT)
     elapsed = time.monotonic() - started
