@@ -35,6 +35,11 @@ class RestartPolicy:
     incident_window_s: float = INCIDENT_WINDOW_S
     """Evidence older than this before the newest log line is stale: it neither justifies nor vetoes a restart."""
 
+    @property
+    def lookback_s(self) -> float:
+        """How far back the rate rules read the restart ledger: the cooldown or the hour, whichever is longer."""
+        return max(self.restart_cooldown_s, HOUR_S)
+
 
 @dataclass(frozen=True)
 class Verdict:

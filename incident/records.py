@@ -131,3 +131,11 @@ class TicketRecord(TypedDict, total=False):
     operator_comment: str | None
     model: str | None
     delivery: DeliveryRecord
+    dependency: str
+    """A shared-dependency storm's: the declared dependency the evidence implicates."""
+    affected_servers: list[str]
+    """The storm's servers so far, in the order they failed."""
+    kind: str
+    """Set to "ticket_update" on a storm member's update of its parent ticket."""
+    update_of: str
+    """The parent ticket a storm update belongs to."""

@@ -14,8 +14,9 @@ from langgraph.runtime import Runtime
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.records import DecisionRecord
 from it_support_agent.incident.state import IncidentState
+from it_support_agent.incident.storms import STORM_WINDOW_S, implicated_dependency
 from it_support_agent.incident.text import redact_value, strip_controls
-from it_support_agent.nodes.common import current_thread_id, health_figures, restart_key
+from it_support_agent.nodes.common import current_thread_id, health_figures, infrastructure, restart_key
 from it_support_agent.tools import audit
 from it_support_agent.tools.infrastructure import open_infrastructure
 from it_support_agent.tools.outbox import TicketDesk
@@ -132,6 +133,44 @@ def file_ticket(state_dir: str, ticket: dict[str, Any], background: bool = False
     return delivery
 
 
+STORM_UPDATE = "ticket_update"
+
+
+def in_storm(context: Context, state: IncidentState, ticket: dict[str, Any]) -> dict[str, Any]:
+    """The ticket as one of a shared-dependency storm's: the first server's ticket is the storm's parent ticket
+    (naming the dependency); each server that fails on it later sends an update of that ticket, listing every
+    server so far and paging with the parent's key, instead of a ticket of its own. Unchanged when no declared
+    dependency is implicated, after a restart, or when the store cannot say (then it is filed on its own)."""
+    server_id = state.get("server_id")
+    if not server_id or state.get("restart"):
+        return ticket
+    dependency = implicated_dependency(state.get("diagnosis", {}), infrastructure(context).fleet.get(server_id))
+    if dependency is None:
+        return ticket
+    try:
+        page_key = str(ticket.get("pagerduty_dedup_key") or ticket["id"])
+        storm = open_store(context.state_path).join_storm(
+            dependency, str(ticket["thread_id"]), server_id, (str(ticket["id"]), page_key), STORM_WINDOW_S
+        )
+    except StoreError:
+        return ticket
+    servers = list(storm.servers)
+    if storm.position == 0:
+        return {**ticket, "dependency": dependency, "affected_servers": servers}
+    return {
+        **ticket,
+        "id": f"{storm.parent_id}-{storm.position}",
+        "kind": STORM_UPDATE,
+        "update_of": storm.parent_id,
+        "dedup_key": storm.parent_id,
+        "pagerduty_dedup_key": storm.page_key,
+        "dependency": dependency,
+        "affected_servers": servers,
+        "summary": f"{dependency}, a dependency {len(servers)} servers share, is failing: "
+        f"{', '.join(servers)} (ticket {storm.parent_id}; {server_id} joined it)",
+    }
+
+
 def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Build the ticket and deliver it to the outbox (or its spool when the outbox is down)."""
     context = runtime.context
@@ -173,6 +212,7 @@ def escalate(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     )
     if state.get("alert_group") and uses_alertmanager_dedup():  # join the page Alertmanager raised for the group
         ticket["pagerduty_dedup_key"] = alertmanager_dedup_key(str(state["alert_group"]))
+    ticket = in_storm(context, state, ticket)
     delivery = file_ticket(context.state_path, ticket, background=context.deliveries == "background")
     return {
         "ticket": {**ticket, "delivery": delivery},

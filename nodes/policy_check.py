@@ -33,8 +33,9 @@ def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, A
         verdict = Verdict(False, "operator_instruction", "the incident text asks that nothing be restarted")
     else:
         spec = infrastructure(context).fleet.get(server_id) if server_id else None
+        policy = load_policy(context.policy_file)
         try:
-            history = RestartLedger(context.state_path).history()
+            history = RestartLedger(context.state_path).history(policy.lookback_s)
         except StoreError as exc:
             verdict = Verdict(False, "ledger_unreadable", str(exc))
         else:
@@ -43,7 +44,7 @@ def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, A
                 diagnosis,
                 history,
                 time.time(),
-                load_policy(context.policy_file),
+                policy,
                 context.autonomy,
                 proposed_by_model=proposed_by_model(decision),
                 model_blocking_lines=decision.get("blocking_lines") or [],

@@ -9,6 +9,7 @@ from langgraph.runtime import Runtime
 
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.state import IncidentState
+from it_support_agent.incident.storms import STORM_WINDOW_S
 from it_support_agent.nodes.common import health_figures, index_thread
 from it_support_agent.nodes.model.chat_models import model_label
 
@@ -49,8 +50,22 @@ def build_report(state: IncidentState, model: str) -> str:
     ticket = state.get("ticket")
     if outcome == "escalate" and ticket:
         delivery = ticket.get("delivery", {}).get("status", "unknown")
+        servers = ticket.get("affected_servers") or []
+        if ticket.get("update_of"):
+            lines.append(
+                f"Shared dependency: {ticket.get('dependency')} is failing for {len(servers)} servers "
+                f"({', '.join(servers)})."
+            )
+            filed = f"as update {ticket['id']} of ticket {ticket.get('update_of')}"
+        else:
+            if servers:
+                lines.append(
+                    f"Dependency: {ticket.get('dependency')} (declared in the fleet) is implicated; servers failing "
+                    f"on it within {STORM_WINDOW_S / 60:.0f} min join this ticket."
+                )
+            filed = f"ticket {ticket['id']}"
         lines.append(
-            f"Action: escalated to an engineer, ticket {ticket['id']} ({ticket['severity']}, {delivery}). "
+            f"Action: escalated to an engineer, {filed} ({ticket['severity']}, {delivery}). "
             f"Reason: {state.get('escalation_reason', '')}"
         )
     elif outcome == "none" and state.get("would_restart"):

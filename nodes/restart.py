@@ -107,7 +107,7 @@ def restart(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
 
     try:
         veto = RestartLedger(context.state_path).reserve(
-            {"server_id": server_id, "thread_id": thread_id, "idempotency_key": key}, still_allowed
+            {"server_id": server_id, "thread_id": thread_id, "idempotency_key": key}, still_allowed, policy.lookback_s
         )
     except StoreError as exc:
         veto = Verdict(False, "ledger_unreadable", str(exc))

@@ -17,15 +17,20 @@ class RestartLedger:
     def __init__(self, state_dir: str | Path) -> None:
         self._store = open_store(state_dir)
 
-    def history(self) -> list[dict[str, Any]]:
-        """Every restart still kept (a week); StoreError when the store cannot be read."""
-        return self._store.restart_history()
+    def history(self, lookback_s: float) -> list[dict[str, Any]]:
+        """The restarts of the last `lookback_s` seconds (an indexed range, whatever the history's length);
+        StoreError when the store cannot be read."""
+        return self._store.restart_history(lookback_s)
 
     def reserve(
-        self, entry: Mapping[str, Any], check: Callable[[Sequence[Mapping[str, Any]], float], T | None]
+        self,
+        entry: Mapping[str, Any],
+        check: Callable[[Sequence[Mapping[str, Any]], float], T | None],
+        lookback_s: float,
     ) -> T | None:
-        """Atomically run check(history, now); if it passes (None), record entry and return None.
+        """Atomically run check(the last `lookback_s` seconds of history, now); if it passes (None), record entry
+        and return None.
 
         A reservation with an idempotency key already in the ledger passes without a second entry.
         """
-        return self._store.reserve_restart(entry, check)
+        return self._store.reserve_restart(entry, check, lookback_s)

@@ -87,11 +87,42 @@ CREATE TABLE IF NOT EXISTS agent_tickets (
     ticket TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS agent_tickets_thread ON agent_tickets (thread_id);
+CREATE TABLE IF NOT EXISTS agent_storms (
+    parent_id TEXT PRIMARY KEY,
+    dependency TEXT NOT NULL,
+    page_key TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS agent_storms_dependency ON agent_storms (dependency, updated_at);
+CREATE TABLE IF NOT EXISTS agent_storm_members (
+    thread_id TEXT PRIMARY KEY,
+    parent_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    server_id TEXT NOT NULL,
+    joined_at REAL NOT NULL,
+    resolved INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS agent_storm_members_parent ON agent_storm_members (parent_id, position);
 """
 
 
 class StoreError(RuntimeError):
     """The store cannot be read or written (disk full, a corrupt or foreign database, permissions)."""
+
+
+@dataclass(frozen=True)
+class StormMembership:
+    """Where one escalation stands in a shared-dependency storm."""
+
+    parent_id: str
+    dependency: str
+    position: int
+    """0 for the server whose ticket is the parent ticket; 1, 2, ... for the servers that joined it."""
+    servers: tuple[str, ...]
+    """Every server of the storm so far, in the order they joined."""
+    page_key: str
+    """The dedup key the parent ticket pages with: every update joins that page."""
 
 
 @dataclass(frozen=True)
@@ -192,9 +223,13 @@ class Store:
         return [{**json.loads(entry), "at": at} for entry, at in rows]
 
     def reserve_restart(
-        self, entry: Mapping[str, Any], check: Callable[[Sequence[Mapping[str, Any]], float], T | None]
+        self,
+        entry: Mapping[str, Any],
+        check: Callable[[Sequence[Mapping[str, Any]], float], T | None],
+        lookback_s: float = KEEP_RESTARTS_S,
     ) -> T | None:
-        """Atomically: run check(recent restarts, now); if it passes (None), record the restart and return None.
+        """Atomically: run check(restarts of the last `lookback_s`, now); if it passes (None), record the restart
+        and return None.
 
         A reservation whose idempotency key is already recorded passes without a second entry."""
         with self._transaction() as connection:
@@ -202,8 +237,9 @@ class Store:
             if key and connection.execute("SELECT 1 FROM agent_restarts WHERE idempotency_key = ?", (key,)).fetchone():
                 return None
             now = time.time()
+            since = now - min(lookback_s, KEEP_RESTARTS_S)
             rows = connection.execute(
-                "SELECT entry, at FROM agent_restarts WHERE at >= ? ORDER BY at", (now - KEEP_RESTARTS_S,)
+                "SELECT entry, at FROM agent_restarts WHERE at >= ? ORDER BY at", (since,)
             ).fetchall()
             veto = check([{**json.loads(item), "at": at} for item, at in rows], now)
             if veto is not None:
@@ -276,6 +312,75 @@ class Store:
         else:
             rows = self._read("SELECT ticket FROM agent_tickets WHERE thread_id = ? ORDER BY created_at", (thread_id,))
         return [json.loads(ticket) for (ticket,) in rows]
+
+    # --- shared-dependency storms ---------------------------------------------------------------------------
+
+    def join_storm(
+        self, dependency: str, thread_id: str, server_id: str, parent: tuple[str, str], window_s: float
+    ) -> StormMembership:
+        """Join the open storm on `dependency` (one a member joined within `window_s`), or open one whose parent
+        ticket and page key are `parent`. A thread that joined before keeps its place (a re-run files nothing
+        new)."""
+        parent_id, page_key = parent
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT parent_id, position FROM agent_storm_members WHERE thread_id = ?", (thread_id,)
+            ).fetchone()
+            now = time.time()
+            if row is None:
+                open_storm = connection.execute(
+                    "SELECT parent_id FROM agent_storms WHERE dependency = ? AND updated_at >= ? "
+                    "ORDER BY opened_at DESC LIMIT 1",
+                    (dependency, now - window_s),
+                ).fetchone()
+                if open_storm is None:
+                    connection.execute(
+                        "INSERT INTO agent_storms (parent_id, dependency, page_key, opened_at, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (parent_id, dependency, page_key, now, now),
+                    )
+                    position = 0
+                else:
+                    parent_id = str(open_storm[0])
+                    known = connection.execute(  # a server already listed: its new incident adds nothing new
+                        "SELECT MIN(position) FROM agent_storm_members WHERE parent_id = ? AND server_id = ?",
+                        (parent_id, server_id),
+                    ).fetchone()
+                    counted = connection.execute(
+                        "SELECT COALESCE(MAX(position) + 1, 0) FROM agent_storm_members WHERE parent_id = ?",
+                        (parent_id,),
+                    ).fetchone()
+                    position = int(known[0]) if known and known[0] is not None else int(counted[0])
+                    connection.execute("UPDATE agent_storms SET updated_at = ? WHERE parent_id = ?", (now, parent_id))
+                connection.execute(
+                    "INSERT INTO agent_storm_members (thread_id, parent_id, position, server_id, joined_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (thread_id, parent_id, position, server_id, now),
+                )
+            else:
+                parent_id, position = str(row[0]), int(row[1])
+            members = connection.execute(
+                "SELECT server_id FROM agent_storm_members WHERE parent_id = ? AND position <= ? ORDER BY position",
+                (parent_id, position),
+            ).fetchall()
+            key = connection.execute("SELECT page_key FROM agent_storms WHERE parent_id = ?", (parent_id,)).fetchone()
+        servers = tuple(dict.fromkeys(str(server) for (server,) in members))
+        return StormMembership(parent_id, dependency, position, servers, str(key[0]))
+
+    def leave_storm(self, thread_id: str) -> tuple[str, int] | None:
+        """A member's alert resolved: (its parent ticket, how many members are still failing), or None when the
+        thread is in no storm."""
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT parent_id FROM agent_storm_members WHERE thread_id = ?", (thread_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            connection.execute("UPDATE agent_storm_members SET resolved = 1 WHERE thread_id = ?", (thread_id,))
+            left = connection.execute(
+                "SELECT COUNT(*) FROM agent_storm_members WHERE parent_id = ? AND resolved = 0", (row[0],)
+            ).fetchone()
+        return str(row[0]), int(left[0])
 
     # --- the index of incident threads ----------------------------------------------------------------------
 

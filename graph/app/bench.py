@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import statistics
@@ -40,15 +41,16 @@ def peak_rss_mib() -> float:
 class Bench:
     """One compiled graph with SQLite checkpoints in a temporary state directory."""
 
-    def __init__(self, directory: Path, fleet: Path = DEMO_FLEET) -> None:
+    def __init__(self, directory: Path, fleet: Path = DEMO_FLEET, checkpoints: bool = True) -> None:
         from it_support_agent.graph.builder import compile_graph
 
         self.state_dir = directory / "state"
         policy = directory / "policy.yaml"
         policy.write_text("restart_cooldown_s: 0\nfleet_restarts_per_hour: 1000000000\n")
         self.context = Context(fleet_file=str(fleet), state_dir=str(self.state_dir), policy_file=str(policy))
-        self.app = compile_graph(open_checkpointer(self.state_dir))
+        self.app = compile_graph(open_checkpointer(self.state_dir) if checkpoints else None)
         self.count = 0
+        self._durability: dict[str, Any] = {"durability": "sync"} if checkpoints else {}
 
     def incident(self, text: str) -> float:
         """Run one incident on a new thread from the fleet as written; return its latency in ms."""
@@ -59,12 +61,12 @@ class Bench:
             {"incident": text},
             {"configurable": {"thread_id": f"bench-{self.count}"}},
             context=self.context,
-            durability="sync",
+            **self._durability,
         )
         return (time.perf_counter() - started) * 1000
 
     def checkpoint_bytes(self) -> int:
-        return sum(path.stat().st_size for path in self.state_dir.glob(CHECKPOINT_FILE + "*"))
+        return _store_bytes(self.state_dir)
 
 
 def _series(run: Callable[[str], float], incidents: int, texts: Sequence[str]) -> list[float]:
@@ -141,6 +143,113 @@ def scaling(parameter: str, values: Sequence[int], repeats: int) -> list[dict[st
                 }
             )
     return rows
+
+
+def _sample(bench: Bench, incidents: int) -> dict[str, float]:
+    """p50 and CPU per incident over `incidents` seed incidents (half restarts, half escalations)."""
+    cpu_started = time.process_time()
+    latencies = _series(bench.incident, incidents, SEED_INCIDENTS)
+    return {
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "cpu_ms_per_incident": round((time.process_time() - cpu_started) * 1000 / incidents, 2),
+    }
+
+
+ListCommand = Callable[[Sequence[str]], int]
+
+
+def _time_list(state_dir: Path, command: ListCommand) -> dict[str, float]:
+    """`it-support-agent list --json` on the store: in this process (the command's own work) and as a new process
+    (what an operator waits for, interpreter start and imports included)."""
+    import contextlib
+    import io
+    import subprocess
+
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()) as listed:
+        command(["list", "--state-dir", str(state_dir), "--json"])
+    in_process_s = time.perf_counter() - started
+    rows = len(json.loads(listed.getvalue()))
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "it_support_agent", "list", "--state-dir", str(state_dir), "--json"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return {"rows": rows, "in_process_s": round(in_process_s, 3), "command_s": round(time.perf_counter() - started, 3)}
+
+
+def growth(marks: Sequence[int], sample: int, cli: ListCommand, list_at: int = 10_000) -> dict[str, Any]:
+    """Per-incident p50 and CPU as the same store fills with history, `list` (the CLI's `main`) at `list_at`
+    incidents, and what the checkpoints cost against the same graph with no checkpointer (the agent's own tables
+    are written either way)."""
+    rows: list[dict[str, Any]] = []
+    listing: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="itsa-growth-") as directory:
+        bench = Bench(Path(directory))
+        for mark in sorted(marks):
+            fill_started = time.perf_counter()
+            while bench.count < mark:
+                bench.incident(SEED_INCIDENTS[bench.count % 2])
+            filled_s = time.perf_counter() - fill_started
+            if not listing and bench.count >= list_at:
+                listing = {"incidents": bench.count, **_time_list(bench.state_dir, cli)}
+            history = bench.count
+            rows.append(
+                {
+                    "history": history,
+                    **_sample(bench, sample),
+                    "store_bytes_per_incident": round(_store_bytes(bench.state_dir) / max(1, bench.count)),
+                    "fill_s": round(filled_s, 1),
+                }
+            )
+        if not listing:
+            listing = {"incidents": bench.count, **_time_list(bench.state_dir, cli)}
+    with tempfile.TemporaryDirectory(prefix="itsa-growth-") as directory:
+        bare = Bench(Path(directory), checkpoints=False)
+        bare.incident(SEED_INCIDENTS[0])
+        without = _sample(bare, sample)
+    with tempfile.TemporaryDirectory(prefix="itsa-growth-") as directory:
+        fresh = Bench(Path(directory))
+        fresh.incident(SEED_INCIDENTS[0])
+        with_checkpoints = _sample(fresh, sample)
+    return {
+        "sample": sample,
+        "rows": rows,
+        "list": listing,
+        "no_checkpointer": without,
+        "sqlite_checkpointer": with_checkpoints,
+    }
+
+
+def _store_bytes(state_dir: Path) -> int:
+    return sum(path.stat().st_size for path in state_dir.glob(CHECKPOINT_FILE + "*"))
+
+
+def render_growth(figures: dict[str, Any]) -> list[str]:
+    """The growth figures as lines for the terminal."""
+    lines = [f"per incident over {figures['sample']} incidents (half restarts, half escalations), as history grows:"]
+    base = figures["rows"][0]
+    for row in figures["rows"]:
+        lines.append(
+            f"  after {row['history']:>6,} incidents: p50 {row['p50_ms']} ms ({row['p50_ms'] / base['p50_ms']:.2f}x), "
+            f"p95 {row['p95_ms']} ms, CPU {row['cpu_ms_per_incident']} ms "
+            f"({row['cpu_ms_per_incident'] / base['cpu_ms_per_incident']:.2f}x), "
+            f"store {row['store_bytes_per_incident']:,} bytes/incident"
+        )
+    listing = figures["list"]
+    lines.append(
+        f"list at {listing['incidents']:,} incidents ({listing['rows']:,} rows): {listing['in_process_s']} s in "
+        f"process, {listing['command_s']} s as a command (interpreter start and imports included)"
+    )
+    bare, checked = figures["no_checkpointer"], figures["sqlite_checkpointer"]
+    lines.append(
+        f"checkpoints cost: p50 {checked['p50_ms']} ms with SQLite checkpoints vs {bare['p50_ms']} ms with none "
+        f"(+{checked['p50_ms'] - bare['p50_ms']:.2f} ms), CPU {checked['cpu_ms_per_incident']} vs "
+        f"{bare['cpu_ms_per_incident']} ms per incident"
+    )
+    return lines
 
 
 def run_benchmark(incidents: int = 1000, concurrency: int = 4, repeats: int = 20) -> dict[str, Any]:

@@ -395,8 +395,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from it_support_agent.graph.app.bench import render, run_benchmark
+    from it_support_agent.graph.app.bench import growth, render, render_growth, run_benchmark
 
+    if args.growth:
+        try:
+            marks = [int(mark) for mark in args.growth.split(",")]
+        except ValueError:
+            raise CliError(f"--growth takes incident counts separated by commas, not {args.growth!r}") from None
+        figures = growth(marks, sample=args.repeats * 10, cli=main)
+        print(json.dumps(figures) if args.json else "\n".join(render_growth(figures)))
+        return EXIT_OK
     figures = run_benchmark(incidents=args.incidents, concurrency=args.concurrency, repeats=args.repeats)
     print(json.dumps(figures) if args.json else "\n".join(render(figures)))
     return EXIT_OK
@@ -466,6 +474,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--incidents", type=int, default=1000, help="sequential incidents (default 1000)")
     bench.add_argument("--concurrency", type=int, default=4, help="worker threads for the concurrent run")
     bench.add_argument("--repeats", type=int, default=20, help="incidents per point of the scaling runs")
+    bench.add_argument(
+        "--growth",
+        metavar="N,N,...",
+        help="instead: per-incident p50 and CPU after each count of incidents in one store (e.g. 0,10000,50000), "
+        "`list` at 10,000, and the checkpoints' cost; --repeats x 10 incidents per point",
+    )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(handler=cmd_bench)
     return parser

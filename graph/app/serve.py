@@ -354,6 +354,17 @@ class AlertIntake:
             return
         for ticket in self._store.tickets(thread_id):
             key = str(ticket.get("pagerduty_dedup_key") or ticket["id"])
+            if ticket.get("dependency"):  # one of a storm's servers: the page stays while any other still fails
+                storm = self._store.leave_storm(thread_id)
+                if storm is not None and storm[1] > 0:
+                    audit.record(
+                        self._context.state_path,
+                        thread_id,
+                        "pagerduty_event",
+                        action="none",
+                        detail=f"{storm[1]} other server(s) of ticket {storm[0]} still fail on {ticket['dependency']}",
+                    )
+                    continue
             event = {"id": f"PD-resolve-{ticket['id']}", "kind": PAGERDUTY_EVENT, "event_action": "resolve"}
             delivery = TicketDesk(self._context.state_path).deliver(
                 {**event, "dedup_key": key, "thread_id": thread_id}, background=True

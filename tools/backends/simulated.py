@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +13,9 @@ from it_support_agent.tools.backends.base import BackendError, RestartOutcome
 from it_support_agent.tools.statefile import StateFileError, locked_json, read_json
 
 STATE_FILE = "fleet-state.json"
+SHARED_STATE_VARIABLE = "IT_SUPPORT_SIMULATED_STATE"
+"""A file for the simulated servers' state instead of the state directory's: several processes (replicas with
+state directories of their own) then simulate one fleet, as real replicas would share the real servers."""
 
 
 class SimulatedBackend:
@@ -19,7 +23,8 @@ class SimulatedBackend:
 
     def __init__(self, fleet: Fleet, state_dir: Path) -> None:
         self._fleet = fleet
-        self._state_path = state_dir / STATE_FILE
+        shared = os.environ.get(SHARED_STATE_VARIABLE, "").strip()
+        self._state_path = Path(shared).expanduser() if shared else state_dir / STATE_FILE
 
     def _current(self, server_id: str) -> ServerState:
         spec = self._fleet.get(server_id)

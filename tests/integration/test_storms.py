@@ -1,0 +1,93 @@
+"""A shared-dependency storm through `serve`'s intake: servers failing on one declared dependency give one parent
+ticket and its updates, page once (PagerDuty groups the updates under the parent's dedup key), and the page is
+resolved only when the last of their alerts resolves.
+
+Expected before running, from PagerDuty's Events API v2 (a trigger with an open alert's dedup key adds to that
+alert; a resolve closes it): three triggers with the first group's key, no resolve while any server still fails,
+then one resolve with that key. A server failing on another dependency files its own ticket and page."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from it_support_agent.graph.app.serve import AlertIntake
+from it_support_agent.incident.context import DEMO_FLEET, Context
+from tests.conftest import write_fleet
+from tests.integration.services import Receiver, wait_until
+from tests.integration.test_pagerduty_lifecycle import ROUTING_KEY, events, group
+
+INDEXERS = ("search-index-09", "search-index-10", "search-index-11")
+
+
+@pytest.fixture
+def pagerduty(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    with Receiver() as receiver:
+        monkeypatch.setenv("IT_SUPPORT_PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
+        monkeypatch.setenv("IT_SUPPORT_PAGERDUTY_URL", receiver.url + "/v2/enqueue")
+        monkeypatch.setenv("IT_SUPPORT_PAGERDUTY_DEDUP", "alertmanager")
+        yield receiver
+
+
+def storm_fleet(directory: Path) -> Path:
+    servers = yaml.safe_load(DEMO_FLEET.read_text())["servers"]
+    indexer = servers["search-index-09"]
+    for name in INDEXERS[1:]:
+        servers[name] = copy.deepcopy(indexer)
+    other = copy.deepcopy(indexer)
+    other["dependencies"] = ["search-backend-03"]
+    other["logs"] = [line.replace("search-backend-02", "search-backend-03") for line in other["logs"]]
+    servers["search-index-20"] = other
+    return write_fleet(directory, servers)
+
+
+def tickets(state_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (state_dir / "tickets.jsonl").read_text().splitlines()]
+
+
+def test_servers_failing_on_one_dependency_page_once_and_resolve_with_the_last(
+    pagerduty: Receiver, state_dir: Path, tmp_path: Path
+) -> None:
+    intake = AlertIntake(Context(fleet_file=str(storm_fleet(tmp_path)), state_dir=str(state_dir)), workers=2)
+    intake.start()
+    try:
+        firing = [group(f"{name}:9100", f"IndexerDown-{name}") for name in (*INDEXERS, "search-index-20")]
+        for alert_group in firing:
+            assert len(intake.submit(alert_group)["accepted"]) == 1
+        wait_until(lambda: intake.pending() == 0 and len(pagerduty.requests) == 4 or None, 60, "four triggers")
+        for name in INDEXERS[:2]:
+            intake.submit(group(f"{name}:9100", f"IndexerDown-{name}", status="resolved"))
+        intake.submit(group("search-index-20:9100", "IndexerDown-search-index-20", status="resolved"))
+        wait_until(lambda: len(pagerduty.requests) == 5 or None, 30, "the other dependency's resolve")
+        intake.submit(group(f"{INDEXERS[2]}:9100", f"IndexerDown-{INDEXERS[2]}", status="resolved"))
+        wait_until(lambda: len(pagerduty.requests) == 6 or None, 30, "the storm's resolve")
+    finally:
+        intake.stop()
+
+    filed = tickets(state_dir)
+    storm = [ticket for ticket in filed if ticket.get("dependency") == "search-backend-02"]
+    parents = [ticket for ticket in storm if ticket.get("kind") != "ticket_update"]
+    updates = [ticket for ticket in storm if ticket.get("kind") == "ticket_update"]
+    assert len(parents) == 1 and len(updates) == 2, [(t["id"], t.get("kind")) for t in filed]
+    parent = parents[0]
+    assert {update["update_of"] for update in updates} == {parent["id"]}
+    assert sorted(len(update["affected_servers"]) for update in updates) == [2, 3]
+    assert set(max(updates, key=lambda u: len(u["affected_servers"]))["affected_servers"]) == set(INDEXERS)
+    own = [ticket for ticket in filed if ticket.get("server_id") == "search-index-20"]
+    assert len(own) == 1 and own[0]["dependency"] == "search-backend-03" and own[0].get("kind") is None
+
+    sent = events(pagerduty)
+    storm_key = parent["pagerduty_dedup_key"]
+    assert storm_key in {hashlib.sha256(g.group_key.encode()).hexdigest() for g in firing[:3]}
+    storm_events = [event for event in sent if event["dedup_key"] == storm_key]
+    assert [event["event_action"] for event in storm_events] == ["trigger", "trigger", "trigger", "resolve"]
+    assert sent[-1] == {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": storm_key}
+    other_key = hashlib.sha256(firing[3].group_key.encode()).hexdigest()
+    assert [event["event_action"] for event in sent if event["dedup_key"] == other_key] == ["trigger", "resolve"]
