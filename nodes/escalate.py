@@ -155,8 +155,9 @@ def in_storm(context: Context, state: IncidentState, ticket: dict[str, Any]) -> 
     except StoreError:
         return ticket
     servers = list(storm.servers)
-    if storm.position == 0:
-        return {**ticket, "dependency": dependency, "affected_servers": servers}
+    if storm.position == 0:  # the parent ticket (a later incident of its server is the same ticket again)
+        parent = {**ticket, "id": storm.parent_id, "dedup_key": storm.parent_id, "pagerduty_dedup_key": storm.page_key}
+        return {**parent, "dependency": dependency, "affected_servers": servers}
     return {
         **ticket,
         "id": f"{storm.parent_id}-{storm.position}",

@@ -32,6 +32,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ RECOVERABLE = tuple(f"app-cpu-{index:02d}" for index in range(20))
 INDEXERS = tuple(f"search-index-{index:02d}" for index in range(10, 20))
 HEALTHY = tuple(f"web-{index:02d}" for index in range(60))
 DEPENDENCY = "search-backend-02"
+FLEET_LIMIT = 50
 
 
 def storm_fleet(directory: Path) -> Path:
@@ -126,7 +128,12 @@ def database() -> Iterator[str]:
 
 @contextlib.contextmanager
 def replicas(count: int, url: str, directory: Path, fleet: Path, workers: int) -> Iterator[list[str]]:
-    """`count` serve processes on free 127.0.0.1 ports, each with its own state directory; stopped by PID."""
+    """`count` serve processes on free 127.0.0.1 ports, each with its own state directory; stopped by PID.
+
+    The policy is the default one but for the fleet-wide limit, raised above the 20 recoverable servers (at the
+    default 5 an hour, the rest would be escalated as "fleet_rate", as they should)."""
+    policy = directory / "policy.yaml"
+    policy.write_text(f"fleet_restarts_per_hour: {FLEET_LIMIT}\n")
     environment = {
         **os.environ,
         "IT_SUPPORT_DATABASE_URL": url,
@@ -140,7 +147,7 @@ def replicas(count: int, url: str, directory: Path, fleet: Path, workers: int) -
             port = free_port()
             state = directory / f"replica-{replica}"
             command = [sys.executable, "-m", "it_support_agent", "serve", "--port", str(port), "--state-dir"]
-            command += [str(state), "--fleet", str(fleet), "--workers", str(workers)]
+            command += [str(state), "--fleet", str(fleet), "--workers", str(workers), "--policy", str(policy)]
             with (directory / f"replica-{replica}.log").open("wb") as log:
                 processes.append(
                     subprocess.Popen(
@@ -149,7 +156,7 @@ def replicas(count: int, url: str, directory: Path, fleet: Path, workers: int) -
                 )
             urls.append(f"http://127.0.0.1:{port}")
         for url_, process in zip(urls, processes, strict=True):
-            _wait(lambda u=url_, p=process: _healthy(u, p), 90, f"{url_} to answer /healthz")
+            _wait(lambda u=url_, p=process: _healthy(u, p, directory), 90, f"{url_} to answer /healthz")
         yield urls
     finally:
         for process in processes:
@@ -163,9 +170,10 @@ def replicas(count: int, url: str, directory: Path, fleet: Path, workers: int) -
                 process.wait(5)
 
 
-def _healthy(url: str, process: subprocess.Popen[bytes]) -> bool:
+def _healthy(url: str, process: subprocess.Popen[bytes], directory: Path) -> bool:
     if process.poll() is not None:
-        raise RuntimeError(f"serve at {url} exited with {process.returncode}")
+        logs = "\n".join(path.read_text()[-1500:] for path in sorted(directory.glob("replica-*.log")))
+        raise RuntimeError(f"serve at {url} exited with {process.returncode}:\n{logs}")
     try:
         with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
             return bool(response.status == 200)
@@ -203,6 +211,9 @@ class StormResult:
     storm_parent_tickets: int
     storm_updates: int
     tickets: int
+    ran_on: frozenset[str] = frozenset()
+    """Servers with at least one finished run."""
+    ticket_reasons: dict[str, int] = field(default_factory=dict)
     answers: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -224,7 +235,7 @@ class StormResult:
         if self.runs_finished_twice:
             found.append(f"{self.runs_finished_twice} run(s) finished twice")
         wrong = {server: n for server, n in self.restarts_per_server.items() if n != 1}
-        missing = [server for server in RECOVERABLE if server not in self.restarts_per_server]
+        missing = [server for server in RECOVERABLE if server in self.ran_on and server not in self.restarts_per_server]
         if wrong or missing:
             found.append(f"restarts per recoverable server not exactly one: {wrong}, never restarted: {missing}")
         if self.crash_loop_tickets:
@@ -281,6 +292,7 @@ def _read_result(
         "SELECT thread_id, COUNT(*) FROM agent_audit WHERE kind = 'alert_run_finished' GROUP BY thread_id"
     ).fetchall()
     restarts = dict(connection.execute("SELECT server_id, COUNT(*) FROM agent_restarts GROUP BY server_id").fetchall())
+    ran_on = {row[0] for row in connection.execute("SELECT DISTINCT server_id FROM agent_intake WHERE state = 'done'")}
     tickets = [json.loads(row[0]) for row in connection.execute("SELECT ticket FROM agent_tickets").fetchall()]
     storm = [ticket for ticket in tickets if ticket.get("dependency") == DEPENDENCY]
     updates = [ticket for ticket in storm if ticket.get("kind") == "ticket_update"]
@@ -300,6 +312,10 @@ def _read_result(
         storm_parent_tickets=len(storm) - len(updates),
         storm_updates=len(updates),
         tickets=len(tickets) - len(updates),
+        ran_on=frozenset(str(server) for server in ran_on if server),
+        ticket_reasons=dict(
+            Counter(f"{t.get('server_id', '')[:6]}: {str(t.get('reason', ''))[:60]}" for t in tickets if t not in storm)
+        ),
         answers=answers,
     )
 
@@ -326,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for count in (int(part) for part in args.replicas.split(",")):
         result = run_storm(count, args.alerts, args.workers)
         print(describe(result), flush=True)
+        for reason, number in sorted(result.ticket_reasons.items(), key=lambda item: -item[1]):
+            print(f"  {number:>4} ticket(s) {reason}")
         failed = failed or bool(result.problems())
     return 1 if failed else 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,11 @@ def open_checkpointer(state_dir: str | Path) -> BaseCheckpointSaver[str]:
 
         shared = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
         postgres = PostgresSaver(shared)  # its own lock serialises this process's threads on the connection
-        shared.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))  # replicas starting at once migrate once
+        # replicas starting at once migrate once. Waiting inside pg_advisory_lock would deadlock with the
+        # migration's CREATE INDEX CONCURRENTLY (it waits for every open transaction, the waiting one too), so
+        # the lock is tried, and between tries this connection holds no transaction
+        while not _try_lock(shared, SETUP_LOCK_KEY):
+            time.sleep(0.05)
         try:
             postgres.setup()
         finally:
@@ -39,6 +44,11 @@ def open_checkpointer(state_dir: str | Path) -> BaseCheckpointSaver[str]:
     saver = SqliteSaver(connection)
     saver.setup()
     return saver
+
+
+def _try_lock(connection: Any, key: int) -> bool:
+    row = connection.execute("SELECT pg_try_advisory_lock(%s) AS taken", (key,)).fetchone()
+    return bool(row and row["taken"])
 
 
 def unfinished_steps(snapshot: Any) -> list[str]:
