@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 OUTBOX_FILE = "tickets.jsonl"
 SPOOL_DIR = "spool"
 TAIL_BYTES = 256 * 1024
+LEASE_SLACK_S = 60.0
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 300.0
 
 
 class DeliveryError(RuntimeError):
@@ -157,10 +160,15 @@ class TicketDesk:
                 log.warning("ticket %s: %s; spooled", ticket.get("id"), error)
         if not sinks:
             return {"status": "duplicate" if event else statuses["outbox"], "sink": "outbox", "sinks": statuses}
+        statuses.update({name: "queued" for name in sinks if name != "outbox"})
+        try:  # owed in the store: any replica's delivery worker may send it
+            open_store(self._state_dir).queue_delivery(ticket, sinks)
+            return {"status": "queued", "sink": sinks[0], "sinks": statuses, "queue": "store"}
+        except StoreError as exc:
+            log.warning("ticket %s: the delivery queue cannot be used (%s); spooled to a file", ticket.get("id"), exc)
         target = self._spool / f"{ticket['id']}.json"
         if not target.exists():
             self._spool_ticket(ticket, sinks)
-        statuses.update({name: "queued" for name in sinks if name != "outbox"})
         return {"status": "queued", "sink": sinks[0], "sinks": statuses, "spool": str(target)}
 
     def _send(self, ticket: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
@@ -202,11 +210,37 @@ class TicketDesk:
     def spooled(self) -> list[Path]:
         return sorted(self._spool.glob("*.json")) if self._spool.is_dir() else []
 
-    def flush(self) -> dict[str, int]:
-        """Retry every spooled ticket where it is still missing; fully delivered ones leave the spool."""
+    def queue_due(self) -> bool:
+        """Whether a delivery in the store's queue is due."""
+        try:
+            return open_store(self._state_dir).deliveries_due()
+        except StoreError:
+            return False
+
+    def owed(self) -> list[dict[str, Any]]:
+        """Every ticket a sink still owes a delivery: the store's queue, then the spool files."""
+        owed: list[dict[str, Any]] = []
+        with contextlib.suppress(StoreError):
+            owed.extend(open_store(self._state_dir).owed_deliveries())
+        for path in self.spooled():
+            try:
+                entry = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                owed.append({"id": path.stem, "pending": ["unreadable spool entry"], "reason": ""})
+                continue
+            ticket = entry.get("ticket", {}) if isinstance(entry, dict) else {}
+            pending = entry.get("pending_sinks", []) if isinstance(entry, dict) else []
+            owed.append({"id": ticket.get("id", path.stem), "pending": pending, "reason": ticket.get("reason", "")})
+        return owed
+
+    def flush(self, queue: bool = True, spool: bool = True) -> dict[str, int]:
+        """Retry every delivery owed where it is still missing: the store's queue (what is due), then the spool
+        files; fully delivered ones leave the queue or the spool."""
         counts = {"delivered": 0, "duplicate": 0, "failed": 0}
         configured = {"outbox", *(sink.name for sink in self._sinks)}
-        for path in self.spooled():
+        if queue:
+            self._flush_queue(counts, configured)
+        for path in self.spooled() if spool else []:
             try:
                 entry = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -226,3 +260,23 @@ class TicketDesk:
         if not counts["failed"]:
             keep_reserve(self._state_dir)  # set aside again what a full disk used up
         return counts
+
+    def _flush_queue(self, counts: dict[str, int], configured: set[str]) -> None:
+        """Send what the store's queue holds that is due; a failure is tried again later, backing off per ticket."""
+        try:
+            store = open_store(self._state_dir)
+            due = store.claim_deliveries(lease_s=sum(sink.deadline_s for sink in self._sinks) + LEASE_SLACK_S)
+        except StoreError:
+            return
+        for ticket, pending, attempts in due:
+            if set(pending) - configured:  # a sink no longer configured: kept until it is again
+                outcome: tuple[str, str] = ("failed", f"sinks not configured: {sorted(set(pending) - configured)}")
+            else:
+                results = self._send(ticket)
+                failed = [error for status, error in results.values() if status == "failed"]
+                delivered = any(status == "delivered" for status, _ in results.values())
+                outcome = ("failed", failed[0]) if failed else ("delivered" if delivered else "duplicate", "")
+            counts[outcome[0]] += 1
+            with contextlib.suppress(StoreError):
+                retry = None if outcome[0] != "failed" else min(RETRY_MAX_S, RETRY_FIRST_S * 2**attempts)
+                store.settle_queued(str(ticket["id"]), retry, outcome[1])

@@ -2,7 +2,8 @@
 
 This module owns how a ticket reaches an HTTP sink: each sink's payload, the checks on a sink's URL when the
 environment is read, bounded delivery (a deadline per try and per delivery, no redirects, every failure a
-SinkError) and the record of which sink took which ticket (`deliveries.json`).
+SinkError) and the record of which sink took which ticket (in the state store, shared by every replica; in
+`deliveries.json` only while the store cannot be used, imported into the store once it can).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
 from it_support_agent.tools.statefile import locked_json
+from it_support_agent.tools.store import StoreError, open_store
 
 DELIVERIES_FILE = "deliveries.json"
 KEEP_DELIVERIES_S = 30 * 24 * 3600.0
@@ -438,9 +440,9 @@ def deliver_to_sinks(state_dir: Path, ticket: Mapping[str, Any], sinks: Sequence
     """Send a ticket to every sink that has not taken it yet: name -> (delivered | duplicate | failed, error).
 
     Each sink's outcome stands on its own: one that took the ticket is recorded even if a later one fails, and no
-    failure escapes as an exception. The lock on deliveries.json is held only to read and to record, never while
-    sending; a claim in the file (expiring after the sink's deadline) keeps a concurrent delivery of the same
-    ticket from sending it to the same sink meanwhile.
+    failure escapes as an exception. The record is claimed and settled in short transactions, never held while
+    sending; a claim (expiring after the sink's deadline) keeps a concurrent delivery of the same ticket, in this
+    process or another replica, from sending it to the same sink meanwhile.
     """
     path = state_dir / DELIVERIES_FILE
     return {sink.name: _deliver_once(path, ticket, sink) for sink in sinks}
@@ -449,9 +451,9 @@ def deliver_to_sinks(state_dir: Path, ticket: Mapping[str, Any], sinks: Sequence
 def _deliver_once(path: Path, ticket: Mapping[str, Any], sink: Sink) -> Outcome:
     ticket_id = str(ticket["id"])
     try:
-        settled = _claim(path, ticket_id, sink)
-    except (OSError, ValueError) as exc:  # unreadable deliveries.json: sending could send twice
-        return "failed", f"{sink.name}: delivery record {path.name} unusable, not sent: {exc}"
+        settled, where = _claim(path, ticket_id, sink)
+    except (OSError, ValueError) as exc:  # no usable record: sending could send twice
+        return "failed", f"{sink.name}: delivery record unusable, not sent: {exc}"
     if settled is not None:
         return settled
     try:
@@ -461,17 +463,47 @@ def _deliver_once(path: Path, ticket: Mapping[str, Any], sink: Sink) -> Outcome:
         outcome = ("failed", str(exc))
     except Exception as exc:  # noqa: BLE001 - a sink problem never escapes: the ticket is spooled instead
         outcome = ("failed", f"{sink.where} did not take ticket {ticket_id}: unexpected {type(exc).__name__}")
-    with contextlib.suppress(OSError, ValueError):  # the claim then simply expires
-        _settle(path, ticket_id, sink.name, delivered=outcome[0] == "delivered")
+    with contextlib.suppress(OSError, ValueError, StoreError):  # the claim then simply expires
+        _settle(path, ticket_id, sink.name, delivered=outcome[0] == "delivered", where=where)
     return outcome
 
 
-def _claim(path: Path, ticket_id: str, sink: Sink) -> Outcome | None:
+def _claim(path: Path, ticket_id: str, sink: Sink) -> tuple[Outcome | None, str]:
+    """(the outcome when the sink has the ticket or is being sent it, or None after claiming; where the claim is:
+    "store", or "file" while the store cannot be used)."""
+    until = time.time() + sink.deadline_s + CLAIM_SLACK_S
+    try:
+        store = open_store(path.parent)
+        if path.exists():  # records kept while the store could not be used: into the store, once
+            _import_file_records(path, store)
+        state = store.claim_delivery(ticket_id, sink.name, until)
+    except StoreError:
+        return _claim_in_file(path, ticket_id, sink, until), "file"
+    if state == "delivered":
+        return ("duplicate", ""), "store"
+    if state == "sending":
+        return ("failed", f"{sink.name} is being sent ticket {ticket_id} by another delivery right now"), "store"
+    return None, "store"
+
+
+def _import_file_records(path: Path, store: Any) -> None:
+    with locked_json(path) as document:
+        records = {
+            str(ticket_id): {str(name): float(at) for name, at in record.items() if isinstance(at, float | int)}
+            for ticket_id, record in _section(document, "tickets").items()
+            if isinstance(record, dict)
+        }
+        store.record_deliveries(records)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(path, path.with_name(path.name + ".migrated"))
+
+
+def _claim_in_file(path: Path, ticket_id: str, sink: Sink, until: float) -> Outcome | None:
     """Under the file lock: the outcome when the sink has the ticket or is being sent it; None after claiming."""
     with locked_json(path) as document:
         tickets, claims = _section(document, "tickets"), _section(document, "sending")
         now = time.time()
-        for key in [key for key, until in claims.items() if not isinstance(until, float | int) or until < now]:
+        for key in [key for key, expires in claims.items() if not isinstance(expires, float | int) or expires < now]:
             del claims[key]
         _forget_old(tickets)
         record = tickets.get(ticket_id)
@@ -480,12 +512,15 @@ def _claim(path: Path, ticket_id: str, sink: Sink) -> Outcome | None:
         claim = f"{ticket_id} {sink.name}"
         if claim in claims:
             return "failed", f"{sink.name} is being sent ticket {ticket_id} by another delivery right now"
-        claims[claim] = now + sink.deadline_s + CLAIM_SLACK_S
+        claims[claim] = until
     return None
 
 
-def _settle(path: Path, ticket_id: str, sink_name: str, *, delivered: bool) -> None:
-    """Under the file lock: release the claim and, when the sink took the ticket, record that."""
+def _settle(path: Path, ticket_id: str, sink_name: str, *, delivered: bool, where: str) -> None:
+    """Release the claim and, when the sink took the ticket, record that."""
+    if where == "store":
+        open_store(path.parent).settle_delivery(ticket_id, sink_name, delivered)
+        return
     with locked_json(path) as document:
         _section(document, "sending").pop(f"{ticket_id} {sink_name}", None)
         if delivered:

@@ -27,6 +27,7 @@ STORE_FILE = "checkpoints.sqlite"
 BUSY_TIMEOUT_S = 30.0
 KEEP_KEYS_S = 30 * 24 * 3600.0
 KEEP_RESTARTS_S = 7 * 24 * 3600.0
+KEEP_DELIVERIES_S = 30 * 24 * 3600.0
 T = TypeVar("T")
 
 IntakeState = Literal["queued", "running", "done", "cancelled", "coalesced", "stalled"]
@@ -87,6 +88,25 @@ CREATE TABLE IF NOT EXISTS agent_tickets (
     ticket TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS agent_tickets_thread ON agent_tickets (thread_id);
+CREATE TABLE IF NOT EXISTS agent_deliveries (
+    ticket_id TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    state TEXT NOT NULL,
+    until REAL NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (ticket_id, sink)
+);
+CREATE INDEX IF NOT EXISTS agent_deliveries_at ON agent_deliveries (at);
+CREATE TABLE IF NOT EXISTS agent_delivery_queue (
+    ticket_id TEXT PRIMARY KEY,
+    ticket TEXT NOT NULL,
+    pending TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    claimed_until REAL NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS agent_delivery_queue_due ON agent_delivery_queue (next_at);
 CREATE TABLE IF NOT EXISTS agent_storms (
     parent_id TEXT PRIMARY KEY,
     dependency TEXT NOT NULL,
@@ -312,6 +332,131 @@ class Store:
         else:
             rows = self._read("SELECT ticket FROM agent_tickets WHERE thread_id = ? ORDER BY created_at", (thread_id,))
         return [json.loads(ticket) for (ticket,) in rows]
+
+    # --- which sink took which ticket ------------------------------------------------------------------------
+
+    def claim_delivery(self, ticket_id: str, sink: str, until: float) -> str | None:
+        """Claim sending a ticket to a sink until `until` (epoch seconds): None when claimed, "delivered" when the
+        sink has it, "sending" when another delivery holds a claim that has not expired."""
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT state, until FROM agent_deliveries WHERE ticket_id = ? AND sink = ?", (ticket_id, sink)
+            ).fetchone()
+            now = time.time()
+            if row is not None and row[0] == "delivered":
+                return "delivered"
+            if row is not None and float(row[1]) >= now:
+                return "sending"
+            connection.execute(
+                "INSERT INTO agent_deliveries (ticket_id, sink, state, until, at) VALUES (?, ?, 'sending', ?, ?) "
+                "ON CONFLICT (ticket_id, sink) DO UPDATE SET state = 'sending', until = excluded.until, "
+                "at = excluded.at",
+                (ticket_id, sink, until, now),
+            )
+        return None
+
+    def settle_delivery(self, ticket_id: str, sink: str, delivered: bool) -> None:
+        """Release a claim; when the sink took the ticket, record that (kept 30 days, for dedup)."""
+        now = time.time()
+        with self._transaction() as connection:
+            if delivered:
+                connection.execute(
+                    "UPDATE agent_deliveries SET state = 'delivered', until = 0, at = ? "
+                    "WHERE ticket_id = ? AND sink = ?",
+                    (now, ticket_id, sink),
+                )
+                connection.execute("DELETE FROM agent_deliveries WHERE at < ?", (now - KEEP_DELIVERIES_S,))
+            else:
+                connection.execute(
+                    "DELETE FROM agent_deliveries WHERE ticket_id = ? AND sink = ? AND state = 'sending'",
+                    (ticket_id, sink),
+                )
+
+    def record_deliveries(self, records: Mapping[str, Mapping[str, float]]) -> None:
+        """Import {ticket_id: {sink: when}} recorded elsewhere (a deliveries.json) as delivered."""
+        with self._transaction() as connection:
+            for ticket_id, sinks in records.items():
+                for sink, at in sinks.items():
+                    connection.execute(
+                        "INSERT INTO agent_deliveries (ticket_id, sink, state, until, at) VALUES (?, ?, 'delivered', "
+                        "0, ?) ON CONFLICT (ticket_id, sink) DO UPDATE SET state = 'delivered', until = 0",
+                        (str(ticket_id), str(sink), float(at)),
+                    )
+
+    def delivered_to(self, ticket_id: str) -> list[str]:
+        rows = self._read(
+            "SELECT sink FROM agent_deliveries WHERE ticket_id = ? AND state = 'delivered' ORDER BY sink", (ticket_id,)
+        )
+        return [str(row[0]) for row in rows]
+
+    # --- deliveries owed: the queue the delivery workers of every replica take from -----------------------------
+
+    def queue_delivery(self, ticket: Mapping[str, Any], pending: Sequence[str]) -> None:
+        """Owe a ticket's delivery to `pending` sinks (once: a ticket queued already stays as it is)."""
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT OR IGNORE INTO agent_delivery_queue (ticket_id, ticket, pending, next_at) VALUES (?, ?, ?, ?)",
+                (
+                    str(ticket["id"]),
+                    json.dumps(dict(ticket), sort_keys=True, ensure_ascii=True, default=str),
+                    json.dumps(list(pending)),
+                    time.time(),
+                ),
+            )
+
+    def claim_deliveries(self, lease_s: float, limit: int = 50) -> list[tuple[dict[str, Any], list[str], int]]:
+        """Deliveries due and not held by a worker, now held by this one for `lease_s` (a worker that dies lets its
+        lease run out and another takes them): (ticket, pending sinks, attempts so far)."""
+        now = time.time()
+        with self._transaction() as connection:
+            rows = connection.execute(
+                "SELECT ticket_id, ticket, pending, attempts FROM agent_delivery_queue "
+                "WHERE next_at <= ? AND claimed_until < ? ORDER BY next_at LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            for row in rows:
+                connection.execute(
+                    "UPDATE agent_delivery_queue SET claimed_until = ? WHERE ticket_id = ?", (now + lease_s, row[0])
+                )
+        return [(json.loads(ticket), list(json.loads(pending)), int(attempts)) for _, ticket, pending, attempts in rows]
+
+    def settle_queued(self, ticket_id: str, retry_in_s: float | None, error: str = "") -> None:
+        """A queued delivery done (None: it leaves the queue) or to be tried again in `retry_in_s` seconds."""
+        with self._transaction() as connection:
+            if retry_in_s is None:
+                connection.execute("DELETE FROM agent_delivery_queue WHERE ticket_id = ?", (ticket_id,))
+            else:
+                connection.execute(
+                    "UPDATE agent_delivery_queue SET attempts = attempts + 1, next_at = ?, claimed_until = 0, "
+                    "error = ? WHERE ticket_id = ?",
+                    (time.time() + retry_in_s, error[:500], ticket_id),
+                )
+
+    def owed_deliveries(self) -> list[dict[str, Any]]:
+        """Every delivery still owed: id, pending sinks, attempts, the last error, the ticket's reason."""
+        rows = self._read(
+            "SELECT ticket_id, ticket, pending, attempts, error FROM agent_delivery_queue ORDER BY next_at"
+        )
+        owed = []
+        for ticket_id, ticket, pending, attempts, error in rows:
+            reason = json.loads(ticket).get("reason", "")
+            owed.append(
+                {
+                    "id": ticket_id,
+                    "pending": json.loads(pending),
+                    "attempts": attempts,
+                    "error": error,
+                    "reason": reason,
+                }
+            )
+        return owed
+
+    def deliveries_due(self) -> bool:
+        now = time.time()
+        rows = self._read(
+            "SELECT 1 FROM agent_delivery_queue WHERE next_at <= ? AND claimed_until < ? LIMIT 1", (now, now)
+        )
+        return bool(rows)
 
     # --- shared-dependency storms ---------------------------------------------------------------------------
 

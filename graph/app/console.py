@@ -112,23 +112,8 @@ class Console:
         }
 
     def owed(self) -> list[dict[str, Any]]:
-        """Tickets a sink still owes a delivery (the spool)."""
-        owed = []
-        for path in TicketDesk(self._context.state_path).spooled():
-            try:
-                entry = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                owed.append({"id": path.stem, "pending": ["unreadable spool entry"], "reason": ""})
-                continue
-            ticket = entry.get("ticket", {}) if isinstance(entry, dict) else {}
-            owed.append(
-                {
-                    "id": ticket.get("id", path.stem),
-                    "pending": entry.get("pending_sinks", []),
-                    "reason": ticket.get("reason", ""),
-                }
-            )
-        return owed
+        """Tickets a sink still owes a delivery (the store's queue and the spool)."""
+        return TicketDesk(self._context.state_path).owed()
 
     # --- acting ----------------------------------------------------------------------------------------------
 

@@ -153,17 +153,21 @@ class AlertIntake:
     def _deliver(self) -> None:
         """The delivery worker: sends spooled and queued tickets to the sinks, backing off while a sink fails.
 
-        Its work items are the spool files, on disk before a run goes on, so a ticket whose delivery a stop cuts
-        short is sent at the next start (or by `flush`); each sink's own dedup record keeps it from arriving twice."""
+        Its work items are the store's delivery queue (shared by every replica) and the spool files, both written
+        before a run goes on, so a ticket whose delivery a stop cuts short is sent later, by this or another replica
+        (or by `flush`); each sink's dedup record keeps it from arriving twice."""
         desk = TicketDesk(self._context.state_path)
-        pause = DELIVERY_POLL_S
-        while not self._stopping.wait(pause):
+        spool_pause, spool_next = DELIVERY_POLL_S, 0.0
+        while not self._stopping.wait(DELIVERY_POLL_S):
             try:
-                counts = desk.flush() if desk.spooled() else {"failed": 0}
-            except Exception:  # noqa: BLE001 - the worker must outlive any one bad delivery; the ticket stays spooled
-                log.exception("ticket delivery failed; the spooled tickets are retried")
-                counts = {"failed": 1}
-            pause = min(pause * 2, DELIVERY_BACKOFF_MAX_S) if counts.get("failed") else DELIVERY_POLL_S
+                if desk.queue_due():  # each queued ticket backs off on its own while its sink fails
+                    desk.flush(spool=False)
+                if time.monotonic() >= spool_next and desk.spooled():  # files: only while the store was unusable
+                    failed = desk.flush(queue=False)["failed"]
+                    spool_pause = min(spool_pause * 2, DELIVERY_BACKOFF_MAX_S) if failed else DELIVERY_POLL_S
+                    spool_next = time.monotonic() + spool_pause
+            except Exception:  # noqa: BLE001 - the worker must outlive any one bad delivery; the ticket stays owed
+                log.exception("ticket delivery failed; the tickets owed are retried")
 
     def alive(self) -> bool:
         """Whether every worker that runs incidents is running."""

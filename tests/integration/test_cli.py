@@ -258,8 +258,10 @@ def test_prune_forgets_old_finished_incidents_and_keeps_their_audit_and_tickets(
 
     from it_support_agent.tools.store import open_store
 
-    old_ids = [run_json(state_dir, f"search-index-09 is failing, report {n}")[1]["thread_id"] for n in range(2)]
-    _, recent = run_json(state_dir, "search-index-09 is failing again")
+    # (orders-db-01: a full disk, one ticket per incident; repeated dependency failures of one server would be one
+    # storm ticket)
+    old_ids = [run_json(state_dir, f"orders-db-01 is failing, report {n}")[1]["thread_id"] for n in range(2)]
+    _, recent = run_json(state_dir, "orders-db-01 is failing again")
     database = state_dir / "checkpoints.sqlite"
     with sqlite3.connect(database) as connection:  # two of them happened 40 days ago
         connection.executemany(

@@ -446,9 +446,10 @@ def test_serve_with_credentials_in_a_sink_url_warns_and_still_files_tickets(
         thread_id = answer["accepted"][0]["thread_id"]
         ticket = wait_until(lambda: read_outbox(state_dir / "tickets.jsonl")[0], 60, "the ticket in the outbox")
         assert ticket["thread_id"] == thread_id
-        spool = state_dir / "spool" / f"{ticket['id']}.json"  # written after the outbox line: wait for it too
-        spooled = json.loads(wait_until(lambda: spool.read_text(), 60, "the spooled ticket"))
-        assert spooled["pending_sinks"] == ["webhook"]
+        # owed to the webhook in the store's delivery queue (written after the outbox line: wait for it too)
+        owed = wait_until(lambda: TicketDesk(state_dir).owed(), 60, "the delivery owed to the webhook")
+        assert [(entry["id"], entry["pending"]) for entry in owed] == [(ticket["id"], ["webhook"])]
+        assert not TicketDesk(state_dir).spooled()
     text = log.read_text()
     assert "warning: webhook sink: IT_SUPPORT_WEBHOOK_URL must not embed credentials" in text
     assert "hunter2" not in text
@@ -548,7 +549,7 @@ def test_a_hanging_sink_does_not_hold_up_a_restart_and_its_ticket_follows_later(
             assert ticket["delivery"]["status"] == "queued" and ticket["delivery"]["sinks"]["webhook"] == "queued"
             assert [entry["id"] for entry in read_outbox(state_dir / "tickets.jsonl")] == [ticket["id"]]
             hook.answering.set()
-            wait_until(lambda: not TicketDesk(state_dir).spooled(), 40, "the queued ticket to be delivered")
+            wait_until(lambda: not TicketDesk(state_dir).owed(), 40, "the queued ticket to be delivered")
             wait_until(lambda: len(hook.received) >= 1, 10, "the webhook to receive the ticket")
             time.sleep(1)
             assert [body.get("id") or body.get("ticket", {}).get("id") for body in hook.received] == [ticket["id"]]

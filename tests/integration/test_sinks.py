@@ -20,6 +20,7 @@ import pytest
 
 from it_support_agent.tools.outbox import TicketDesk, read_outbox
 from it_support_agent.tools.sinks import Sink, configured_sinks, webhook_payload
+from it_support_agent.tools.store import open_store
 from tests.integration.services import Receiver, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,7 +210,7 @@ def test_redirects_are_refused_and_the_token_never_follows_them(state_dir: Path)
     assert delivery["status"] == "spooled" and delivery["sinks"]["webhook"] == "failed"
     assert "HTTP 302: redirect refused" in delivery["error"]
     assert elsewhere.requests == []
-    assert "INC-REDIRECT" not in json.loads((state_dir / "deliveries.json").read_text())["tickets"]
+    assert open_store(state_dir).delivered_to("INC-REDIRECT") == []
 
 
 def test_a_trickled_answer_is_cut_at_the_deadline_without_holding_up_other_tickets(state_dir: Path) -> None:
