@@ -24,6 +24,10 @@ SEED_INCIDENTS = (
     "The payment-server-01 is extremely slow and timing out.",
     "search-index-09 is failing to index new documents",
 )
+GROWTH_INCIDENTS = (
+    SEED_INCIDENTS[0],
+    "orders-db-01 is refusing writes",  # a full disk: a ticket of its own every time (no storm to join)
+)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -146,9 +150,9 @@ def scaling(parameter: str, values: Sequence[int], repeats: int) -> list[dict[st
 
 
 def _sample(bench: Bench, incidents: int) -> dict[str, float]:
-    """p50 and CPU per incident over `incidents` seed incidents (half restarts, half escalations)."""
+    """p50 and CPU per incident over `incidents` incidents, half restarts, half escalations that file a ticket."""
     cpu_started = time.process_time()
-    latencies = _series(bench.incident, incidents, SEED_INCIDENTS)
+    latencies = _series(bench.incident, incidents, GROWTH_INCIDENTS)
     return {
         "p50_ms": round(percentile(latencies, 50), 2),
         "p95_ms": round(percentile(latencies, 95), 2),
@@ -191,7 +195,7 @@ def growth(marks: Sequence[int], sample: int, cli: ListCommand, list_at: int = 1
         for mark in sorted(marks):
             fill_started = time.perf_counter()
             while bench.count < mark:
-                bench.incident(SEED_INCIDENTS[bench.count % 2])
+                bench.incident(GROWTH_INCIDENTS[bench.count % 2])
             filled_s = time.perf_counter() - fill_started
             if not listing and bench.count >= list_at:
                 listing = {"incidents": bench.count, **_time_list(bench.state_dir, cli)}
@@ -208,11 +212,11 @@ def growth(marks: Sequence[int], sample: int, cli: ListCommand, list_at: int = 1
             listing = {"incidents": bench.count, **_time_list(bench.state_dir, cli)}
     with tempfile.TemporaryDirectory(prefix="itsa-growth-") as directory:
         bare = Bench(Path(directory), checkpoints=False)
-        bare.incident(SEED_INCIDENTS[0])
+        bare.incident(GROWTH_INCIDENTS[0])
         without = _sample(bare, sample)
     with tempfile.TemporaryDirectory(prefix="itsa-growth-") as directory:
         fresh = Bench(Path(directory))
-        fresh.incident(SEED_INCIDENTS[0])
+        fresh.incident(GROWTH_INCIDENTS[0])
         with_checkpoints = _sample(fresh, sample)
     return {
         "sample": sample,
@@ -229,7 +233,10 @@ def _store_bytes(state_dir: Path) -> int:
 
 def render_growth(figures: dict[str, Any]) -> list[str]:
     """The growth figures as lines for the terminal."""
-    lines = [f"per incident over {figures['sample']} incidents (half restarts, half escalations), as history grows:"]
+    lines = [
+        f"per incident over {figures['sample']} incidents (half restarts, half escalations filing a ticket each), "
+        "as the same store fills:"
+    ]
     base = figures["rows"][0]
     for row in figures["rows"]:
         lines.append(
