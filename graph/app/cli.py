@@ -239,24 +239,30 @@ def _status(snapshot: Any) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    context = context_from_args(args, check_sinks=False)
+    context = context_from_args(args, index_only=True)
     from it_support_agent.tools.store import open_store
 
-    app = _compiled(context)
+    compiled: list[Any] = []
+
+    def app() -> Any:  # the graph (and its imports) only when a thread's checkpoint must be read
+        if not compiled:
+            compiled.append(_compiled(context))
+        return compiled[0]
+
     rows: list[dict[str, Any]] = []
     now = time.time()
     indexed = open_store(context.state_path).threads()
     for thread_id, created, server_id, outcome in indexed:
         status = _OUTCOME_STATUS.get(outcome or "")
         if status is None:  # not finished: only its checkpoint says whether it waits for an answer
-            status = _status(app.get_state({"configurable": {"thread_id": thread_id}}))
+            status = _status(app().get_state({"configurable": {"thread_id": thread_id}}))
         rows.append({"thread_id": thread_id, "status": status, "server_id": server_id, "age_s": round(now - created)})
     known = {row["thread_id"] for row in rows}
     for thread_id in _thread_ids(context.state_path):  # threads from before the index existed
         if thread_id in known:
             continue
-        snapshot = app.get_state({"configurable": {"thread_id": thread_id}})
-        created_at = _created_at(app, thread_id)
+        snapshot = app().get_state({"configurable": {"thread_id": thread_id}})
+        created_at = _created_at(app(), thread_id)
         rows.append(
             {
                 "thread_id": thread_id,

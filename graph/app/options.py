@@ -27,11 +27,17 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def context_from_args(args: argparse.Namespace, *, check_sinks: bool = True) -> Context:
+def context_from_args(args: argparse.Namespace, *, check_sinks: bool = True, index_only: bool = False) -> Context:
     """The run's Context, after checking the fleet, policy, model and sinks (one-line CliError on any problem).
 
     A sink variable that cannot be used is a warning, never a refusal: the ticket still reaches the outbox and waits
-    in the spool for that sink. Commands that only read incidents (list, show, audit) do not check sinks."""
+    in the spool for that sink. Commands that only read incidents (list, show, audit) do not check sinks;
+    `index_only` (list: the store's index) checks nothing and imports no model."""
+    if index_only:
+        try:
+            return Context(model=args.model or "offline", state_dir=args.state_dir or "", fleet_file=args.fleet or "")
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     from it_support_agent.incident.fleet import FleetError
     from it_support_agent.incident.policy import PolicyFileError, load_policy
     from it_support_agent.nodes.model.chat_models import (
