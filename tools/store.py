@@ -555,7 +555,8 @@ class Store:
         return [str(row[0]) for row in rows]
 
     def forget_threads(self, thread_ids: Sequence[str], audit: bool = False) -> None:
-        """Drop threads from the index and the intake (and their audit events when asked), in one transaction.
+        """Drop threads from the index, the intake and the storms (and their audit events when asked), in one
+        transaction.
 
         Tickets stay (they are the delivery dedup truth), and so do restart records (the policy's history)."""
         with self._transaction() as connection:
@@ -564,8 +565,12 @@ class Store:
                 connection.execute(
                     "DELETE FROM agent_intake WHERE thread_id = ? AND state IN ('done', 'cancelled')", (thread_id,)
                 )
+                connection.execute("DELETE FROM agent_storm_members WHERE thread_id = ?", (thread_id,))
                 if audit:
                     connection.execute("DELETE FROM agent_audit WHERE thread_id = ?", (thread_id,))
+            connection.execute(  # a storm whose members are all forgotten
+                "DELETE FROM agent_storms WHERE parent_id NOT IN (SELECT parent_id FROM agent_storm_members)"
+            )
 
     # --- the alert intake queue -----------------------------------------------------------------------------
 

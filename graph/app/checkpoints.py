@@ -46,6 +46,20 @@ def open_checkpointer(state_dir: str | Path) -> BaseCheckpointSaver[str]:
     return saver
 
 
+def forget_finished(
+    checkpointer: BaseCheckpointSaver[Any], state_dir: str | Path, older_than_s: float, audit: bool
+) -> list[str]:
+    """Forget the finished incidents created more than `older_than_s` ago: their checkpoints, index, intake and
+    storm rows (and audit events when `audit`); tickets and restart records stay. The threads forgotten."""
+    store = open_store(state_dir)
+    threads = store.finished_before(time.time() - older_than_s)
+    for thread_id in threads:
+        checkpointer.delete_thread(thread_id)
+    if threads:
+        store.forget_threads(threads, audit=audit)
+    return threads
+
+
 def _try_lock(connection: Any, key: int) -> bool:
     row = connection.execute("SELECT pg_try_advisory_lock(%s) AS taken", (key,)).fetchone()
     return bool(row and row["taken"])

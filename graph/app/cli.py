@@ -344,14 +344,14 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if not args.older_than > 0:
         raise CliError("--older-than must be a positive number of days")
     context = context_from_args(args, check_sinks=False)
-    store = open_store(context.state_path)
-    threads = store.finished_before(time.time() - args.older_than * 86400)
-    if threads and not args.dry_run:
+    if args.dry_run:
+        threads = open_store(context.state_path).finished_before(time.time() - args.older_than * 86400)
+    else:
+        from it_support_agent.graph.app.checkpoints import forget_finished
+
         checkpointer = _compiled(context).checkpointer
-        for thread_id in threads:
-            checkpointer.delete_thread(thread_id)
-        store.forget_threads(threads, audit=args.audit)
-        if args.vacuum and not os.environ.get("IT_SUPPORT_DATABASE_URL"):
+        threads = forget_finished(checkpointer, context.state_path, args.older_than * 86400, args.audit)
+        if threads and args.vacuum and not os.environ.get("IT_SUPPORT_DATABASE_URL"):
             from it_support_agent.graph.app.checkpoints import CHECKPOINT_FILE
 
             with sqlite3.connect(str(Path(context.state_path) / CHECKPOINT_FILE)) as connection:
@@ -463,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=9095, help="port to listen on (default 9095)")
     serve.add_argument("--server-label", help="alert label naming the server (default: instance, port stripped)")
     serve.add_argument("--workers", type=int, default=2, help="incidents run at once by this process (default 2)")
+    serve.add_argument(
+        "--retain-days",
+        type=float,
+        help="retention: every hour, forget finished incidents older than this (their tickets and audit stay; "
+        "default: keep everything, `prune` by hand)",
+    )
     add_common_options(serve)
     serve.set_defaults(handler=cmd_serve, takes_alerts=True)
     console = commands.add_parser("console", help="the operator console alone: incidents, approvals, owed tickets")

@@ -44,7 +44,7 @@ from it_support_agent.graph.app.alerts import (
     server_for,
 )
 from it_support_agent.graph.app.alerts import thread_id as alert_thread_id
-from it_support_agent.graph.app.checkpoints import open_checkpointer, unfinished_steps
+from it_support_agent.graph.app.checkpoints import forget_finished, open_checkpointer, unfinished_steps
 from it_support_agent.graph.app.console import (
     CONSOLE_PATH,
     SESSION_COOKIE,
@@ -76,6 +76,7 @@ STOP_LOG_EVERY_S = 30.0
 IDLE_POLL_S = 0.5
 DEFAULT_WORKERS = 2
 DELIVERY_POLL_S = 0.25
+RETENTION_EVERY_S = 3600.0
 """How often the delivery worker looks for queued tickets."""
 DELIVERY_BACKOFF_MAX_S = 30.0
 """The longest wait between delivery attempts while a sink keeps failing."""
@@ -94,7 +95,11 @@ class AlertIntake:
     """
 
     def __init__(
-        self, context: Context, server_label: str = DEFAULT_SERVER_LABEL, workers: int = DEFAULT_WORKERS
+        self,
+        context: Context,
+        server_label: str = DEFAULT_SERVER_LABEL,
+        workers: int = DEFAULT_WORKERS,
+        retain_days: float | None = None,
     ) -> None:
         from it_support_agent.graph.builder import compile_graph
 
@@ -114,6 +119,8 @@ class AlertIntake:
             for number in range(max(1, workers))
         ]
         self._deliverer = threading.Thread(target=self._deliver, name="ticket-delivery", daemon=True)
+        self._retain_s = retain_days * 86400 if retain_days else None
+        self._pruner = threading.Thread(target=self._prune, name="retention", daemon=True)
 
     def start(self) -> None:
         requeued = self._store.requeue_abandoned(_worker_alive) + self._store.requeue_stalled()
@@ -124,6 +131,8 @@ class AlertIntake:
         for worker in self._workers:
             worker.start()
         self.start_delivery()
+        if self._retain_s:
+            self._pruner.start()
 
     def start_delivery(self) -> None:
         """The delivery worker alone (the console without intake files tickets too)."""
@@ -168,6 +177,20 @@ class AlertIntake:
                     spool_next = time.monotonic() + spool_pause
             except Exception:  # noqa: BLE001 - the worker must outlive any one bad delivery; the ticket stays owed
                 log.exception("ticket delivery failed; the tickets owed are retried")
+
+    def _prune(self) -> None:
+        """Retention (--retain-days): at start and every hour, forget finished incidents older than that; their
+        tickets and audit events stay (`prune --audit` removes those)."""
+        assert self._retain_s
+        while True:
+            try:
+                forgotten = forget_finished(self._checkpointer, self._context.state_path, self._retain_s, audit=False)
+                if forgotten:
+                    log.info("retention: forgot %d finished incident(s) older than the limit", len(forgotten))
+            except Exception:  # noqa: BLE001 - retention never stops the intake; it is tried again in an hour
+                log.exception("retention failed; tried again in an hour")
+            if self._stopping.wait(RETENTION_EVERY_S):
+                return
 
     def alive(self) -> bool:
         """Whether every worker that runs incidents is running."""
@@ -668,9 +691,10 @@ def serving(
     server_label: str = DEFAULT_SERVER_LABEL,
     workers: int = DEFAULT_WORKERS,
     takes_alerts: bool = True,
+    retain_days: float | None = None,
 ) -> Iterator[AlertServer]:
     """Run the intake and its HTTP server in background threads until the block ends."""
-    intake = AlertIntake(context, server_label, workers)
+    intake = AlertIntake(context, server_label, workers, retain_days)
     if takes_alerts:
         intake.start()
     else:
@@ -700,7 +724,11 @@ def serve_forever(args: argparse.Namespace) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID` prints every thread's stack
     takes_alerts = bool(getattr(args, "takes_alerts", True))
     label = args.server_label or DEFAULT_SERVER_LABEL
-    with serving(context, args.host, args.port, label, args.workers, takes_alerts) as server:
+    retain_days = getattr(args, "retain_days", None)
+    if retain_days is not None and not retain_days > 0:
+        print("error: --retain-days must be a positive number of days", file=sys.stderr)
+        return 2
+    with serving(context, args.host, args.port, label, args.workers, takes_alerts, retain_days) as server:
         where = (
             f"{server.url}{ALERTS_PATH}, console {server.url}{CONSOLE_PATH}"
             if takes_alerts

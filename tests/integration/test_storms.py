@@ -91,3 +91,32 @@ def test_servers_failing_on_one_dependency_page_once_and_resolve_with_the_last(
     assert sent[-1] == {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": storm_key}
     other_key = hashlib.sha256(firing[3].group_key.encode()).hexdigest()
     assert [event["event_action"] for event in sent if event["dedup_key"] == other_key] == ["trigger", "resolve"]
+
+
+def test_serve_with_retain_days_forgets_old_finished_incidents_and_keeps_their_tickets(state_dir: Path) -> None:
+    import sqlite3
+
+    from it_support_agent.tools.store import open_store
+
+    context = Context(state_dir=str(state_dir))
+    intake = AlertIntake(context, workers=1)
+    intake.start()
+    try:
+        old = intake.submit(group("orders-db-01:9100", "DiskFull"))["accepted"][0]["thread_id"]
+        recent = intake.submit(group("search-index-09:9100", "IndexerDown"))["accepted"][0]["thread_id"]
+        wait_until(lambda: intake.pending() == 0 or None, 60, "both runs")
+    finally:
+        intake.stop()
+    with sqlite3.connect(state_dir / "checkpoints.sqlite") as connection:  # the first happened 40 days ago
+        connection.execute("UPDATE agent_threads SET created_at = created_at - 40 * 86400 WHERE thread_id = ?", (old,))
+    store = open_store(state_dir)
+    kept = AlertIntake(context, workers=1, retain_days=30)
+    kept.start()
+    try:
+        wait_until(lambda: [row[0] for row in store.threads()] == [recent] or None, 30, "the old incident forgotten")
+    finally:
+        kept.stop()
+    with sqlite3.connect(state_dir / "checkpoints.sqlite") as connection:
+        threads = {row[0] for row in connection.execute("SELECT DISTINCT thread_id FROM checkpoints")}
+    assert threads == {recent}
+    assert [ticket["thread_id"] for ticket in store.tickets(old)] == [old]  # its ticket stays
