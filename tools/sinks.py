@@ -34,6 +34,8 @@ KEEP_DELIVERIES_S = 30 * 24 * 3600.0
 CLAIM_SLACK_S = 30.0
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 PAGERDUTY_EVENT = "pagerduty_event"
+TICKET_RESOLVED = "ticket_resolved"
+"""A notice that a ticket's alert resolved: PagerDuty resolves the page, the webhook and Slack are told."""
 PAGERDUTY_SEVERITIES = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 10
@@ -286,7 +288,11 @@ def slack_escape(text: object) -> str:
 def slack_payload(ticket: Mapping[str, Any]) -> dict[str, Any]:
     """A Slack incoming-webhook message: fallback text plus blocks (header, fields, reason, log lines).
 
-    Every text from the ticket is escaped: it quotes log lines, alert text and model output."""
+    Every text from the ticket is escaped: it quotes log lines, alert text and model output. A resolution notice
+    is one line."""
+    if ticket.get("kind") == TICKET_RESOLVED:
+        text = f"[RESOLVED] {slack_escape(ticket['resolves'])}: {slack_escape(ticket.get('summary'))}"
+        return {"text": text[:SLACK_TEXT_LIMIT]}
     server = slack_escape(ticket.get("server_id") or "unidentified server")
     severity = slack_escape(str(ticket.get("severity", "")).upper())
     ticket_id = slack_escape(ticket["id"])
@@ -322,6 +328,9 @@ def pagerduty_payload(routing_key: str, console_url: str = "") -> Payload:
     (`kind: pagerduty_event`) is an `acknowledge` or `resolve` of a dedup key."""
 
     def build(ticket: Mapping[str, Any]) -> dict[str, Any]:
+        if ticket.get("kind") == TICKET_RESOLVED:
+            key = str(ticket.get("pagerduty_dedup_key") or ticket["resolves"])[:255]
+            return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": key}
         if ticket.get("kind") == PAGERDUTY_EVENT:
             action = str(ticket.get("event_action"))
             if action not in ("acknowledge", "resolve"):

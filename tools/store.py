@@ -527,6 +527,14 @@ class Store:
             ).fetchone()
         return str(row[0]), int(left[0])
 
+    def tickets_by_id(self, ticket_ids: Sequence[str]) -> list[dict[str, Any]]:
+        tickets = []
+        for ticket_id in ticket_ids:
+            tickets += [
+                json.loads(row[0]) for row in self._read("SELECT ticket FROM agent_tickets WHERE id = ?", (ticket_id,))
+            ]
+        return tickets
+
     # --- the index of incident threads ----------------------------------------------------------------------
 
     def note_thread(self, thread_id: str, server_id: str | None = None, outcome: str | None = None) -> None:
@@ -574,8 +582,11 @@ class Store:
 
     # --- the alert intake queue -----------------------------------------------------------------------------
 
-    def enqueue(self, item: IntakeItem) -> tuple[str, str | None]:
-        """Commit one firing alert's run before anyone is told it was accepted.
+    def enqueue(
+        self, item: IntakeItem, event: Callable[[str, str | None], Mapping[str, Any]] | None = None
+    ) -> tuple[str, str | None]:
+        """Commit one firing alert's run before anyone is told it was accepted, with its audit event
+        (`event(verdict, parent)`) in the same transaction: a worker that claims the run finds the event.
 
         Answers ("accepted", None), ("duplicate", None) for a thread already queued, run or done, or
         ("coalesced", thread) when an incident for the same server is queued or running: the new alert joins it
@@ -602,6 +613,16 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (item.thread_id, item.server_id, item.alertname, item.incident, state, parent, now),
             )
+            if event is not None:
+                audited = event("coalesced" if parent else "accepted", parent)
+                connection.execute(
+                    "INSERT INTO agent_audit (thread_id, kind, event) VALUES (?, ?, ?)",
+                    (
+                        item.thread_id,
+                        str(audited.get("kind", "")),
+                        json.dumps(dict(audited), sort_keys=True, default=str),
+                    ),
+                )
         return ("coalesced", parent) if parent else ("accepted", None)
 
     def claim(self, worker: str) -> IntakeItem | None:

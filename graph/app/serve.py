@@ -13,6 +13,7 @@ import base64
 import contextlib
 import dataclasses
 import faulthandler
+import functools
 import hashlib
 import hmac
 import html
@@ -25,7 +26,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -59,11 +60,11 @@ from it_support_agent.incident.fleet import Fleet
 from it_support_agent.incident.matching import ServerIndex
 from it_support_agent.incident.state import IncidentInput
 from it_support_agent.incident.text import known_secrets, redact, strip_controls
-from it_support_agent.nodes.escalate import file_unfinished
+from it_support_agent.nodes.escalate import STORM_UPDATE, file_unfinished
 from it_support_agent.tools import audit
 from it_support_agent.tools.infrastructure import open_infrastructure
 from it_support_agent.tools.outbox import TicketDesk
-from it_support_agent.tools.sinks import PAGERDUTY_EVENT
+from it_support_agent.tools.sinks import TICKET_RESOLVED
 from it_support_agent.tools.store import IntakeItem, StoreError, open_store
 
 ALERTS_PATH = "/alerts"
@@ -235,21 +236,11 @@ class AlertIntake:
                 answer["duplicates"].append(item.thread_id)  # finished, or waiting for a human's answer
                 continue
             # (a checkpoint with work left is queued: the run continues where it stopped)
-            verdict, parent = self._store.enqueue(item)
+            verdict, parent = self._store.enqueue(item, functools.partial(_received, item, group.group_key))
             if verdict == "duplicate":
                 answer["duplicates"].append(item.thread_id)
                 continue
             summary = {"thread_id": item.thread_id, "server_id": item.server_id, "alertname": item.alertname}
-            kind = "alert_received" if verdict == "accepted" else "alert_coalesced"
-            audit.record(
-                self._context.state_path,
-                item.thread_id,
-                kind,
-                server_id=item.server_id,
-                alertname=item.alertname,
-                group_key=group.group_key,
-                **({"into": parent} if parent else {}),
-            )
             if verdict == "accepted":
                 answer["accepted"].append(summary)
             else:
@@ -269,17 +260,15 @@ class AlertIntake:
         key = request.key or uuid.uuid4().hex
         thread_id = "incident-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
         item = IntakeItem(thread_id, server_id, "", redact(request.incident, known_secrets()), "queued")
-        verdict, parent = self._store.enqueue(item)
+
+        def received(verdict: str, parent: str | None) -> dict[str, Any]:
+            kind = "incident_received" if verdict == "accepted" else "alert_coalesced"
+            return audit.make_event(thread_id, kind, server_id=server_id, **({"into": parent} if parent else {}))
+
+        verdict, parent = self._store.enqueue(item, received)
         summary = {"thread_id": thread_id, "server_id": server_id}
         if verdict == "duplicate":
             return {"accepted": [], "duplicates": [thread_id], "coalesced": []}
-        audit.record(
-            self._context.state_path,
-            thread_id,
-            "incident_received" if verdict == "accepted" else "alert_coalesced",
-            server_id=server_id,
-            **({"into": parent} if parent else {}),
-        )
         with self._wake:
             self._wake.notify_all()
         if verdict == "coalesced":
@@ -376,28 +365,33 @@ class AlertIntake:
         return None
 
     def _resolve_page(self, thread_id: str) -> None:
-        """An alert resolved: the PagerDuty alert the agent's own ticket raised for it is resolved too."""
-        if not os.environ.get("IT_SUPPORT_PAGERDUTY_ROUTING_KEY"):
+        """An alert resolved: each ticket the agent filed for it is resolved in the sinks (a `ticket_resolved`
+        notice: PagerDuty gets `resolve` with the ticket's dedup key, the webhook and Slack a notice naming the
+        ticket). A storm's parent ticket is resolved only with the last of its servers' alerts."""
+        storm = self._store.leave_storm(thread_id)
+        if storm is not None and storm[1] > 0:
+            audit.record(
+                self._context.state_path,
+                thread_id,
+                "ticket_resolution",
+                action="none",
+                detail=f"{storm[1]} other alert(s) of ticket {storm[0]}'s servers still firing",
+            )
             return
-        for ticket in self._store.tickets(thread_id):
-            key = str(ticket.get("pagerduty_dedup_key") or ticket["id"])
-            if ticket.get("dependency"):  # one of a storm's servers: the page stays while any other still fails
-                storm = self._store.leave_storm(thread_id)
-                if storm is not None and storm[1] > 0:
-                    audit.record(
-                        self._context.state_path,
-                        thread_id,
-                        "pagerduty_event",
-                        action="none",
-                        detail=f"{storm[1]} other server(s) of ticket {storm[0]} still fail on {ticket['dependency']}",
-                    )
-                    continue
-            event = {"id": f"PD-resolve-{ticket['id']}", "kind": PAGERDUTY_EVENT, "event_action": "resolve"}
+        tickets = self._store.tickets_by_id([storm[0]]) if storm else self._store.tickets(thread_id)
+        for ticket in tickets:
+            if ticket.get("kind") in (TICKET_RESOLVED, STORM_UPDATE):
+                continue
             delivery = TicketDesk(self._context.state_path).deliver(
-                {**event, "dedup_key": key, "thread_id": thread_id}, background=True
+                resolution_notice(ticket, thread_id), background=True
             )
             audit.record(
-                self._context.state_path, thread_id, "pagerduty_event", action="resolve", delivery=delivery["status"]
+                self._context.state_path,
+                thread_id,
+                "ticket_resolution",
+                action="resolve",
+                ticket_id=ticket["id"],
+                delivery=delivery["status"],
             )
 
     def _note_failure(self, item: IntakeItem, stage: str, exc: BaseException) -> None:
@@ -681,6 +675,33 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), strip_controls(format % args))  # request lines are untrusted
+
+
+def _received(item: IntakeItem, group_key: str, verdict: str, parent: str | None) -> dict[str, Any]:
+    """The audit event of an alert taken in (committed with its queue row)."""
+    kind = "alert_received" if verdict == "accepted" else "alert_coalesced"
+    into = {"into": parent} if parent else {}
+    return audit.make_event(
+        item.thread_id, kind, server_id=item.server_id, alertname=item.alertname, group_key=group_key, **into
+    )
+
+
+def resolution_notice(ticket: Mapping[str, Any], thread_id: str) -> dict[str, Any]:
+    """The notice that a ticket's alert resolved: the outbox keeps it, every sink is told (PagerDuty: `resolve`)."""
+    return {
+        "id": f"{ticket['id']}-resolved",
+        "kind": TICKET_RESOLVED,
+        "resolves": ticket["id"],
+        "dedup_key": ticket.get("dedup_key") or ticket["id"],
+        "pagerduty_dedup_key": ticket.get("pagerduty_dedup_key") or ticket["id"],
+        "thread_id": thread_id,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "server_id": ticket.get("server_id"),
+        "severity": "info",
+        "reason": "the alert that raised this ticket resolved",
+        "summary": f"resolved: the alert behind ticket {ticket['id']} ({ticket.get('server_id') or 'no server'}) "
+        "stopped firing; the ticket can be closed once someone has checked",
+    }
 
 
 @contextlib.contextmanager

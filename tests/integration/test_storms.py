@@ -71,7 +71,9 @@ def test_servers_failing_on_one_dependency_page_once_and_resolve_with_the_last(
     finally:
         intake.stop()
 
-    filed = tickets(state_dir)
+    exported = tickets(state_dir)
+    filed = [ticket for ticket in exported if ticket.get("kind") != "ticket_resolved"]
+    notices = [ticket["resolves"] for ticket in exported if ticket.get("kind") == "ticket_resolved"]
     storm = [ticket for ticket in filed if ticket.get("dependency") == "search-backend-02"]
     parents = [ticket for ticket in storm if ticket.get("kind") != "ticket_update"]
     updates = [ticket for ticket in storm if ticket.get("kind") == "ticket_update"]
@@ -82,6 +84,7 @@ def test_servers_failing_on_one_dependency_page_once_and_resolve_with_the_last(
     assert set(max(updates, key=lambda u: len(u["affected_servers"]))["affected_servers"]) == set(INDEXERS)
     own = [ticket for ticket in filed if ticket.get("server_id") == "search-index-20"]
     assert len(own) == 1 and own[0]["dependency"] == "search-backend-03" and own[0].get("kind") is None
+    assert sorted(notices) == sorted([parent["id"], own[0]["id"]])  # the storm's once, with its last server
 
     sent = events(pagerduty)
     storm_key = parent["pagerduty_dedup_key"]
@@ -120,3 +123,25 @@ def test_serve_with_retain_days_forgets_old_finished_incidents_and_keeps_their_t
         threads = {row[0] for row in connection.execute("SELECT DISTINCT thread_id FROM checkpoints")}
     assert threads == {recent}
     assert [ticket["thread_id"] for ticket in store.tickets(old)] == [old]  # its ticket stays
+
+
+def test_a_resolved_alert_tells_the_webhook_and_slack_that_its_ticket_resolved(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Receiver() as receiver:
+        monkeypatch.setenv("IT_SUPPORT_WEBHOOK_URL", receiver.url + "/hook")
+        monkeypatch.setenv("IT_SUPPORT_SLACK_WEBHOOK_URL", receiver.url + "/slack")
+        intake = AlertIntake(Context(state_dir=str(state_dir)), workers=1)
+        intake.start()
+        try:
+            intake.submit(group("orders-db-01:9100", "DiskFull"))
+            wait_until(lambda: len(receiver.bodies("/hook")) == 1 or None, 60, "the ticket at the webhook")
+            intake.submit(group("orders-db-01:9100", "DiskFull", status="resolved"))
+            wait_until(lambda: len(receiver.bodies("/slack")) == 2 or None, 30, "the notice in Slack")
+            wait_until(lambda: len(receiver.bodies("/hook")) == 2 or None, 30, "the notice at the webhook")
+        finally:
+            intake.stop()
+    ticket, notice = receiver.bodies("/hook")
+    assert notice["kind"] == "ticket_resolved" and notice["resolves"] == ticket["id"]
+    assert notice["dedup_key"] == ticket["dedup_key"] and notice["server_id"] == "orders-db-01"
+    assert receiver.bodies("/slack")[1]["text"].startswith(f"[RESOLVED] {ticket['id']}: resolved: the alert behind")
