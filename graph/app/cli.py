@@ -469,6 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="retention: every hour, forget finished incidents older than this (their tickets and audit stay; "
         "default: keep everything, `prune` by hand)",
     )
+    serve.add_argument(
+        "--retain-audit",
+        action="store_true",
+        help="with --retain-days: forget the audit events of those incidents too (tickets stay)",
+    )
     add_common_options(serve)
     serve.set_defaults(handler=cmd_serve, takes_alerts=True)
     console = commands.add_parser("console", help="the operator console alone: incidents, approvals, owed tickets")

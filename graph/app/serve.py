@@ -101,6 +101,7 @@ class AlertIntake:
         server_label: str = DEFAULT_SERVER_LABEL,
         workers: int = DEFAULT_WORKERS,
         retain_days: float | None = None,
+        retain_audit: bool = False,
     ) -> None:
         from it_support_agent.graph.builder import compile_graph
 
@@ -121,6 +122,7 @@ class AlertIntake:
         ]
         self._deliverer = threading.Thread(target=self._deliver, name="ticket-delivery", daemon=True)
         self._retain_s = retain_days * 86400 if retain_days else None
+        self._retain_audit = retain_audit
         self._pruner = threading.Thread(target=self._prune, name="retention", daemon=True)
 
     def start(self) -> None:
@@ -181,11 +183,13 @@ class AlertIntake:
 
     def _prune(self) -> None:
         """Retention (--retain-days): at start and every hour, forget finished incidents older than that; their
-        tickets and audit events stay (`prune --audit` removes those)."""
+        tickets stay, and so do their audit events unless --retain-audit."""
         assert self._retain_s
         while True:
             try:
-                forgotten = forget_finished(self._checkpointer, self._context.state_path, self._retain_s, audit=False)
+                forgotten = forget_finished(
+                    self._checkpointer, self._context.state_path, self._retain_s, audit=self._retain_audit
+                )
                 if forgotten:
                     log.info("retention: forgot %d finished incident(s) older than the limit", len(forgotten))
             except Exception:  # noqa: BLE001 - retention never stops the intake; it is tried again in an hour
@@ -713,9 +717,10 @@ def serving(
     workers: int = DEFAULT_WORKERS,
     takes_alerts: bool = True,
     retain_days: float | None = None,
+    retain_audit: bool = False,
 ) -> Iterator[AlertServer]:
     """Run the intake and its HTTP server in background threads until the block ends."""
-    intake = AlertIntake(context, server_label, workers, retain_days)
+    intake = AlertIntake(context, server_label, workers, retain_days, retain_audit)
     if takes_alerts:
         intake.start()
     else:
@@ -749,7 +754,8 @@ def serve_forever(args: argparse.Namespace) -> int:
     if retain_days is not None and not retain_days > 0:
         print("error: --retain-days must be a positive number of days", file=sys.stderr)
         return 2
-    with serving(context, args.host, args.port, label, args.workers, takes_alerts, retain_days) as server:
+    retain_audit = bool(getattr(args, "retain_audit", False))
+    with serving(context, args.host, args.port, label, args.workers, takes_alerts, retain_days, retain_audit) as server:
         where = (
             f"{server.url}{ALERTS_PATH}, console {server.url}{CONSOLE_PATH}"
             if takes_alerts

@@ -123,6 +123,7 @@ def test_serve_with_retain_days_forgets_old_finished_incidents_and_keeps_their_t
         threads = {row[0] for row in connection.execute("SELECT DISTINCT thread_id FROM checkpoints")}
     assert threads == {recent}
     assert [ticket["thread_id"] for ticket in store.tickets(old)] == [old]  # its ticket stays
+    assert list(store.audit_events(old))  # and its audit trail (--retain-audit would forget it)
 
 
 def test_a_resolved_alert_tells_the_webhook_and_slack_that_its_ticket_resolved(
