@@ -164,7 +164,9 @@ def in_storm(context: Context, state: IncidentState, ticket: dict[str, Any]) -> 
         "kind": STORM_UPDATE,
         "update_of": storm.parent_id,
         "dedup_key": storm.parent_id,
-        "pagerduty_dedup_key": storm.page_key,
+        # the parent's page; with IT_SUPPORT_PAGERDUTY_DEDUP=alertmanager, the page of its own alert group, which
+        # Alertmanager raised and resolves itself (the parent's group may resolve while this one still fires)
+        "pagerduty_dedup_key": ticket.get("pagerduty_dedup_key") or storm.page_key,
         "dependency": dependency,
         "affected_servers": servers,
         "summary": f"{dependency}, a dependency {len(servers)} servers share, is failing: "

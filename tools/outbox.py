@@ -213,7 +213,7 @@ class TicketDesk:
     def queue_due(self) -> bool:
         """Whether a delivery in the store's queue is due."""
         try:
-            return open_store(self._state_dir).deliveries_due()
+            return bool(open_store(self._state_dir).queued_ids(due_only=True, limit=1))
         except StoreError:
             return False
 
@@ -233,13 +233,14 @@ class TicketDesk:
             owed.append({"id": ticket.get("id", path.stem), "pending": pending, "reason": ticket.get("reason", "")})
         return owed
 
-    def flush(self, queue: bool = True, spool: bool = True) -> dict[str, int]:
-        """Retry every delivery owed where it is still missing: the store's queue (what is due), then the spool
-        files; fully delivered ones leave the queue or the spool."""
+    def flush(self, queue: bool = True, spool: bool = True, due_only: bool = False) -> dict[str, int]:
+        """Retry every delivery owed where it is still missing: the store's queue (everything owed, or only what
+        is due with `due_only`: the delivery worker's way), then the spool files; fully delivered ones leave the
+        queue or the spool. "failed" counts what is still owed afterwards."""
         counts = {"delivered": 0, "duplicate": 0, "failed": 0}
         configured = {"outbox", *(sink.name for sink in self._sinks)}
         if queue:
-            self._flush_queue(counts, configured)
+            self._flush_queue(counts, configured, due_only)
         for path in self.spooled() if spool else []:
             try:
                 entry = json.loads(path.read_text(encoding="utf-8"))
@@ -261,14 +262,27 @@ class TicketDesk:
             keep_reserve(self._state_dir)  # set aside again what a full disk used up
         return counts
 
-    def _flush_queue(self, counts: dict[str, int], configured: set[str]) -> None:
-        """Send what the store's queue holds that is due; a failure is tried again later, backing off per ticket."""
+    def _flush_queue(self, counts: dict[str, int], configured: set[str], due_only: bool) -> None:
+        """Send what the store's queue owes (what is due, or everything when not `due_only`: `flush` by hand), one
+        ticket at a time under its own lease; a failure is tried again later, backing off per ticket. A delivery
+        that waits for an earlier one with its dedup key, or is held by another worker, counts as failed (owed)."""
         try:
             store = open_store(self._state_dir)
-            due = store.claim_deliveries(lease_s=sum(sink.deadline_s for sink in self._sinks) + LEASE_SLACK_S)
+            owed = store.queued_ids(due_only)
         except StoreError:
             return
-        for ticket, pending, attempts in due:
+        lease_s = sum(sink.deadline_s for sink in self._sinks) + LEASE_SLACK_S
+        for ticket_id in owed:
+            try:
+                claimed = store.claim_queued(ticket_id, lease_s, due_only)
+            except StoreError:
+                counts["failed"] += 1
+                continue
+            if claimed is None:
+                if not due_only:
+                    counts["failed"] += 1
+                continue
+            ticket, pending, attempts, until = claimed
             if set(pending) - configured:  # a sink no longer configured: kept until it is again
                 outcome: tuple[str, str] = ("failed", f"sinks not configured: {sorted(set(pending) - configured)}")
             else:
@@ -279,4 +293,4 @@ class TicketDesk:
             counts[outcome[0]] += 1
             with contextlib.suppress(StoreError):
                 retry = None if outcome[0] != "failed" else min(RETRY_MAX_S, RETRY_FIRST_S * 2**attempts)
-                store.settle_queued(str(ticket["id"]), retry, outcome[1])
+                store.settle_queued(ticket_id, until, retry, outcome[1])

@@ -9,6 +9,7 @@ SinkError) and the record of which sink took which ticket (in the state store, s
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import http.client
 import json
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
-from it_support_agent.tools.statefile import locked_json
+from it_support_agent.tools.statefile import locked_json, open_private, read_json
 from it_support_agent.tools.store import StoreError, open_store
 
 DELIVERIES_FILE = "deliveries.json"
@@ -460,7 +461,7 @@ def deliver_to_sinks(state_dir: Path, ticket: Mapping[str, Any], sinks: Sequence
 def _deliver_once(path: Path, ticket: Mapping[str, Any], sink: Sink) -> Outcome:
     ticket_id = str(ticket["id"])
     try:
-        settled, where = _claim(path, ticket_id, sink)
+        settled, where, until = _claim(path, ticket_id, sink)
     except (OSError, ValueError) as exc:  # no usable record: sending could send twice
         return "failed", f"{sink.name}: delivery record unusable, not sent: {exc}"
     if settled is not None:
@@ -473,13 +474,13 @@ def _deliver_once(path: Path, ticket: Mapping[str, Any], sink: Sink) -> Outcome:
     except Exception as exc:  # noqa: BLE001 - a sink problem never escapes: the ticket is spooled instead
         outcome = ("failed", f"{sink.where} did not take ticket {ticket_id}: unexpected {type(exc).__name__}")
     with contextlib.suppress(OSError, ValueError, StoreError):  # the claim then simply expires
-        _settle(path, ticket_id, sink.name, delivered=outcome[0] == "delivered", where=where)
+        _settle(path, ticket_id, sink.name, delivered=outcome[0] == "delivered", where=where, until=until)
     return outcome
 
 
-def _claim(path: Path, ticket_id: str, sink: Sink) -> tuple[Outcome | None, str]:
+def _claim(path: Path, ticket_id: str, sink: Sink) -> tuple[Outcome | None, str, float]:
     """(the outcome when the sink has the ticket or is being sent it, or None after claiming; where the claim is:
-    "store", or "file" while the store cannot be used)."""
+    "store", or "file" while the store cannot be used; when it expires, which also names it)."""
     until = time.time() + sink.deadline_s + CLAIM_SLACK_S
     try:
         store = open_store(path.parent)
@@ -487,24 +488,33 @@ def _claim(path: Path, ticket_id: str, sink: Sink) -> tuple[Outcome | None, str]
             _import_file_records(path, store)
         state = store.claim_delivery(ticket_id, sink.name, until)
     except StoreError:
-        return _claim_in_file(path, ticket_id, sink, until), "file"
+        return _claim_in_file(path, ticket_id, sink, until), "file", until
     if state == "delivered":
-        return ("duplicate", ""), "store"
+        return ("duplicate", ""), "store", until
     if state == "sending":
-        return ("failed", f"{sink.name} is being sent ticket {ticket_id} by another delivery right now"), "store"
-    return None, "store"
+        busy = f"{sink.name} is being sent ticket {ticket_id} by another delivery right now"
+        return ("failed", busy), "store", until
+    return None, "store", until
 
 
 def _import_file_records(path: Path, store: Any) -> None:
-    with locked_json(path) as document:
-        records = {
-            str(ticket_id): {str(name): float(at) for name, at in record.items() if isinstance(at, float | int)}
-            for ticket_id, record in _section(document, "tickets").items()
-            if isinstance(record, dict)
-        }
-        store.record_deliveries(records)
-    with contextlib.suppress(FileNotFoundError):
-        os.replace(path, path.with_name(path.name + ".migrated"))
+    """Take deliveries.json's records into the store and set the file aside, both under the file's lock (so a
+    fallback writer waiting on it starts a new file afterwards instead of losing its record)."""
+    with os.fdopen(open_private(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT), "r+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not path.exists():  # another process took it in while this one waited
+                return
+            document = read_json(path)
+            records = {
+                str(ticket_id): {str(name): float(at) for name, at in record.items() if isinstance(at, float | int)}
+                for ticket_id, record in _section(document, "tickets").items()
+                if isinstance(record, dict)
+            }
+            store.record_deliveries(records)
+            os.replace(path, path.with_name(path.name + ".migrated"))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _claim_in_file(path: Path, ticket_id: str, sink: Sink, until: float) -> Outcome | None:
@@ -525,10 +535,10 @@ def _claim_in_file(path: Path, ticket_id: str, sink: Sink, until: float) -> Outc
     return None
 
 
-def _settle(path: Path, ticket_id: str, sink_name: str, *, delivered: bool, where: str) -> None:
+def _settle(path: Path, ticket_id: str, sink_name: str, *, delivered: bool, where: str, until: float) -> None:
     """Release the claim and, when the sink took the ticket, record that."""
     if where == "store":
-        open_store(path.parent).settle_delivery(ticket_id, sink_name, delivered)
+        open_store(path.parent).settle_delivery(ticket_id, sink_name, delivered, until)
         return
     with locked_json(path) as document:
         _section(document, "sending").pop(f"{ticket_id} {sink_name}", None)

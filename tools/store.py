@@ -99,14 +99,17 @@ CREATE TABLE IF NOT EXISTS agent_deliveries (
 CREATE INDEX IF NOT EXISTS agent_deliveries_at ON agent_deliveries (at);
 CREATE TABLE IF NOT EXISTS agent_delivery_queue (
     ticket_id TEXT PRIMARY KEY,
+    dedup_key TEXT NOT NULL,
     ticket TEXT NOT NULL,
     pending TEXT NOT NULL,
+    queued_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_at REAL NOT NULL,
     claimed_until REAL NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS agent_delivery_queue_due ON agent_delivery_queue (next_at);
+CREATE INDEX IF NOT EXISTS agent_delivery_queue_order ON agent_delivery_queue (dedup_key, queued_at);
 CREATE TABLE IF NOT EXISTS agent_storms (
     parent_id TEXT PRIMARY KEY,
     dependency TEXT NOT NULL,
@@ -355,8 +358,9 @@ class Store:
             )
         return None
 
-    def settle_delivery(self, ticket_id: str, sink: str, delivered: bool) -> None:
-        """Release a claim; when the sink took the ticket, record that (kept 30 days, for dedup)."""
+    def settle_delivery(self, ticket_id: str, sink: str, delivered: bool, until: float) -> None:
+        """Release this delivery's claim (the one ending at `until`; a claim that expired and was taken over is
+        left alone); when the sink took the ticket, record that (kept 30 days, for dedup)."""
         now = time.time()
         with self._transaction() as connection:
             if delivered:
@@ -368,8 +372,8 @@ class Store:
                 connection.execute("DELETE FROM agent_deliveries WHERE at < ?", (now - KEEP_DELIVERIES_S,))
             else:
                 connection.execute(
-                    "DELETE FROM agent_deliveries WHERE ticket_id = ? AND sink = ? AND state = 'sending'",
-                    (ticket_id, sink),
+                    "DELETE FROM agent_deliveries WHERE ticket_id = ? AND sink = ? AND state = 'sending' AND until = ?",
+                    (ticket_id, sink, until),
                 )
 
     def record_deliveries(self, records: Mapping[str, Mapping[str, float]]) -> None:
@@ -392,44 +396,75 @@ class Store:
     # --- deliveries owed: the queue the delivery workers of every replica take from -----------------------------
 
     def queue_delivery(self, ticket: Mapping[str, Any], pending: Sequence[str]) -> None:
-        """Owe a ticket's delivery to `pending` sinks (once: a ticket queued already stays as it is)."""
+        """Owe a ticket's delivery to `pending` sinks (once: a ticket queued already stays as it is). What shares its
+        dedup key is sent in the order it was queued (a ticket before its update, both before its resolution)."""
+        now = time.time()
         with self._transaction() as connection:
             connection.execute(
-                "INSERT OR IGNORE INTO agent_delivery_queue (ticket_id, ticket, pending, next_at) VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO agent_delivery_queue "
+                "(ticket_id, dedup_key, ticket, pending, queued_at, next_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     str(ticket["id"]),
+                    str(ticket.get("dedup_key") or ""),
                     json.dumps(dict(ticket), sort_keys=True, ensure_ascii=True, default=str),
                     json.dumps(list(pending)),
-                    time.time(),
+                    now,
+                    now,
                 ),
             )
 
-    def claim_deliveries(self, lease_s: float, limit: int = 50) -> list[tuple[dict[str, Any], list[str], int]]:
-        """Deliveries due and not held by a worker, now held by this one for `lease_s` (a worker that dies lets its
-        lease run out and another takes them): (ticket, pending sinks, attempts so far)."""
+    def queued_ids(self, due_only: bool, limit: int = 1000) -> list[str]:
+        """The deliveries owed (only those due, unless not `due_only`), oldest first."""
+        now = time.time()
+        rows = self._read(
+            "SELECT ticket_id FROM agent_delivery_queue WHERE next_at <= ? ORDER BY queued_at, ticket_id LIMIT ?",
+            (now if due_only else 1e18, limit),
+        )
+        return [str(row[0]) for row in rows]
+
+    def claim_queued(
+        self, ticket_id: str, lease_s: float, due_only: bool = True
+    ) -> tuple[dict[str, Any], list[str], int, float] | None:
+        """Hold one owed delivery for `lease_s` (a worker that dies lets the lease run out and another takes it):
+        (ticket, pending sinks, attempts so far, the lease's end, which settles it), or None when it is gone, held,
+        not due, or waits for one queued before it with the same dedup key."""
         now = time.time()
         with self._transaction() as connection:
-            rows = connection.execute(
-                "SELECT ticket_id, ticket, pending, attempts FROM agent_delivery_queue "
-                "WHERE next_at <= ? AND claimed_until < ? ORDER BY next_at LIMIT ?",
-                (now, now, limit),
-            ).fetchall()
-            for row in rows:
-                connection.execute(
-                    "UPDATE agent_delivery_queue SET claimed_until = ? WHERE ticket_id = ?", (now + lease_s, row[0])
-                )
-        return [(json.loads(ticket), list(json.loads(pending)), int(attempts)) for _, ticket, pending, attempts in rows]
+            row = connection.execute(
+                "SELECT ticket, pending, attempts, next_at, claimed_until, dedup_key, queued_at "
+                "FROM agent_delivery_queue WHERE ticket_id = ?",
+                (ticket_id,),
+            ).fetchone()
+            if row is None or float(row[4]) >= now or (due_only and float(row[3]) > now):
+                return None
+            if (
+                row[5]
+                and connection.execute(
+                    "SELECT 1 FROM agent_delivery_queue WHERE dedup_key = ? AND ticket_id <> ? AND "
+                    "(queued_at < ? OR (queued_at = ? AND ticket_id < ?)) LIMIT 1",
+                    (row[5], ticket_id, row[6], row[6], ticket_id),
+                ).fetchone()
+            ):
+                return None
+            until = now + lease_s
+            connection.execute(
+                "UPDATE agent_delivery_queue SET claimed_until = ? WHERE ticket_id = ?", (until, ticket_id)
+            )
+        return json.loads(row[0]), list(json.loads(row[1])), int(row[2]), until
 
-    def settle_queued(self, ticket_id: str, retry_in_s: float | None, error: str = "") -> None:
-        """A queued delivery done (None: it leaves the queue) or to be tried again in `retry_in_s` seconds."""
+    def settle_queued(self, ticket_id: str, until: float, retry_in_s: float | None, error: str = "") -> None:
+        """An owed delivery this worker holds (the lease ending at `until`) done (retry_in_s None: it leaves the
+        queue) or to be tried again in `retry_in_s` seconds. A lease that ran out and was taken over is left alone."""
         with self._transaction() as connection:
             if retry_in_s is None:
-                connection.execute("DELETE FROM agent_delivery_queue WHERE ticket_id = ?", (ticket_id,))
+                connection.execute(
+                    "DELETE FROM agent_delivery_queue WHERE ticket_id = ? AND claimed_until = ?", (ticket_id, until)
+                )
             else:
                 connection.execute(
                     "UPDATE agent_delivery_queue SET attempts = attempts + 1, next_at = ?, claimed_until = 0, "
-                    "error = ? WHERE ticket_id = ?",
-                    (time.time() + retry_in_s, error[:500], ticket_id),
+                    "error = ? WHERE ticket_id = ? AND claimed_until = ?",
+                    (time.time() + retry_in_s, error[:500], ticket_id, until),
                 )
 
     def owed_deliveries(self) -> list[dict[str, Any]]:
@@ -451,21 +486,15 @@ class Store:
             )
         return owed
 
-    def deliveries_due(self) -> bool:
-        now = time.time()
-        rows = self._read(
-            "SELECT 1 FROM agent_delivery_queue WHERE next_at <= ? AND claimed_until < ? LIMIT 1", (now, now)
-        )
-        return bool(rows)
-
     # --- shared-dependency storms ---------------------------------------------------------------------------
 
     def join_storm(
         self, dependency: str, thread_id: str, server_id: str, parent: tuple[str, str], window_s: float
     ) -> StormMembership:
-        """Join the open storm on `dependency` (one a member joined within `window_s`), or open one whose parent
-        ticket and page key are `parent`. A thread that joined before keeps its place (a re-run files nothing
-        new)."""
+        """Join the open storm on `dependency` (one a member joined within `window_s` and whose members have not
+        all resolved), or open one whose parent ticket and page key are `parent`. A thread that joined before keeps
+        its place (a re-run files nothing new), and a new incident of a server the storm lists takes that server's
+        place (its update is the one sent already)."""
         parent_id, page_key = parent
         with self._transaction() as connection:
             row = connection.execute(
@@ -473,9 +502,10 @@ class Store:
             ).fetchone()
             now = time.time()
             if row is None:
-                open_storm = connection.execute(
-                    "SELECT parent_id FROM agent_storms WHERE dependency = ? AND updated_at >= ? "
-                    "ORDER BY opened_at DESC LIMIT 1",
+                open_storm = connection.execute(  # open: joined within the window, and not every member resolved
+                    "SELECT parent_id FROM agent_storms WHERE dependency = ? AND updated_at >= ? AND EXISTS ("
+                    "SELECT 1 FROM agent_storm_members WHERE agent_storm_members.parent_id = agent_storms.parent_id "
+                    "AND resolved = 0) ORDER BY opened_at DESC LIMIT 1",
                     (dependency, now - window_s),
                 ).fetchone()
                 if open_storm is None:
@@ -563,22 +593,21 @@ class Store:
         return [str(row[0]) for row in rows]
 
     def forget_threads(self, thread_ids: Sequence[str], audit: bool = False) -> None:
-        """Drop threads from the index, the intake and the storms (and their audit events when asked), in one
-        transaction.
+        """Drop threads from the index (and their audit events when asked), in one transaction.
 
-        Tickets stay (they are the delivery dedup truth), and so do restart records (the policy's history)."""
+        Tickets stay (they are the delivery dedup truth), restart records (the policy's history), storm memberships
+        (a storm resolves with its last alert) and the intake rows, emptied (what makes a repeat a duplicate)."""
         with self._transaction() as connection:
             for thread_id in thread_ids:
                 connection.execute("DELETE FROM agent_threads WHERE thread_id = ?", (thread_id,))
+                # the intake row stays, emptied, as a tombstone: a repeat of an alert still firing is a duplicate,
+                # not a new incident with a new ticket and a new restart key
                 connection.execute(
-                    "DELETE FROM agent_intake WHERE thread_id = ? AND state IN ('done', 'cancelled')", (thread_id,)
+                    "UPDATE agent_intake SET incident = '' WHERE thread_id = ? AND state IN ('done', 'cancelled')",
+                    (thread_id,),
                 )
-                connection.execute("DELETE FROM agent_storm_members WHERE thread_id = ?", (thread_id,))
                 if audit:
                     connection.execute("DELETE FROM agent_audit WHERE thread_id = ?", (thread_id,))
-            connection.execute(  # a storm whose members are all forgotten
-                "DELETE FROM agent_storms WHERE parent_id NOT IN (SELECT parent_id FROM agent_storm_members)"
-            )
 
     # --- the alert intake queue -----------------------------------------------------------------------------
 

@@ -31,6 +31,23 @@ GROWTH_INCIDENTS = (
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+# What would send a benchmark's tickets to real people or its rows into a shared database: never inherited.
+_LIVE_SETTINGS = (
+    "IT_SUPPORT_DATABASE_URL",
+    "IT_SUPPORT_SIMULATED_STATE",
+    "IT_SUPPORT_OUTBOX",
+    "IT_SUPPORT_WEBHOOK_URL",
+    "IT_SUPPORT_SLACK_WEBHOOK_URL",
+    "IT_SUPPORT_PAGERDUTY_ROUTING_KEY",
+    "IT_SUPPORT_PAGERDUTY_URL",
+)
+
+
+def isolate_from_live_settings() -> list[str]:
+    """Drop the settings that point at real sinks or a shared store from this (benchmark) process; their names."""
+    return [name for name in _LIVE_SETTINGS if os.environ.pop(name, None) is not None]
+
+
 def rss_mib() -> float:
     """Current resident set size of this process."""
     with open("/proc/self/statm") as handle:

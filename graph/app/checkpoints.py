@@ -10,10 +10,11 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from it_support_agent.tools.store import database_url, open_store
+from it_support_agent.tools.store import StoreError, database_url, open_store
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
 SETUP_LOCK_KEY = 0x17_5A_90_02
+SETUP_WAIT_S = 120.0
 
 
 def open_checkpointer(state_dir: str | Path) -> BaseCheckpointSaver[str]:
@@ -30,7 +31,14 @@ def open_checkpointer(state_dir: str | Path) -> BaseCheckpointSaver[str]:
         # replicas starting at once migrate once. Waiting inside pg_advisory_lock would deadlock with the
         # migration's CREATE INDEX CONCURRENTLY (it waits for every open transaction, the waiting one too), so
         # the lock is tried, and between tries this connection holds no transaction
+        deadline = time.monotonic() + SETUP_WAIT_S
         while not _try_lock(shared, SETUP_LOCK_KEY):
+            if time.monotonic() > deadline:
+                shared.close()
+                raise StoreError(
+                    f"the checkpoint tables could not be set up: another process has held the setup lock for "
+                    f"{SETUP_WAIT_S:.0f} s"
+                )
             time.sleep(0.05)
         try:
             postgres.setup()
@@ -49,8 +57,9 @@ def open_checkpointer(state_dir: str | Path) -> BaseCheckpointSaver[str]:
 def forget_finished(
     checkpointer: BaseCheckpointSaver[Any], state_dir: str | Path, older_than_s: float, audit: bool
 ) -> list[str]:
-    """Forget the finished incidents created more than `older_than_s` ago: their checkpoints, index, intake and
-    storm rows (and audit events when `audit`); tickets and restart records stay. The threads forgotten."""
+    """Forget the finished incidents created more than `older_than_s` ago: their checkpoints and index entries (and
+    audit events when `audit`); tickets, restart records and the emptied intake rows that keep a repeated alert a
+    duplicate stay. The threads forgotten."""
     store = open_store(state_dir)
     threads = store.finished_before(time.time() - older_than_s)
     for thread_id in threads:

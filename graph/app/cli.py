@@ -401,7 +401,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from it_support_agent.graph.app.bench import growth, render, render_growth, run_benchmark
+    from it_support_agent.graph.app.bench import (
+        growth,
+        isolate_from_live_settings,
+        render,
+        render_growth,
+        run_benchmark,
+    )
+
+    ignored = isolate_from_live_settings()
+    if ignored:
+        print(
+            f"bench: ignoring {', '.join(ignored)} (a benchmark files only to its own temporary state)", file=sys.stderr
+        )
 
     if args.growth:
         try:

@@ -173,7 +173,7 @@ class AlertIntake:
         while not self._stopping.wait(DELIVERY_POLL_S):
             try:
                 if desk.queue_due():  # each queued ticket backs off on its own while its sink fails
-                    desk.flush(spool=False)
+                    desk.flush(spool=False, due_only=True)
                 if time.monotonic() >= spool_next and desk.spooled():  # files: only while the store was unusable
                     failed = desk.flush(queue=False)["failed"]
                     spool_pause = min(spool_pause * 2, DELIVERY_BACKOFF_MAX_S) if failed else DELIVERY_POLL_S
@@ -328,6 +328,14 @@ class AlertIntake:
                 self._store.finish(item.thread_id, outcome, event)
         except StoreError as exc:  # the run is done; at the next start its checkpoint says so
             log.error("incident %s: finished (%s) but not marked done: %s", item.thread_id, outcome, exc)
+            return
+        try:  # its alert resolved while it ran: what it filed is resolved now (the notices are idempotent)
+            if outcome != "error" and any(
+                event.get("kind") == "alert_resolved" for event in self._store.audit_events(item.thread_id)
+            ):
+                self._resolve_page(item.thread_id)
+        except (StoreError, OSError) as exc:
+            log.error("incident %s: its alert resolved, but its tickets could not be resolved: %s", item.thread_id, exc)
 
     def _run(self, item: IntakeItem) -> str:
         """Run (or continue, after a crash) one incident; its outcome."""

@@ -3,13 +3,12 @@ ticket and its updates, page once (PagerDuty groups the updates under the parent
 resolved only when the last of their alerts resolves.
 
 Expected before running, from PagerDuty's Events API v2 (a trigger with an open alert's dedup key adds to that
-alert; a resolve closes it): three triggers with the first group's key, no resolve while any server still fails,
-then one resolve with that key. A server failing on another dependency files its own ticket and page."""
+alert; a resolve closes it): three triggers with the parent ticket's key, no resolve while any server still
+fails, then one resolve with that key. A server failing on another dependency files its own ticket and page."""
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +31,6 @@ def pagerduty(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
     with Receiver() as receiver:
         monkeypatch.setenv("IT_SUPPORT_PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
         monkeypatch.setenv("IT_SUPPORT_PAGERDUTY_URL", receiver.url + "/v2/enqueue")
-        monkeypatch.setenv("IT_SUPPORT_PAGERDUTY_DEDUP", "alertmanager")
         yield receiver
 
 
@@ -88,11 +86,11 @@ def test_servers_failing_on_one_dependency_page_once_and_resolve_with_the_last(
 
     sent = events(pagerduty)
     storm_key = parent["pagerduty_dedup_key"]
-    assert storm_key in {hashlib.sha256(g.group_key.encode()).hexdigest() for g in firing[:3]}
+    assert storm_key == parent["id"] and {update["pagerduty_dedup_key"] for update in updates} == {storm_key}
     storm_events = [event for event in sent if event["dedup_key"] == storm_key]
     assert [event["event_action"] for event in storm_events] == ["trigger", "trigger", "trigger", "resolve"]
     assert sent[-1] == {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": storm_key}
-    other_key = hashlib.sha256(firing[3].group_key.encode()).hexdigest()
+    other_key = own[0]["id"]
     assert [event["event_action"] for event in sent if event["dedup_key"] == other_key] == ["trigger", "resolve"]
 
 
@@ -146,3 +144,41 @@ def test_a_resolved_alert_tells_the_webhook_and_slack_that_its_ticket_resolved(
     assert notice["kind"] == "ticket_resolved" and notice["resolves"] == ticket["id"]
     assert notice["dedup_key"] == ticket["dedup_key"] and notice["server_id"] == "orders-db-01"
     assert receiver.bodies("/slack")[1]["text"].startswith(f"[RESOLVED] {ticket['id']}: resolved: the alert behind")
+
+
+def test_an_alert_that_resolves_while_its_run_is_in_progress_resolves_the_ticket_it_files(state_dir: Path) -> None:
+    intake = AlertIntake(Context(state_dir=str(state_dir)), workers=1)  # not started: this test is the worker
+    firing = group("orders-db-01:9100", "DiskFull")
+    [accepted] = intake.submit(firing)["accepted"]
+    item = intake._store.claim("test-worker")
+    assert item is not None and item.thread_id == accepted["thread_id"]
+    answer = intake.submit(group("orders-db-01:9100", "DiskFull", status="resolved"))  # while it "runs"
+    assert answer["resolved"] == [item.thread_id]
+    outcome = intake._run(item)
+    intake._finish(item, outcome)
+    assert outcome == "escalate"
+    exported = tickets(state_dir)
+    assert [ticket.get("kind") for ticket in exported] == [None, "ticket_resolved"]
+    assert exported[1]["resolves"] == exported[0]["id"]
+
+
+def test_flush_by_hand_sends_what_is_backing_off_and_reports_what_stays_owed(state_dir: Path) -> None:
+    from it_support_agent.tools.outbox import TicketDesk
+    from it_support_agent.tools.sinks import configured_sinks
+    from it_support_agent.tools.store import open_store
+
+    with Receiver() as receiver:
+        sinks = configured_sinks({"IT_SUPPORT_WEBHOOK_URL": receiver.url + "/hook", "IT_SUPPORT_SINK_ATTEMPTS": "1"})
+        desk = TicketDesk(state_dir, sinks)
+        receiver.status = 503
+        for number in range(60):  # more than any one batch
+            assert (
+                desk.deliver({"id": f"INC-{number:02d}", "dedup_key": f"INC-{number:02d}"}, background=True)["status"]
+                == "queued"
+            )
+        assert desk.flush(spool=False, due_only=True)["failed"] == 60  # all tried once, now backing off
+        assert desk.flush(spool=False, due_only=True) == {"delivered": 0, "duplicate": 0, "failed": 0}  # none due
+        receiver.status = 200
+        assert desk.flush() == {"delivered": 60, "duplicate": 0, "failed": 0}  # by hand: everything owed
+    assert open_store(state_dir).owed_deliveries() == []
+    assert len(receiver.bodies("/hook")) == 60 + 60

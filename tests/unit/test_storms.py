@@ -73,3 +73,63 @@ def test_a_storm_no_one_joined_within_the_window_is_closed(tmp_path: Path) -> No
     store.join_storm("search-backend-02", "t1", "search-index-09", ("INC-1", "INC-1"), 1800)
     late = store.join_storm("search-backend-02", "t2", "search-index-10", ("INC-2", "INC-2"), 0)
     assert (late.parent_id, late.position) == ("INC-2", 0)
+
+
+def test_a_storm_whose_members_all_resolved_is_closed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.sqlite")
+    store.join_storm("db-1", "t1", "web-1", ("INC-1", "INC-1"), 1800)
+    store.join_storm("db-1", "t2", "web-2", ("INC-2", "INC-2"), 1800)
+    assert store.leave_storm("t1") == ("INC-1", 1) and store.leave_storm("t2") == ("INC-1", 0)
+    again = store.join_storm("db-1", "t3", "web-1", ("INC-3", "INC-3"), 1800)
+    assert (again.parent_id, again.position, again.servers) == ("INC-3", 0, ("web-1",))
+
+
+def test_deliveries_sharing_a_dedup_key_leave_the_queue_in_the_order_they_were_queued(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.sqlite")
+    store.queue_delivery({"id": "INC-1", "dedup_key": "INC-1"}, ["webhook"])
+    store.queue_delivery({"id": "INC-1-resolved", "dedup_key": "INC-1"}, ["webhook"])
+    store.queue_delivery({"id": "INC-2", "dedup_key": "INC-2"}, ["webhook"])
+    assert store.queued_ids(due_only=True) == ["INC-1", "INC-1-resolved", "INC-2"]
+    assert store.claim_queued("INC-1-resolved", 60) is None  # the ticket it resolves is still owed
+    first = store.claim_queued("INC-1", 60)
+    assert first is not None and store.claim_queued("INC-1", 60) is None  # held by its lease
+    assert store.claim_queued("INC-2", 60) is not None  # another key does not wait
+    store.settle_queued("INC-1", first[3] + 1, None)  # not this worker's lease: left alone
+    assert "INC-1" in store.queued_ids(due_only=False)
+    store.settle_queued("INC-1", first[3], None)
+    assert store.claim_queued("INC-1-resolved", 60) is not None
+
+
+def test_a_delivery_backing_off_is_not_due_but_is_still_owed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.sqlite")
+    store.queue_delivery({"id": "INC-1", "dedup_key": "INC-1"}, ["webhook"])
+    claimed = store.claim_queued("INC-1", 60)
+    assert claimed is not None
+    store.settle_queued("INC-1", claimed[3], 300.0, "HTTP 503")
+    assert store.queued_ids(due_only=True) == [] and store.queued_ids(due_only=False) == ["INC-1"]
+    assert store.claim_queued("INC-1", 60) is None and store.claim_queued("INC-1", 60, due_only=False) is not None
+    assert store.owed_deliveries()[0]["attempts"] == 1 and store.owed_deliveries()[0]["error"] == "HTTP 503"
+
+
+def test_a_sink_claim_is_released_only_by_the_delivery_that_holds_it(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.sqlite")
+    assert store.claim_delivery("INC-1", "webhook", until=1e12) is None
+    assert store.claim_delivery("INC-1", "webhook", until=1e12) == "sending"
+    store.settle_delivery("INC-1", "webhook", delivered=False, until=5.0)  # someone else's: left alone
+    assert store.claim_delivery("INC-1", "webhook", until=1e12) == "sending"
+    store.settle_delivery("INC-1", "webhook", delivered=True, until=1e12)
+    assert store.claim_delivery("INC-1", "webhook", until=1e12) == "delivered"
+
+
+def test_a_forgotten_incident_leaves_a_tombstone_so_its_alert_repeated_is_a_duplicate(tmp_path: Path) -> None:
+    from it_support_agent.tools.store import IntakeItem
+
+    store = Store(tmp_path / "store.sqlite")
+    item = IntakeItem("alert-1", "web-1", "HighCPU", "web-1: HighCPU firing", "queued")
+    assert store.enqueue(item) == ("accepted", None)
+    claimed = store.claim("w")
+    assert claimed is not None
+    store.finish("alert-1", "escalate")
+    store.forget_threads(["alert-1"])
+    assert store.enqueue(item) == ("duplicate", None)
+    assert [row["state"] for row in store.intake_rows()] == ["done"]
