@@ -127,14 +127,32 @@ def check_evidence(spec: ServerSpec | None, diagnosis: Mapping[str, Any]) -> Ver
     return None
 
 
-def check_rate(
-    server_id: str, history: Sequence[Mapping[str, Any]], now: float, policy: RestartPolicy
-) -> Verdict | None:
+@dataclass(frozen=True)
+class RestartFacts:
+    """What the rate rules need from the restart ledger, read with two indexed queries whatever its length: when
+    this server was last restarted (within the lookback) and how many restarts the fleet had in the last hour."""
+
+    last_restart_at: float | None
+    restarts_last_hour: int
+
+
+History = Sequence[Mapping[str, Any]] | RestartFacts
+
+
+def restart_facts(server_id: str, history: History, now: float) -> RestartFacts:
+    """The facts, from a list of ledger entries (or as given)."""
+    if isinstance(history, RestartFacts):
+        return history
+    own = [float(entry.get("at", 0.0)) for entry in history if entry.get("server_id") == server_id]
+    recent = sum(1 for entry in history if now - float(entry.get("at", 0.0)) < HOUR_S)
+    return RestartFacts(max(own) if own else None, recent)
+
+
+def check_rate(server_id: str, history: History, now: float, policy: RestartPolicy) -> Verdict | None:
     """Cooldown, crash-loop and fleet-wide rate rules over the restart ledger; None when they pass."""
-    own = [entry for entry in history if entry.get("server_id") == server_id]
-    if own:
-        last = max(float(entry.get("at", 0.0)) for entry in own)
-        age = now - last
+    facts = restart_facts(server_id, history, now)
+    if facts.last_restart_at is not None:
+        age = now - facts.last_restart_at
         if age < policy.restart_cooldown_s:
             minutes = max(1, round(age / 60))
             return Verdict(
@@ -143,12 +161,11 @@ def check_rate(
                 f"{server_id} was already restarted {minutes} min ago (cooldown "
                 f"{policy.restart_cooldown_s / 60:.0f} min); failing again points to a crash loop",
             )
-    recent = [entry for entry in history if now - float(entry.get("at", 0.0)) < HOUR_S]
-    if len(recent) >= policy.fleet_restarts_per_hour:
+    if facts.restarts_last_hour >= policy.fleet_restarts_per_hour:
         return Verdict(
             False,
             "fleet_rate",
-            f"{len(recent)} restarts fleet-wide in the last hour (limit {policy.fleet_restarts_per_hour})",
+            f"{facts.restarts_last_hour} restarts fleet-wide in the last hour (limit {policy.fleet_restarts_per_hour})",
         )
     return None
 
@@ -209,7 +226,7 @@ def check_uncorroborated(autonomy: str, evidence: Verdict) -> Verdict:
 def evaluate_restart(
     spec: ServerSpec | None,
     diagnosis: Mapping[str, Any],
-    history: Sequence[Mapping[str, Any]],
+    history: History,
     now: float,
     policy: RestartPolicy,
     autonomy: str,

@@ -35,7 +35,7 @@ def check_policy(state: IncidentState, runtime: Runtime[Context]) -> dict[str, A
         spec = infrastructure(context).fleet.get(server_id) if server_id else None
         policy = load_policy(context.policy_file)
         try:
-            history = RestartLedger(context.state_path).history(policy.lookback_s)
+            history = RestartLedger(context.state_path).facts(server_id or "", policy.lookback_s)
         except StoreError as exc:
             verdict = Verdict(False, "ledger_unreadable", str(exc))
         else:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.diagnosis import assess_evidence
-from it_support_agent.incident.policy import Verdict, evaluate_restart, load_policy
+from it_support_agent.incident.policy import RestartFacts, Verdict, evaluate_restart, load_policy
 from it_support_agent.incident.signals import is_healthy
 from it_support_agent.incident.state import IncidentState
 from it_support_agent.nodes.common import (
@@ -89,7 +88,7 @@ def restart(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
 
     decision = state.get("decision", {})
 
-    def still_allowed(history: Sequence[Mapping[str, Any]], now: float) -> Verdict | None:
+    def still_allowed(history: RestartFacts, now: float) -> Verdict | None:
         verdict = evaluate_restart(
             spec,
             fresh,

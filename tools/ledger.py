@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from it_support_agent.incident.policy import RestartFacts
 from it_support_agent.tools.store import open_store
 
 T = TypeVar("T")
@@ -17,20 +18,26 @@ class RestartLedger:
     def __init__(self, state_dir: str | Path) -> None:
         self._store = open_store(state_dir)
 
+    def facts(self, server_id: str, lookback_s: float) -> RestartFacts:
+        """What the rate rules need (indexed queries, whatever the history's length); StoreError when the store
+        cannot be read."""
+        return RestartFacts(*self._store.restart_facts(server_id, lookback_s))
+
     def history(self, lookback_s: float) -> list[dict[str, Any]]:
-        """The restarts of the last `lookback_s` seconds (an indexed range, whatever the history's length);
-        StoreError when the store cannot be read."""
+        """The restarts of the last `lookback_s` seconds (for people: the policy reads `facts`)."""
         return self._store.restart_history(lookback_s)
 
     def reserve(
         self,
         entry: Mapping[str, Any],
-        check: Callable[[Sequence[Mapping[str, Any]], float], T | None],
+        check: Callable[[RestartFacts, float], T | None],
         lookback_s: float,
     ) -> T | None:
-        """Atomically run check(the last `lookback_s` seconds of history, now); if it passes (None), record entry
-        and return None.
+        """Atomically run check(the facts for entry's server, now); if it passes (None), record entry and return
+        None.
 
         A reservation with an idempotency key already in the ledger passes without a second entry.
         """
-        return self._store.reserve_restart(entry, check, lookback_s)
+        return self._store.reserve_restart(
+            entry, lambda last, count, now: check(RestartFacts(last, count), now), lookback_s
+        )

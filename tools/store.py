@@ -28,6 +28,7 @@ BUSY_TIMEOUT_S = 30.0
 KEEP_KEYS_S = 30 * 24 * 3600.0
 KEEP_RESTARTS_S = 7 * 24 * 3600.0
 KEEP_DELIVERIES_S = 30 * 24 * 3600.0
+HOUR_S = 3600.0
 T = TypeVar("T")
 
 IntakeState = Literal["queued", "running", "done", "cancelled", "coalesced", "stalled"]
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS agent_restarts (
     entry TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS agent_restarts_at ON agent_restarts (at);
+CREATE INDEX IF NOT EXISTS agent_restarts_server ON agent_restarts (server_id, at);
 CREATE TABLE IF NOT EXISTS agent_audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     thread_id TEXT NOT NULL,
@@ -245,14 +247,32 @@ class Store:
         rows = self._read("SELECT entry, at FROM agent_restarts WHERE at >= ? ORDER BY at", (time.time() - since_s,))
         return [{**json.loads(entry), "at": at} for entry, at in rows]
 
+    def restart_facts(self, server_id: str, lookback_s: float) -> tuple[float | None, int]:
+        """(this server's last restart within `lookback_s`, the fleet's restarts in the last hour): two indexed
+        queries, whatever the ledger holds."""
+        now = time.time()
+        since = now - min(lookback_s, KEEP_RESTARTS_S)
+        last = self._read("SELECT MAX(at) FROM agent_restarts WHERE server_id = ? AND at >= ?", (server_id, since))
+        count = self._read("SELECT COUNT(*) FROM agent_restarts WHERE at >= ?", (now - HOUR_S,))
+        return (float(last[0][0]) if last and last[0][0] is not None else None), int(count[0][0] if count else 0)
+
+    @staticmethod
+    def _facts(connection: Any, server_id: str, lookback_s: float, now: float) -> tuple[float | None, int]:
+        since = now - min(lookback_s, KEEP_RESTARTS_S)
+        last = connection.execute(
+            "SELECT MAX(at) FROM agent_restarts WHERE server_id = ? AND at >= ?", (server_id, since)
+        ).fetchone()
+        count = connection.execute("SELECT COUNT(*) FROM agent_restarts WHERE at >= ?", (now - HOUR_S,)).fetchone()
+        return (float(last[0]) if last and last[0] is not None else None), int(count[0] if count else 0)
+
     def reserve_restart(
         self,
         entry: Mapping[str, Any],
-        check: Callable[[Sequence[Mapping[str, Any]], float], T | None],
+        check: Callable[[float | None, int, float], T | None],
         lookback_s: float = KEEP_RESTARTS_S,
     ) -> T | None:
-        """Atomically: run check(restarts of the last `lookback_s`, now); if it passes (None), record the restart
-        and return None.
+        """Atomically: run check(this server's last restart within `lookback_s`, the fleet's restarts in the last
+        hour, now); if it passes (None), record the restart and return None.
 
         A reservation whose idempotency key is already recorded passes without a second entry."""
         with self._transaction() as connection:
@@ -260,11 +280,8 @@ class Store:
             if key and connection.execute("SELECT 1 FROM agent_restarts WHERE idempotency_key = ?", (key,)).fetchone():
                 return None
             now = time.time()
-            since = now - min(lookback_s, KEEP_RESTARTS_S)
-            rows = connection.execute(
-                "SELECT entry, at FROM agent_restarts WHERE at >= ? ORDER BY at", (since,)
-            ).fetchall()
-            veto = check([{**json.loads(item), "at": at} for item, at in rows], now)
+            last, count = self._facts(connection, str(entry.get("server_id", "")), lookback_s, now)
+            veto = check(last, count, now)
             if veto is not None:
                 return veto
             connection.execute(
