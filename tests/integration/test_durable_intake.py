@@ -158,7 +158,7 @@ def _assert_each_accepted_alert_ran_once(state_dir: Path, acknowledged: list[str
     assert all(exported[thread] == 1 for thread in escalated), [t for t in escalated if exported[t] != 1][:5]
 
 
-@pytest.mark.parametrize(("how", "count", "stop_after"), [(signal.SIGKILL, 1000, 300), (signal.SIGTERM, 300, 100)])
+@pytest.mark.parametrize(("how", "count", "stop_after"), [(signal.SIGKILL, 1000, 300), (signal.SIGTERM, 1000, 300)])
 def test_every_accepted_alert_runs_exactly_once_across_a_stop(
     state_dir: Path, how: signal.Signals, count: int, stop_after: int
 ) -> None:
