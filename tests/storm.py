@@ -272,16 +272,15 @@ def run_storm(replica_count: int, alerts: int, workers: int = 2, senders: int = 
             with ThreadPoolExecutor(max_workers=senders) as pool:
                 list(pool.map(send, enumerate(rest)))
             with psycopg.connect(url, autocommit=True) as connection:
-
-                def drained() -> bool:
-                    row = connection.execute(
-                        "SELECT COUNT(*) FROM agent_intake WHERE state IN ('queued', 'running')"
-                    ).fetchone()
-                    return row is not None and row[0] == 0
-
-                _wait(drained, 600, "every replica's queue to drain")
+                _wait(lambda: drained(connection), 600, "every replica's queue to drain")
                 seconds = time.perf_counter() - started
                 return _read_result(connection, replica_count, alerts, statuses, seconds, answers)
+
+
+def drained(connection: Any) -> bool:
+    """Whether no replica has an alert queued or running (a psycopg connection to the shared database)."""
+    row = connection.execute("SELECT COUNT(*) FROM agent_intake WHERE state IN ('queued', 'running')").fetchone()
+    return row is not None and row[0] == 0
 
 
 def _read_result(

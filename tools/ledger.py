@@ -23,10 +23,6 @@ class RestartLedger:
         cannot be read."""
         return RestartFacts(*self._store.restart_facts(server_id, lookback_s))
 
-    def history(self, lookback_s: float) -> list[dict[str, Any]]:
-        """The restarts of the last `lookback_s` seconds (for people: the policy reads `facts`)."""
-        return self._store.restart_history(lookback_s)
-
     def reserve(
         self,
         entry: Mapping[str, Any],

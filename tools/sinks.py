@@ -9,7 +9,6 @@ SinkError) and the record of which sink took which ticket (in the state store, s
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import http.client
 import json
@@ -27,11 +26,10 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
-from it_support_agent.tools.statefile import locked_json, open_private, read_json
-from it_support_agent.tools.store import StoreError, open_store
+from it_support_agent.tools.statefile import file_lock, locked_json, read_json
+from it_support_agent.tools.store import KEEP_DELIVERIES_S, Store, StoreError, open_store
 
 DELIVERIES_FILE = "deliveries.json"
-KEEP_DELIVERIES_S = 30 * 24 * 3600.0
 CLAIM_SLACK_S = 30.0
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 PAGERDUTY_EVENT = "pagerduty_event"
@@ -497,24 +495,20 @@ def _claim(path: Path, ticket_id: str, sink: Sink) -> tuple[Outcome | None, str,
     return None, "store", until
 
 
-def _import_file_records(path: Path, store: Any) -> None:
+def _import_file_records(path: Path, store: Store) -> None:
     """Take deliveries.json's records into the store and set the file aside, both under the file's lock (so a
     fallback writer waiting on it starts a new file afterwards instead of losing its record)."""
-    with os.fdopen(open_private(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT), "r+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not path.exists():  # another process took it in while this one waited
-                return
-            document = read_json(path)
-            records = {
-                str(ticket_id): {str(name): float(at) for name, at in record.items() if isinstance(at, float | int)}
-                for ticket_id, record in _section(document, "tickets").items()
-                if isinstance(record, dict)
-            }
-            store.record_deliveries(records)
-            os.replace(path, path.with_name(path.name + ".migrated"))
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with file_lock(path):
+        if not path.exists():  # another process took it in while this one waited
+            return
+        document = read_json(path)
+        records = {
+            str(ticket_id): {str(name): float(at) for name, at in record.items() if isinstance(at, float | int)}
+            for ticket_id, record in _section(document, "tickets").items()
+            if isinstance(record, dict)
+        }
+        store.record_deliveries(records)
+        os.replace(path, path.with_name(path.name + ".migrated"))
 
 
 def _claim_in_file(path: Path, ticket_id: str, sink: Sink, until: float) -> Outcome | None:

@@ -32,22 +32,29 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def locked_json(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield the document for editing; on normal exit write it back atomically, all under a file lock."""
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold the exclusive lock that guards a state file (its `.lock` beside it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with os.fdopen(open_private(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT), "r+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            document = read_json(path)
-            yield document
-            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open_new(temporary) as handle:
-                handle.write(json.dumps(document, sort_keys=True).encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
+            yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def locked_json(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the document for editing; on normal exit write it back atomically, all under the file's lock."""
+    with file_lock(path):
+        document = read_json(path)
+        yield document
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open_new(temporary) as handle:
+            handle.write(json.dumps(document, sort_keys=True).encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
 
 
 def open_private(path: Path, flags: int) -> int:

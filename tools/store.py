@@ -141,7 +141,6 @@ class StormMembership:
     """Where one escalation stands in a shared-dependency storm."""
 
     parent_id: str
-    dependency: str
     position: int
     """0 for the server whose ticket is the parent ticket; 1, 2, ... for the servers that joined it."""
     servers: tuple[str, ...]
@@ -222,10 +221,7 @@ class Store:
 
     def append_audit(self, thread_id: str, kind: str, event: Mapping[str, Any]) -> None:
         with self._transaction() as connection:
-            connection.execute(
-                "INSERT INTO agent_audit (thread_id, kind, event) VALUES (?, ?, ?)",
-                (thread_id, kind, json.dumps(event, sort_keys=True, ensure_ascii=True, default=str)),
-            )
+            _insert_audit(connection, thread_id, kind, event)
 
     def audit_events(self, thread_id: str | None = None) -> Iterator[dict[str, Any]]:
         if thread_id is None:
@@ -250,20 +246,16 @@ class Store:
     def restart_facts(self, server_id: str, lookback_s: float) -> tuple[float | None, int]:
         """(this server's last restart within `lookback_s`, the fleet's restarts in the last hour): two indexed
         queries, whatever the ledger holds."""
-        now = time.time()
-        since = now - min(lookback_s, KEEP_RESTARTS_S)
-        last = self._read("SELECT MAX(at) FROM agent_restarts WHERE server_id = ? AND at >= ?", (server_id, since))
-        count = self._read("SELECT COUNT(*) FROM agent_restarts WHERE at >= ?", (now - HOUR_S,))
-        return (float(last[0][0]) if last and last[0][0] is not None else None), int(count[0][0] if count else 0)
+        return self._facts(lambda sql, parameters: self._read(sql, parameters)[0], server_id, lookback_s, time.time())
 
     @staticmethod
-    def _facts(connection: Any, server_id: str, lookback_s: float, now: float) -> tuple[float | None, int]:
+    def _facts(
+        one: Callable[[str, Sequence[Any]], Sequence[Any]], server_id: str, lookback_s: float, now: float
+    ) -> tuple[float | None, int]:
         since = now - min(lookback_s, KEEP_RESTARTS_S)
-        last = connection.execute(
-            "SELECT MAX(at) FROM agent_restarts WHERE server_id = ? AND at >= ?", (server_id, since)
-        ).fetchone()
-        count = connection.execute("SELECT COUNT(*) FROM agent_restarts WHERE at >= ?", (now - HOUR_S,)).fetchone()
-        return (float(last[0]) if last and last[0] is not None else None), int(count[0] if count else 0)
+        (last,) = one("SELECT MAX(at) FROM agent_restarts WHERE server_id = ? AND at >= ?", (server_id, since))
+        (count,) = one("SELECT COUNT(*) FROM agent_restarts WHERE at >= ?", (now - HOUR_S,))
+        return (float(last) if last is not None else None), int(count)
 
     def reserve_restart(
         self,
@@ -280,7 +272,12 @@ class Store:
             if key and connection.execute("SELECT 1 FROM agent_restarts WHERE idempotency_key = ?", (key,)).fetchone():
                 return None
             now = time.time()
-            last, count = self._facts(connection, str(entry.get("server_id", "")), lookback_s, now)
+            last, count = self._facts(
+                lambda sql, parameters: connection.execute(sql, parameters).fetchone(),
+                str(entry.get("server_id", "")),
+                lookback_s,
+                now,
+            )
             veto = check(last, count, now)
             if veto is not None:
                 return veto
@@ -557,7 +554,7 @@ class Store:
             ).fetchall()
             key = connection.execute("SELECT page_key FROM agent_storms WHERE parent_id = ?", (parent_id,)).fetchone()
         servers = tuple(dict.fromkeys(str(server) for (server,) in members))
-        return StormMembership(parent_id, dependency, position, servers, str(key[0]))
+        return StormMembership(parent_id, position, servers, str(key[0]))
 
     def leave_storm(self, thread_id: str) -> tuple[str, int] | None:
         """A member's alert resolved: (its parent ticket, how many members are still failing), or None when the
@@ -574,13 +571,9 @@ class Store:
             ).fetchone()
         return str(row[0]), int(left[0])
 
-    def tickets_by_id(self, ticket_ids: Sequence[str]) -> list[dict[str, Any]]:
-        tickets = []
-        for ticket_id in ticket_ids:
-            tickets += [
-                json.loads(row[0]) for row in self._read("SELECT ticket FROM agent_tickets WHERE id = ?", (ticket_id,))
-            ]
-        return tickets
+    def ticket(self, ticket_id: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT ticket FROM agent_tickets WHERE id = ?", (ticket_id,))
+        return json.loads(rows[0][0]) if rows else None
 
     # --- the index of incident threads ----------------------------------------------------------------------
 
@@ -661,14 +654,7 @@ class Store:
             )
             if event is not None:
                 audited = event("coalesced" if parent else "accepted", parent)
-                connection.execute(
-                    "INSERT INTO agent_audit (thread_id, kind, event) VALUES (?, ?, ?)",
-                    (
-                        item.thread_id,
-                        str(audited.get("kind", "")),
-                        json.dumps(dict(audited), sort_keys=True, default=str),
-                    ),
-                )
+                _insert_audit(connection, item.thread_id, str(audited.get("kind", "")), audited)
         return ("coalesced", parent) if parent else ("accepted", None)
 
     def claim(self, worker: str) -> IntakeItem | None:
@@ -694,10 +680,7 @@ class Store:
                 (outcome, time.time(), thread_id),
             )
             if event is not None:
-                connection.execute(
-                    "INSERT INTO agent_audit (thread_id, kind, event) VALUES (?, ?, ?)",
-                    (thread_id, str(event.get("kind", "")), json.dumps(dict(event), sort_keys=True, default=str)),
-                )
+                _insert_audit(connection, thread_id, str(event.get("kind", "")), event)
 
     def stall(self, thread_id: str, event: Mapping[str, Any] | None = None) -> None:
         """A run that stopped on an error with work left: queued again by the next start or the alert's next send."""
@@ -707,10 +690,7 @@ class Store:
                 (time.time(), thread_id),
             )
             if event is not None:
-                connection.execute(
-                    "INSERT INTO agent_audit (thread_id, kind, event) VALUES (?, ?, ?)",
-                    (thread_id, str(event.get("kind", "")), json.dumps(dict(event), sort_keys=True, default=str)),
-                )
+                _insert_audit(connection, thread_id, str(event.get("kind", "")), event)
 
     def requeue_stalled(self) -> int:
         """Every stalled run queued again (a start of `serve`): it continues from its checkpoint. How many."""
@@ -819,6 +799,14 @@ class Store:
                                 ),
                             )
             os.replace(path, path.with_name(path.name + ".migrated"))
+
+
+def _insert_audit(connection: Any, thread_id: str, kind: str, event: Mapping[str, Any]) -> None:
+    """One audit row, inside the caller's transaction."""
+    connection.execute(
+        "INSERT INTO agent_audit (thread_id, kind, event) VALUES (?, ?, ?)",
+        (thread_id, kind, json.dumps(dict(event), sort_keys=True, ensure_ascii=True, default=str)),
+    )
 
 
 DATABASE_VARIABLE = "IT_SUPPORT_DATABASE_URL"

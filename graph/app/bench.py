@@ -219,10 +219,9 @@ def growth(marks: Sequence[int], sample: int, cli: ListCommand, list_at: int = 1
             filled_s = time.perf_counter() - fill_started
             if not listing and bench.count >= list_at:
                 listing = {"incidents": bench.count, **_time_list(bench.state_dir, cli)}
-            history = bench.count
             rows.append(
                 {
-                    "history": history,
+                    "history": bench.count,
                     **_sample(bench, sample),
                     "store_bytes_per_incident": round(_store_bytes(bench.state_dir) / max(1, bench.count)),
                     "fill_s": round(filled_s, 1),
@@ -230,21 +229,20 @@ def growth(marks: Sequence[int], sample: int, cli: ListCommand, list_at: int = 1
             )
         if not listing:
             listing = {"incidents": bench.count, **_time_list(bench.state_dir, cli)}
-    with tempfile.TemporaryDirectory(prefix="itsa-growth-") as directory:
-        bare = Bench(Path(directory), checkpoints=False)
-        bare.incident(GROWTH_INCIDENTS[0])
-        without = _sample(bare, sample)
-    with tempfile.TemporaryDirectory(prefix="itsa-growth-") as directory:
-        fresh = Bench(Path(directory))
-        fresh.incident(GROWTH_INCIDENTS[0])
-        with_checkpoints = _sample(fresh, sample)
     return {
         "sample": sample,
         "rows": rows,
         "list": listing,
-        "no_checkpointer": without,
-        "sqlite_checkpointer": with_checkpoints,
+        "no_checkpointer": _sample_new_store(sample, checkpoints=False),
+        "sqlite_checkpointer": _sample_new_store(sample, checkpoints=True),
     }
+
+
+def _sample_new_store(sample: int, checkpoints: bool) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="itsa-growth-") as directory:
+        bench = Bench(Path(directory), checkpoints=checkpoints)
+        bench.incident(GROWTH_INCIDENTS[0])
+        return _sample(bench, sample)
 
 
 def _store_bytes(state_dir: Path) -> int:

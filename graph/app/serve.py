@@ -13,7 +13,6 @@ import base64
 import contextlib
 import dataclasses
 import faulthandler
-import functools
 import hashlib
 import hmac
 import html
@@ -26,7 +25,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -54,7 +53,7 @@ from it_support_agent.graph.app.console import (
     session_value,
     signed_in,
 )
-from it_support_agent.graph.app.options import EXIT_OK, context_from_args
+from it_support_agent.graph.app.options import EXIT_OK, CliError, context_from_args
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.fleet import Fleet
 from it_support_agent.incident.matching import ServerIndex
@@ -77,10 +76,11 @@ STOP_LOG_EVERY_S = 30.0
 IDLE_POLL_S = 0.5
 DEFAULT_WORKERS = 2
 DELIVERY_POLL_S = 0.25
-RETENTION_EVERY_S = 3600.0
 """How often the delivery worker looks for queued tickets."""
 DELIVERY_BACKOFF_MAX_S = 30.0
 """The longest wait between delivery attempts while a sink keeps failing."""
+RETENTION_EVERY_S = 3600.0
+"""How often `--retain-days` forgets old finished incidents."""
 LISTEN_BACKLOG = 128
 TOKEN_VARIABLE = "IT_SUPPORT_INTAKE_TOKEN"
 log = logging.getLogger(__name__)
@@ -233,14 +233,16 @@ class AlertIntake:
                     labels=dict(alert.labels),
                     run=("cancelled" if before in ("queued", "coalesced") else before or "none"),
                 )
-                self._resolve_page(item.thread_id)
+                self._resolve_tickets(item.thread_id)
                 continue
             config: RunnableConfig = {"configurable": {"thread_id": item.thread_id}}
             if self._checkpointer.get_tuple(config) is not None and not unfinished_steps(self._app.get_state(config)):
                 answer["duplicates"].append(item.thread_id)  # finished, or waiting for a human's answer
                 continue
             # (a checkpoint with work left is queued: the run continues where it stopped)
-            verdict, parent = self._store.enqueue(item, functools.partial(_received, item, group.group_key))
+            verdict, parent = self._store.enqueue(
+                item, _received(item, "alert_received", alertname=item.alertname, group_key=group.group_key)
+            )
             if verdict == "duplicate":
                 answer["duplicates"].append(item.thread_id)
                 continue
@@ -265,11 +267,7 @@ class AlertIntake:
         thread_id = "incident-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
         item = IntakeItem(thread_id, server_id, "", redact(request.incident, known_secrets()), "queued")
 
-        def received(verdict: str, parent: str | None) -> dict[str, Any]:
-            kind = "incident_received" if verdict == "accepted" else "alert_coalesced"
-            return audit.make_event(thread_id, kind, server_id=server_id, **({"into": parent} if parent else {}))
-
-        verdict, parent = self._store.enqueue(item, received)
+        verdict, parent = self._store.enqueue(item, _received(item, "incident_received"))
         summary = {"thread_id": thread_id, "server_id": server_id}
         if verdict == "duplicate":
             return {"accepted": [], "duplicates": [thread_id], "coalesced": []}
@@ -333,7 +331,7 @@ class AlertIntake:
             if outcome != "error" and any(
                 event.get("kind") == "alert_resolved" for event in self._store.audit_events(item.thread_id)
             ):
-                self._resolve_page(item.thread_id)
+                self._resolve_tickets(item.thread_id)
         except (StoreError, OSError) as exc:
             log.error("incident %s: its alert resolved, but its tickets could not be resolved: %s", item.thread_id, exc)
 
@@ -376,7 +374,7 @@ class AlertIntake:
                 return str(event["group_key"])
         return None
 
-    def _resolve_page(self, thread_id: str) -> None:
+    def _resolve_tickets(self, thread_id: str) -> None:
         """An alert resolved: each ticket the agent filed for it is resolved in the sinks (a `ticket_resolved`
         notice: PagerDuty gets `resolve` with the ticket's dedup key, the webhook and Slack a notice naming the
         ticket). A storm's parent ticket is resolved only with the last of its servers' alerts."""
@@ -390,7 +388,11 @@ class AlertIntake:
                 detail=f"{storm[1]} other alert(s) of ticket {storm[0]}'s servers still firing",
             )
             return
-        tickets = self._store.tickets_by_id([storm[0]]) if storm else self._store.tickets(thread_id)
+        if storm:  # the storm's last alert: its parent ticket
+            parent = self._store.ticket(storm[0])
+            tickets = [parent] if parent else []
+        else:
+            tickets = self._store.tickets(thread_id)
         for ticket in tickets:
             if ticket.get("kind") in (TICKET_RESOLVED, STORM_UPDATE):
                 continue
@@ -689,13 +691,16 @@ class _Handler(BaseHTTPRequestHandler):
         log.info("%s %s", self.address_string(), strip_controls(format % args))  # request lines are untrusted
 
 
-def _received(item: IntakeItem, group_key: str, verdict: str, parent: str | None) -> dict[str, Any]:
-    """The audit event of an alert taken in (committed with its queue row)."""
-    kind = "alert_received" if verdict == "accepted" else "alert_coalesced"
-    into = {"into": parent} if parent else {}
-    return audit.make_event(
-        item.thread_id, kind, server_id=item.server_id, alertname=item.alertname, group_key=group_key, **into
-    )
+def _received(item: IntakeItem, accepted_kind: str, **fields: Any) -> Callable[[str, str | None], dict[str, Any]]:
+    """The audit event of an item taken in, made once the store knows the verdict (and committed with its queue
+    row): `accepted_kind` when it runs, alert_coalesced (with `into`) when it joined a running incident."""
+
+    def event(verdict: str, parent: str | None) -> dict[str, Any]:
+        kind = accepted_kind if verdict == "accepted" else "alert_coalesced"
+        into = {"into": parent} if parent else {}
+        return audit.make_event(item.thread_id, kind, server_id=item.server_id, **fields, **into)
+
+    return event
 
 
 def resolution_notice(ticket: Mapping[str, Any], thread_id: str) -> dict[str, Any]:
@@ -760,8 +765,7 @@ def serve_forever(args: argparse.Namespace) -> int:
     label = args.server_label or DEFAULT_SERVER_LABEL
     retain_days = getattr(args, "retain_days", None)
     if retain_days is not None and not retain_days > 0:
-        print("error: --retain-days must be a positive number of days", file=sys.stderr)
-        return 2
+        raise CliError("--retain-days must be a positive number of days")
     retain_audit = bool(getattr(args, "retain_audit", False))
     with serving(context, args.host, args.port, label, args.workers, takes_alerts, retain_days, retain_audit) as server:
         where = (

@@ -11,7 +11,6 @@ import os
 import sys
 import threading
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,28 +18,30 @@ from typing import Any
 
 import pytest
 
+from tests import storm
 from tests.integration.services import free_port, http_ok, running, wait_until
+from tests.storm import ADMIN_URL, drained
 
 REPO = Path(__file__).resolve().parents[2]
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-@pytest.fixture
-def database() -> Iterator[str]:
+def require_postgres() -> None:
+    """Skip without the local PostgreSQL (fail when CI=true: CI starts it)."""
     psycopg = pytest.importorskip("psycopg")
-    name = f"itsa_test_{uuid.uuid4().hex[:10]}"
     try:
-        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
+        psycopg.connect(ADMIN_URL, connect_timeout=5).close()
     except psycopg.Error as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {exc}")
         pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A database of the test's own, dropped afterwards."""
+    require_postgres()
+    with storm.database() as url:
+        yield url
 
 
 def alert(index: int) -> dict[str, Any]:
@@ -120,14 +121,7 @@ def test_three_replicas_run_each_alert_once_and_restart_the_server_once(
             post(urls[index % 3], alert(index))
 
         with psycopg.connect(database, autocommit=True) as connection:
-
-            def settled() -> bool:
-                row = connection.execute(
-                    "SELECT COUNT(*) FROM agent_intake WHERE state IN ('queued', 'running')"
-                ).fetchone()
-                return row is not None and row[0] == 0
-
-            wait_until(settled, 120, "every replica's queue to drain")
+            wait_until(lambda: drained(connection), 120, "every replica's queue to drain")
             restarts = connection.execute("SELECT COUNT(*) FROM agent_restarts").fetchone()
             runs = connection.execute(
                 "SELECT thread_id, COUNT(*) FROM agent_audit WHERE kind = 'alert_run_finished' GROUP BY thread_id"

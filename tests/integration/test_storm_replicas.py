@@ -7,21 +7,12 @@ no crash-loop ticket, one parent ticket for search-backend-02. The database is t
 
 from __future__ import annotations
 
-import os
-
-import pytest
-
+from tests.integration.test_postgres_replicas import require_postgres
 from tests.storm import DEPENDENCY, RECOVERABLE, describe, run_storm
 
 
 def test_three_replicas_take_a_storm_of_2000_alerts_without_loss_repeats_or_noise() -> None:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=5).close()
-    except psycopg.Error as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {exc}")
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {exc}")
+    require_postgres()
 
     result = run_storm(3, 2000)
 
