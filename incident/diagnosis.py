@@ -19,17 +19,16 @@ from it_support_agent.incident.log_parse import Level
 from it_support_agent.incident.log_rules import (
     BLOCKING,
     BLOCKING_PRIORITY,
-    BURST_RULES,
     CONTEXT,
     LINE_PRIORITY,
     RECOVERABLE,
     RECOVERABLE_PRIORITY,
     UNEXPLAINED_RULE,
     UNRECOGNISED_RULE,
-    WEAK_HANG_RULES,
     Category,
 )
 from it_support_agent.incident.records import DiagnosisRecord
+from it_support_agent.incident.rulebook import BUILTIN, RuleBook
 from it_support_agent.incident.signals import (
     MAX_EVIDENCE,
     SECURITY_BURST,
@@ -52,7 +51,6 @@ EVENT_SPAN_S = 2.0
 """Lines this close to an OOM kill or a deadlock dump belong to that event (the exit, the unit failing)."""
 YEAR_SLACK_S = 2 * 86400.0
 PERSISTENCE_S = 60.0
-PERSISTENT_RULES = frozenset({"descriptor_leak", "defunct_children"})
 HALF_YEAR_S = 182 * 86400.0
 MAX_ZONE_OFFSET_S = 14 * 3600.0
 EVENT_GAP_S = 30.0
@@ -187,25 +185,25 @@ class _Ledger:
     recovered: int = 0
 
 
-def _security_counts(signals: Sequence[Signal]) -> bool:
+def _security_counts(signals: Sequence[Signal], burst: frozenset[str]) -> bool:
     """A burst of auth failures, or any single explicit alert."""
     security = [signal for signal in signals if signal.category is Category.SECURITY_EVENT]
-    bursts = sum(1 for signal in security if signal.rule in BURST_RULES)
-    return bursts >= SECURITY_BURST or any(signal.rule not in BURST_RULES for signal in security)
+    bursts = sum(1 for signal in security if signal.rule in burst)
+    return bursts >= SECURITY_BURST or any(signal.rule not in burst for signal in security)
 
 
-def _counted(signals: Sequence[Signal]) -> frozenset[Category]:
+def _counted(signals: Sequence[Signal], burst: frozenset[str] = BUILTIN.burst) -> frozenset[Category]:
     """Categories that count: blocking from logs (security needs a burst), recoverable from health or logs."""
     counted = {signal.category for signal in signals} & (RECOVERABLE | BLOCKING)
-    if Category.SECURITY_EVENT in counted and not _security_counts(signals):
+    if Category.SECURITY_EVENT in counted and not _security_counts(signals, burst):
         counted.discard(Category.SECURITY_EVENT)
     return frozenset(counted)
 
 
-def _read(lines: Sequence[str]) -> tuple[list[LineReading], list[float | None]]:
+def _read(lines: Sequence[str], book: RuleBook) -> tuple[list[LineReading], list[float | None]]:
     """Every line read; each line's time is its own stamp, or the last stamp before it (stack traces and
     continuation lines belong to the line that started them). Year-less stamps take the log's own year."""
-    readings = [read_line(line) for line in lines]
+    readings = [read_line(line, 2000, book) for line in lines]
     years = [
         reading.parsed.timestamp
         for reading in readings
@@ -215,7 +213,7 @@ def _read(lines: Sequence[str]) -> tuple[list[LineReading], list[float | None]]:
         newest = max(years)
         year = time.gmtime(newest).tm_year
         readings = [
-            _yearless_in(line, year, newest) if reading.parsed.yearless else reading
+            _yearless_in(line, year, newest, book) if reading.parsed.yearless else reading
             for line, reading in zip(lines, readings, strict=True)
         ]
     times: list[float | None] = []
@@ -225,10 +223,10 @@ def _read(lines: Sequence[str]) -> tuple[list[LineReading], list[float | None]]:
         stamp = reading.parsed.timestamp
         if stamp is not None and reading.parsed.yearless:
             year = time.gmtime(stamp).tm_year
-            later = read_line(line, year + years_on).parsed.timestamp if years_on else stamp
+            later = read_line(line, year + years_on, book).parsed.timestamp if years_on else stamp
             if later is not None and last is not None and later < last - HALF_YEAR_S:
                 years_on += 1
-                later = read_line(line, year + years_on).parsed.timestamp
+                later = read_line(line, year + years_on, book).parsed.timestamp
             stamp = later
         if stamp is not None:
             last = stamp
@@ -236,12 +234,12 @@ def _read(lines: Sequence[str]) -> tuple[list[LineReading], list[float | None]]:
     return readings, times
 
 
-def _yearless_in(line: str, year: int, newest: float) -> LineReading:
+def _yearless_in(line: str, year: int, newest: float, book: RuleBook) -> LineReading:
     """A year-less line read in the log's year, or the year before when that would put it in the future
     ("Dec 31 23:58" beside "2027-01-01T00:02Z")."""
-    reading = read_line(line, year)
+    reading = read_line(line, year, book)
     stamp = reading.parsed.timestamp
-    return read_line(line, year - 1) if stamp is not None and stamp > newest + YEAR_SLACK_S else reading
+    return read_line(line, year - 1, book) if stamp is not None and stamp > newest + YEAR_SLACK_S else reading
 
 
 def _window(readings: list[LineReading], times: list[float | None], window_s: float) -> _Ledger:
@@ -445,22 +443,24 @@ def _other_victim(signal: Signal, service: str | None) -> bool:
 
 
 def _account(
-    ledger: _Ledger, health_signals: Sequence[Signal], healthy_now: bool, service: str | None = None
+    ledger: _Ledger,
+    health_signals: Sequence[Signal],
+    healthy_now: bool,
+    service: str | None = None,
+    book: RuleBook = BUILTIN,
 ) -> tuple[list[Signal], list[str], list[str], bool]:
     """The counted signals, the lines for the finding, the abnormal lines nothing explains, and whether any of
     those is error-level (worth a ticket even on a healthy server)."""
     fresh = [(index, ledger.readings[index]) for index in ledger.fresh]
     log_signals = [(index, reading.signal) for index, reading in fresh if reading.signal is not None]
-    firm = [
-        signal for _, signal in log_signals if signal.category in RECOVERABLE and signal.rule not in WEAK_HANG_RULES
-    ]
+    firm = [signal for _, signal in log_signals if signal.category in RECOVERABLE and signal.rule not in book.weak_hang]
     stalled = any(is_stall(reading.parsed.message.lower()) for _, reading in fresh)
     hot = [signal for signal in health_signals if signal.category in RECOVERABLE]
     # A process-local limit that persists (descriptors exhausted, defunct children piling up, for a minute or
     # more) corroborates itself: it is not a blip, and it is the process's own by definition.
     persistent = {
         rule
-        for rule in PERSISTENT_RULES
+        for rule in book.persistent
         if len(stamps := [ledger.times[index] for index, signal in log_signals if signal.rule == rule]) >= 2
         and None not in stamps
         and max(s for s in stamps if s is not None) - min(s for s in stamps if s is not None) >= PERSISTENCE_S
@@ -473,7 +473,7 @@ def _account(
         if signal.category is Category.OOM_KILL and _other_victim(signal, service):
             # the kernel killed another process: the host is short of memory, the service is not the cause
             signal = Signal(Category.UNKNOWN, "logs", signal.detail, "oom_kill_other_process")
-        elif signal.rule in WEAK_HANG_RULES and not (firm or stalled or hot or signal.rule in persistent):
+        elif signal.rule in book.weak_hang and not (firm or stalled or hot or signal.rule in persistent):
             signal = Signal(Category.UNKNOWN, "logs", signal.detail, f"{signal.rule}_uncorroborated")
         elif signal.category in RECOVERABLE and healthy_now:
             # a healthy server needs no restart; its log-only finding is for a person to read
@@ -618,6 +618,7 @@ def assess_evidence(
     lines: Sequence[str],
     window_s: float = INCIDENT_WINDOW_S,
     service: str | None = None,
+    book: RuleBook = BUILTIN,
 ) -> Diagnosis:
     """Account for every line in the incident window and decide restart vs escalate vs no fault. With the
     service's name, an OOM kill of some other process is not the service's fault."""
@@ -625,14 +626,14 @@ def assess_evidence(
     if isinstance(lines, str):
         lines = lines.splitlines()
     texts = [line for line in lines or () if isinstance(line, str)]
-    readings, times = _read(texts)
+    readings, times = _read(texts, book)
     ledger = _window(readings, times, window_s)
     healthy_now = is_healthy(health)
     _clear_recovered(ledger, healthy_now)
     health_signals = classify_health(health)
     # On a healthy server, warning-level lines nothing explains are worth a note, not a ticket.
-    signals, supporting, unexplained, alarming = _account(ledger, health_signals, healthy_now, service)
-    counted = _counted(signals)
+    signals, supporting, unexplained, alarming = _account(ledger, health_signals, healthy_now, service, book)
+    counted = _counted(signals, book.burst)
     if healthy_now and not counted - CONTEXT:
         counted = frozenset()
     primary = _primary(counted, healthy_now, alarming)

@@ -18,6 +18,7 @@ class Role(StrEnum):
     MEMORY_SYMPTOM = "memory_symptom"  # GC pauses, heap and cache growth
     SLOW_SYMPTOM = "slow_symptom"  # slow requests, latency, queues growing behind a slow process
     THREAD_SYMPTOM = "thread_symptom"  # busy or blocked threads, loops, failing health checks
+    CONSEQUENCE = "consequence"  # what a local fault does to the service itself: its timeouts, 5xx, failed checks
     AFTERMATH = "aftermath"  # how a process dies of a local fault (exit by signal, core dump, the unit failing)
     STALL = "stall"  # progress stopped: a symptom that also corroborates a hang wording
     RECOVERY = "recovery"  # something came back: earlier faults may be over

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Literal
@@ -21,21 +21,18 @@ from it_support_agent.incident.line_roles import (
 from it_support_agent.incident.log_parse import Level, ParsedLine, parse_line
 from it_support_agent.incident.log_rules import (
     BLOCKING,
-    BURST_RULES,
-    LINE_PRIORITY,
     RECOVERABLE,
-    RULES,
     UNEXPLAINED_RULE,
     UNRECOGNISED_RULE,
     Category,
     Rule,
 )
 from it_support_agent.incident.records import SignalRecord
+from it_support_agent.incident.rulebook import BUILTIN, RuleBook
 from it_support_agent.incident.text import clean_line
 
 __all__ = [
     "BLOCKING",
-    "BURST_RULES",
     "CPU_SATURATION_PERCENT",
     "MEMORY_PRESSURE_PERCENT",
     "RECOVERABLE",
@@ -58,43 +55,6 @@ MEMORY_PRESSURE_PERCENT = 90.0
 
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-_WORD_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
-# One C-level pass over the UTF-8 bytes: ASCII letters folded to lower case, all but [a-z0-9_] to spaces.
-_FOLD = bytes(code if code in _WORD_CHARS else code + 32 if 65 <= code <= 90 else 32 for code in range(256))
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    """A rule with its patterns compiled."""
-
-    rule: Rule
-    regex: re.Pattern[str]
-    unless: re.Pattern[str] | None
-
-
-def _compile_rules() -> tuple[_Compiled, ...]:
-    """All rules compiled, ordered by LINE_PRIORITY (blocking before recoverable)."""
-    ordered = sorted(RULES, key=lambda rule: LINE_PRIORITY.index(rule.category))
-    return tuple(
-        _Compiled(rule, re.compile(rule.pattern), re.compile(rule.unless) if rule.unless else None) for rule in ordered
-    )
-
-
-def _index_triggers(compiled: Sequence[_Compiled]) -> Mapping[bytes, tuple[int, ...]]:
-    """Trigger word (as folded bytes) -> indices of the rules it may fire."""
-    index: dict[bytes, list[int]] = {}
-    for position, item in enumerate(compiled):
-        for word in item.rule.words.split():
-            token = word.encode("ascii")
-            if not set(token) <= _WORD_CHARS:
-                raise ValueError(f"trigger word {word!r} of rule {item.rule.name} can never be a token")
-            index.setdefault(token, []).append(position)
-    return MappingProxyType({token: tuple(positions) for token, positions in index.items()})
-
-
-_COMPILED: tuple[_Compiled, ...] = _compile_rules()
-_TRIGGERS: Mapping[bytes, tuple[int, ...]] = _index_triggers(_COMPILED)
-_TRIGGER_WORDS: frozenset[bytes] = frozenset(_TRIGGERS)
 
 
 @dataclass(frozen=True)
@@ -116,25 +76,14 @@ def quote(line: str) -> str:
     return clean_line(line, DETAIL_CHARS)
 
 
-def _words(text: str) -> bytes:
-    """The line folded to lowercase ASCII words separated by spaces (non-ASCII becomes separators)."""
-    return text.encode("utf-8", "replace").translate(_FOLD)
-
-
-def _match_rule(text: str, hits: Iterable[bytes]) -> Rule | None:
-    """The first rule (priority order) among those triggered whose pattern matches the lowercased line."""
-    low = text.lower()
-    for position in sorted({position for word in hits for position in _TRIGGERS[word]}):
-        item = _COMPILED[position]
-        if item.regex.search(low) and not (item.unless and item.unless.search(low)):
-            return item.rule
-    return None
-
-
-# Security and hardware lines count whatever level the software gave them (sshd and kernels log them as info).
-_ANY_LEVEL = frozenset({Category.SECURITY_EVENT, Category.HARDWARE_FAULT})
-_INJECTION = next(item for item in _COMPILED if item.rule.name == "prompt_injection")
+_INJECTION = re.compile(
+    r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier)\s+"
+    r"(?:instructions|prompts?|rules)\b|<\|im_start\|>|</?(?:system|assistant|tool_call)>"
+)
+"""Instructions aimed at a model: hostile wherever they sit in a line (the prompt_injection rule, applied to the
+whole line before any other reading)."""
 _ERROR_WORDS = re.compile(r"\bTraceback \(most recent call last\)|\b[A-Z]\w*(?:Exception|Error)\b(?<!\bError)")
+_ROLE_OF_KIND = MappingProxyType({"benign": Role.NOISE, "recovery": Role.RECOVERY, "consequence": Role.CONSEQUENCE})
 
 
 @dataclass(frozen=True)
@@ -147,7 +96,7 @@ class LineReading:
 
 
 @functools.lru_cache(maxsize=4_096)  # a pure function: one incident reads its lines three times
-def read_line(line: str, yearless_year: int = 2000) -> LineReading:
+def read_line(line: str, yearless_year: int = 2000, book: RuleBook = BUILTIN) -> LineReading:
     """Parse a line and classify its message part: a fault rule by priority, else its role (abnormal lines get
     an UNKNOWN signal, so nothing abnormal goes unaccounted)."""
     text = line[:MAX_LINE_CHARS] if isinstance(line, str) else ""
@@ -157,33 +106,58 @@ def read_line(line: str, yearless_year: int = 2000) -> LineReading:
     message = ZERO_COUNT.sub(" ", parsed.message)  # "0 errors", "failed=0" count nothing
     parsed = replace(parsed, message=message)
     low = message.lower()
-    if _INJECTION.regex.search(text.lower()):
+    if _INJECTION.search(text.lower()):
         # instructions aimed at a model are hostile wherever they sit in the line
-        return LineReading(
-            parsed, Signal(Category.SECURITY_EVENT, "logs", quote(text), _INJECTION.rule.name), Role.PLAIN
-        )
+        return LineReading(parsed, Signal(Category.SECURITY_EVENT, "logs", quote(text), "prompt_injection"), Role.PLAIN)
     if is_client_gone(low):
         return LineReading(parsed, None, Role.NOISE)
-    rule = _rule_for(message)
+    rule = book.fault(message)
     if rule is None and "_" in message:
-        rule = _rule_for(split_metric_names(message))  # stats names such as upstream_rq_pending_overflow: 48213
-    if rule is not None and rule.category not in _ANY_LEVEL and parsed.level < Level.ERROR and is_plain_recovery(low):
+        rule = book.fault(split_metric_names(message))  # stats names such as upstream_rq_pending_overflow: 48213
+    any_level = rule is not None and "any_level" in rule.flags
+    if rule is not None and not any_level and parsed.level < Level.ERROR and is_plain_recovery(low):
         return LineReading(parsed, None, Role.RECOVERY)  # "watermark no longer exceeded", "reconnected"
-    if rule is not None and (rule.category in _ANY_LEVEL or parsed.level is not Level.DEBUG):
-        return LineReading(parsed, Signal(rule.category, "logs", quote(text), rule.name), Role.PLAIN)
+    if rule is not None and (any_level or parsed.level is not Level.DEBUG):
+        return LineReading(parsed, Signal(rule.category, "logs", quote(text), signal_name(rule)), Role.PLAIN)
     role = line_role(parsed)
+    if role not in (Role.RECOVERY, Role.STARTUP, Role.NOISE, Role.PLAIN) or (
+        role is Role.PLAIN and parsed.level is not Level.DEBUG
+    ):
+        kind = book.role(message)
+        if kind is not None and (kind.kind != "consequence" or role is not Role.PLAIN):
+            role = _ROLE_OF_KIND[kind.kind]
     # error level, or no level at all and an exception or traceback: worth a ticket even on a healthy server
     error_level = parsed.level >= Level.ERROR or (parsed.level is Level.UNSET and bool(_ERROR_WORDS.search(text)))
-    if role is Role.ABNORMAL or (role is Role.AFTERMATH and error_level):
+    if role in (Role.ABNORMAL, Role.CONSEQUENCE) or (role is Role.AFTERMATH and error_level):
         # a crash report's lines are abnormal too; the accounting clears them when a local death explains them
         name = UNRECOGNISED_RULE if error_level else UNEXPLAINED_RULE
         return LineReading(parsed, Signal(Category.UNKNOWN, "logs", quote(text), name), role)
     return LineReading(parsed, None, role)
 
 
-def _rule_for(message: str) -> Rule | None:
-    hits = _TRIGGER_WORDS.intersection(_words(message).split())
-    return _match_rule(message, hits) if hits else None
+def signal_name(rule: Rule) -> str:
+    """The rule's name as evidence carries it: an operator's rule is marked as theirs."""
+    return f"user:{rule.name}" if rule.user else rule.name
+
+
+def explain_line(line: str, book: RuleBook = BUILTIN) -> dict[str, str]:
+    """What one line is, for `rules explain`: its role or rule, category, level and the rule's origin."""
+    reading = read_line(line, 2000, book)
+    signal = reading.signal
+    name = signal.rule if signal is not None else ""
+    rule = book.rule(name.removeprefix("user:")) if name else None
+    if rule is None and reading.role in (Role.NOISE, Role.RECOVERY, Role.CONSEQUENCE):
+        rule = book.role(reading.parsed.message)
+    return {
+        "role": reading.role.value,
+        "category": signal.category.value if signal is not None else "",
+        "rule": rule.name if rule is not None else name,
+        "family": rule.family if rule is not None else "",
+        "origin": rule.origin if rule is not None else "",
+        "source": rule.source if rule is not None else "",
+        "level": reading.parsed.level.name.lower(),
+        "message": reading.parsed.message[:200],
+    }
 
 
 def classify_line(line: str) -> Signal | None:

@@ -1,0 +1,153 @@
+"""The rule book: the built-in and the operator's rules compiled once, with their trigger index and flags."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from it_support_agent.incident.log_rules import (
+    LINE_PRIORITY,
+    Rule,
+    RuleFile,
+    RuleFileError,
+    builtin_rule_files,
+    combined,
+    read_rule_file,
+)
+
+__all__ = ["BUILTIN", "RuleBook", "RuleFileError", "book_for"]
+
+_WORD_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
+# One C-level pass over the UTF-8 bytes: ASCII letters folded to lower case, all but [a-z0-9_] to spaces.
+_FOLD = bytes(code if code in _WORD_CHARS else code + 32 if 65 <= code <= 90 else 32 for code in range(256))
+
+
+def words_of(text: str) -> bytes:
+    """The text folded to lowercase ASCII words separated by spaces (non-ASCII becomes separators)."""
+    return text.encode("utf-8", "replace").translate(_FOLD)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A rule with its patterns compiled."""
+
+    rule: Rule
+    regex: re.Pattern[str]
+    unless: re.Pattern[str] | None
+
+    def hits(self, low: str) -> bool:
+        """Whether the rule matches a lowercased text."""
+        return bool(self.regex.search(low)) and not (self.unless is not None and self.unless.search(low))
+
+
+def _index(compiled: Sequence[Compiled]) -> Mapping[bytes, tuple[int, ...]]:
+    index: dict[bytes, list[int]] = {}
+    for position, item in enumerate(compiled):
+        for word in item.rule.words.split():
+            index.setdefault(word.encode("ascii"), []).append(position)
+    return MappingProxyType({token: tuple(positions) for token, positions in index.items()})
+
+
+@dataclass(frozen=True, eq=False)
+class RuleBook:
+    """Fault rules by priority (blocking before recoverable, file order within a category) and role rules, each
+    runnable only when one of its trigger words is a token of the line. Hashed by identity: a book is built once."""
+
+    files: tuple[RuleFile, ...]
+    faults: tuple[Compiled, ...]
+    roles: tuple[Compiled, ...]
+    fault_triggers: Mapping[bytes, tuple[int, ...]]
+    role_triggers: Mapping[bytes, tuple[int, ...]]
+
+    @classmethod
+    def build(cls, files: Sequence[RuleFile]) -> RuleBook:
+        rules = combined(files)
+        compiled = [
+            Compiled(rule, re.compile(rule.pattern), re.compile(rule.unless) if rule.unless else None) for rule in rules
+        ]
+        faults = tuple(
+            sorted(
+                (item for item in compiled if not item.rule.is_role),
+                key=lambda item: LINE_PRIORITY.index(item.rule.category),
+            )
+        )
+        roles = tuple(item for item in compiled if item.rule.is_role)
+        return cls(tuple(files), faults, roles, _index(faults), _index(roles))
+
+    @functools.cached_property
+    def rules(self) -> tuple[Rule, ...]:
+        return tuple(item.rule for item in (*self.faults, *self.roles))
+
+    def flagged(self, flag: str) -> frozenset[str]:
+        """Names of the rules carrying a flag, as signals carry them."""
+        return frozenset(
+            f"user:{item.rule.name}" if item.rule.user else item.rule.name
+            for item in self.faults
+            if flag in item.rule.flags
+        )
+
+    @functools.cached_property
+    def burst(self) -> frozenset[str]:
+        return self.flagged("burst")
+
+    @functools.cached_property
+    def weak_hang(self) -> frozenset[str]:
+        return self.flagged("weak_hang")
+
+    @functools.cached_property
+    def persistent(self) -> frozenset[str]:
+        return self.flagged("persistent")
+
+    @functools.cached_property
+    def any_level(self) -> frozenset[str]:
+        return self.flagged("any_level")
+
+    def rule(self, name: str) -> Rule | None:
+        return next((rule for rule in self.rules if rule.name == name), None)
+
+    def fault(self, message: str) -> Rule | None:
+        """The first fault rule (priority order) among those triggered whose pattern matches the message."""
+        return _first(self.faults, self.fault_triggers, message)
+
+    def role(self, message: str) -> Rule | None:
+        """The first role rule (file order) among those triggered that matches the message."""
+        return _first(self.roles, self.role_triggers, message)
+
+
+def _first(compiled: Sequence[Compiled], triggers: Mapping[bytes, tuple[int, ...]], message: str) -> Rule | None:
+    hits = set(words_of(message).split()).intersection(triggers)
+    if not hits:
+        return None
+    low = message.lower()
+    for position in sorted({position for word in hits for position in triggers[word]}):
+        if compiled[position].hits(low):
+            return compiled[position].rule
+    return None
+
+
+BUILTIN: RuleBook = RuleBook.build(builtin_rule_files())
+"""The rules shipped with the package."""
+
+
+def book_for(paths: Iterable[str]) -> RuleBook:
+    """The built-in rules and an operator's rule files (cached while the files are unchanged)."""
+    names = tuple(str(Path(path).expanduser()) for path in paths)
+    if not names:
+        return BUILTIN
+    stamps = []
+    for name in names:
+        try:
+            stat = Path(name).stat()
+        except OSError as exc:
+            raise RuleFileError(f"cannot read rule file {name}: {exc}") from None
+        stamps.append((name, stat.st_mtime_ns, stat.st_size))
+    return _book(tuple(stamps))
+
+
+@functools.lru_cache(maxsize=8)
+def _book(stamps: tuple[tuple[str, int, int], ...]) -> RuleBook:
+    return RuleBook.build([*BUILTIN.files, *(read_rule_file(name) for name, _, _ in stamps)])
