@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from it_support_agent.incident.line_roles import Role, is_shutdown, is_stall
+from it_support_agent.incident.line_roles import Role, is_shutdown, is_stall, shows_symptom
 from it_support_agent.incident.log_parse import Level
 from it_support_agent.incident.log_rules import (
     BLOCKING,
@@ -41,6 +41,12 @@ from it_support_agent.incident.signals import (
     quote,
     read_line,
     status_of,
+)
+from it_support_agent.incident.surroundings import (
+    compromise_chain,
+    is_other_process,
+    other_process_cpu,
+    stuck_after_recovery,
 )
 
 __all__ = ["INCIDENT_WINDOW_S", "Diagnosis", "assess_evidence"]
@@ -80,8 +86,10 @@ _EXPLAINERS: Mapping[Role, frozenset[Category]] = MappingProxyType(
     {
         Role.MEMORY_SYMPTOM: frozenset({Category.MEMORY_PRESSURE, Category.OOM_KILL, Category.HUNG_PROCESS}),
         Role.SLOW_SYMPTOM: RECOVERABLE,
-        Role.THREAD_SYMPTOM: frozenset({Category.CPU_SATURATION, Category.HUNG_PROCESS}),
-        Role.STALL: frozenset({Category.CPU_SATURATION, Category.HUNG_PROCESS}),
+        # a process short of memory stalls in GC, so its threads block and its health checks fail too
+        Role.THREAD_SYMPTOM: RECOVERABLE,
+        Role.STALL: RECOVERABLE,
+        Role.CONSEQUENCE: RECOVERABLE,
         Role.AFTERMATH: frozenset({Category.OOM_KILL, Category.HUNG_PROCESS}),
     }
 )
@@ -96,32 +104,8 @@ _SURGE = re.compile(
     r"|typical)\b[\s:=~<(+]{0,4}(?P<base2>\d[\d,]*(?:\.\d+)?)"
 )
 _VICTIM = re.compile(r"\bkilled process \d+ \(([^)\s]{1,64})\)", re.IGNORECASE)
-# Process names a service commonly runs as, whatever the service is called.
-_RUNTIMES = frozenset(
-    {
-        "java",
-        "node",
-        "nodejs",
-        "python",
-        "python3",
-        "ruby",
-        "php",
-        "php-fpm",
-        "dotnet",
-        "gunicorn",
-        "uwsgi",
-        "celery",
-        "beam.smp",
-        "erl",
-        "mono",
-        "w3wp",
-        "perl",
-        "puma",
-        "sidekiq",
-        "unicorn",
-        "deno",
-        "bun",
-    }
+_OOMD_VICTIM = re.compile(
+    r"\bkilled /\S*?([\w@.-]+?)(?:\.service|\.scope|\.slice)? due to memory pressure", re.IGNORECASE
 )
 _DEATH = re.compile(
     r"killed process|oom-kill|oomkill|oom_kill|terminating due to|out of memory: kill|exited|exit code|exit status"
@@ -152,6 +136,9 @@ class Diagnosis:
     against: tuple[str, ...] = ()
     unexplained: tuple[str, ...] = ()
     window: Mapping[str, float] = field(default_factory=dict)
+    basis: str = ""
+    """What a recommended restart rests on: "logs" (a line shows the fault or its symptoms in the service
+    itself), "status" (its supervisor reports it down), or "figures" alone, which an operator must approve."""
 
     @property
     def categories(self) -> frozenset[Category]:
@@ -171,6 +158,7 @@ class Diagnosis:
             "against": list(self.against),
             "unexplained": list(self.unexplained),
             "window": dict(self.window),
+            "basis": self.basis,
         }
 
 
@@ -430,16 +418,10 @@ def _same_event(stamp: float | None, firm: Sequence[float]) -> bool:
 
 
 def _other_victim(signal: Signal, service: str | None) -> bool:
-    """An OOM kill whose victim is named and is neither the service nor a runtime it could run in."""
-    victim = _VICTIM.search(signal.detail)
-    if service is None or victim is None:
-        return False
-    name = victim.group(1).lower()
-    if name in _RUNTIMES or name.rstrip("0123456789.") in _RUNTIMES:
-        return False
-    words = [word for word in re.split(r"[^a-z0-9]+", service.lower()) if len(word) >= 3]
-    parts = [part for part in re.split(r"[^a-z0-9]+", name) if len(part) >= 3]
-    return not any(part.startswith(word) or word.startswith(part) for part in parts for word in words)
+    """An OOM kill whose victim is named (a kernel kill, a systemd-oomd kill of a unit) and is neither the
+    service nor a runtime it could run in."""
+    victim = _VICTIM.search(signal.detail) or _OOMD_VICTIM.search(signal.detail)
+    return victim is not None and is_other_process(victim.group(1), service)
 
 
 def _account(
@@ -448,6 +430,7 @@ def _account(
     healthy_now: bool,
     service: str | None = None,
     book: RuleBook = BUILTIN,
+    status_healthy: bool = False,
 ) -> tuple[list[Signal], list[str], list[str], bool]:
     """The counted signals, the lines for the finding, the abnormal lines nothing explains, and whether any of
     those is error-level (worth a ticket even on a healthy server)."""
@@ -468,14 +451,17 @@ def _account(
     counted: list[Signal] = list(health_signals)
     unexplained: list[str] = []
     alarming: list[str] = []  # error-level lines nothing explains: a ticket even on a healthy server
+    cpu_context = book.flagged("cpu_context")
     for index, signal in log_signals:
         reading = ledger.readings[index]
+        if signal.rule in cpu_context and firm:
+            continue  # a scheduled job beside a fault the logs show is ordinary operation
         if signal.category is Category.OOM_KILL and _other_victim(signal, service):
             # the kernel killed another process: the host is short of memory, the service is not the cause
             signal = Signal(Category.UNKNOWN, "logs", signal.detail, "oom_kill_other_process")
         elif signal.rule in book.weak_hang and not (firm or stalled or hot or signal.rule in persistent):
             signal = Signal(Category.UNKNOWN, "logs", signal.detail, f"{signal.rule}_uncorroborated")
-        elif signal.category in RECOVERABLE and healthy_now:
+        elif signal.category in RECOVERABLE and (healthy_now or status_healthy):
             # a healthy server needs no restart; its log-only finding is for a person to read
             signal = Signal(Category.UNKNOWN, "logs", signal.detail, f"{signal.rule}_while_healthy")
         if signal.category is Category.UNKNOWN:
@@ -488,14 +474,20 @@ def _account(
                 alarming.append(signal.detail)
         counted.append(signal)
     counted.extend(_crash_loop(ledger, healthy_now, bool(hot)))
+    counted.extend(other_process_cpu(ledger.readings, ledger.fresh, service))
+    counted.extend(compromise_chain(ledger.readings))
     findings = {signal.category for signal in counted} & RECOVERABLE
+    # what the service's own consequences (its 5xx, failed probes, replaced workers) need: a fault its logs show;
+    # a hot figure alone may as well be somebody else's doing
+    logged = {signal.category for signal in counted if signal.source == "logs"} & RECOVERABLE
     deaths = _firm_times(ledger)
     explains_death = bool(findings & _DEATHS)
     supporting = [signal.detail for signal in counted if signal.category in RECOVERABLE]
     for index, reading in fresh:
         if reading.signal is not None and reading.signal.category is not Category.UNKNOWN:
             continue
-        explained = bool(_EXPLAINERS.get(reading.role, frozenset()) & findings) or (
+        causes = logged if reading.role is Role.CONSEQUENCE else findings
+        explained = bool(_EXPLAINERS.get(reading.role, frozenset()) & causes) or (
             explains_death and (reading.role is Role.AFTERMATH or _same_event(ledger.times[index], deaths))
         )
         if explained:
@@ -629,15 +621,35 @@ def assess_evidence(
     readings, times = _read(texts, book)
     ledger = _window(readings, times, window_s)
     healthy_now = is_healthy(health)
+    status_healthy = health is not None and status_of(health) == "healthy"
     _clear_recovered(ledger, healthy_now)
+    over = stuck_after_recovery(ledger.readings, ledger.fresh)
+    ledger.fresh = [index for index in ledger.fresh if index not in over]
+    ledger.recovered += len(over)
     health_signals = classify_health(health)
     # On a healthy server, warning-level lines nothing explains are worth a note, not a ticket.
-    signals, supporting, unexplained, alarming = _account(ledger, health_signals, healthy_now, service, book)
+    signals, supporting, unexplained, alarming = _account(
+        ledger, health_signals, healthy_now, service, book, status_healthy
+    )
     counted = _counted(signals, book.burst)
     if healthy_now and not counted - CONTEXT:
         counted = frozenset()
+    elif status_healthy and not unexplained and not counted & BLOCKING - CONTEXT:
+        # the service says it is healthy and no line shows a fault: a figure alone (a database or a cache sized to
+        # fill its host, a busy hour) is how it runs, not a reason to act
+        counted = frozenset()
     primary = _primary(counted, healthy_now, alarming)
-    restart = health is not None and bool(counted & RECOVERABLE) and not counted & BLOCKING and not unexplained
+    restart = (
+        health is not None
+        and not status_healthy
+        and bool(counted & RECOVERABLE)
+        and not counted & BLOCKING
+        and not unexplained
+    )
+    logged = any(signal.source == "logs" and signal.category in RECOVERABLE for signal in signals) or any(
+        shows_symptom(ledger.readings[index].parsed.message.lower()) for index in ledger.fresh
+    )
+    basis = "logs" if logged or len(supporting) > len(health_signals) else "status" if _down(health) else "figures"
     order = [category for category in LINE_PRIORITY if category in counted] + [Category.UNKNOWN]
     against = [signal.detail for signal in signals if signal.category in counted & BLOCKING]
     window: dict[str, float] = {
@@ -657,4 +669,10 @@ def assess_evidence(
         against=tuple(dict.fromkeys(against + unexplained))[:MAX_QUOTED],
         unexplained=tuple(dict.fromkeys(unexplained))[:MAX_QUOTED],
         window=window,
+        basis=basis if restart else "",
     )
+
+
+def _down(health: Mapping[str, object] | None) -> bool:
+    """The service's own supervisor reports it down or failed."""
+    return health is not None and status_of(health) in ("down", "failed")

@@ -188,6 +188,12 @@ def split_metric_names(text: str) -> str:
     return _METRIC_NAME.sub(lambda match: match.group(0).replace("_", " ").replace(".", " "), text)
 
 
+def is_outbound(text: str) -> bool:
+    """The line is about a call to someone else (an upstream, a database, a named host): their symptom, not the
+    process's own (lower-case message part)."""
+    return bool(_OUTBOUND.search(text))
+
+
 def is_client_gone(text: str) -> bool:
     """A client hanging up on an inbound request, or a monitor reporting a check OK (lower-case message part):
     the failure words in such lines name what went away or what is being checked, not a fault. A line that also
@@ -228,6 +234,15 @@ def is_shutdown(text: str) -> bool:
 def is_stall(text: str) -> bool:
     """Progress stopped (lower-case message part)."""
     return bool(_STALL.search(text))
+
+
+def shows_symptom(text: str) -> bool:
+    """The line describes the process itself suffering (heap or RSS growth, GC, slow handlers, busy threads, stalled
+    progress) at any level, and is not about a call to someone else (lower-case message part)."""
+    head = split_metric_names(text[:ROLE_CHARS])
+    if _OUTBOUND.search(head):
+        return False
+    return bool(_STALL.search(head)) or any(pattern.search(head) for pattern, _ in _SYMPTOMS)
 
 
 def line_role(line: ParsedLine) -> Role:

@@ -84,10 +84,14 @@ ROLE_KINDS: frozenset[str] = frozenset({"consequence", "benign", "recovery"})
 """What a rule may say a line is instead of a fault: a consequence of a local fault in the service itself (its
 request timeouts and 5xx answers, failed health checks, the supervisor noticing its exit), ordinary noise, or a
 recovery."""
-FLAGS: frozenset[str] = frozenset({"burst", "weak_hang", "persistent", "any_level", "enables_restart"})
+FLAGS: frozenset[str] = frozenset(
+    {"burst", "weak_hang", "persistent", "any_level", "enables_restart", "first", "cpu_context"}
+)
 """burst: counts only as a burst of SECURITY_BURST lines; weak_hang: a hang wording that needs corroboration;
 persistent: corroborates itself when it lasts a minute; any_level: counts whatever level the line has (also
-DEBUG); enables_restart: a user rule of a recoverable category, allowed to make a restart possible."""
+DEBUG); enables_restart: a user rule of a recoverable category, allowed to make a restart possible; first: a
+role rule read before the fault rules (a probe of the service itself quotes the probe's own error); cpu_context:
+another process's work holding the CPU, which blocks a restart when the only finding is high CPU."""
 _NAME = re.compile(r"[a-z][a-z0-9_]{1,62}")
 _WORD = re.compile(r"[a-z0-9_]+")
 _RULE_KEYS = frozenset({"name", "category", "words", "pattern", "unless", "flags", "source", "examples"})

@@ -34,6 +34,10 @@ class RestartPolicy:
     fleet_restarts_per_hour: int = 5
     incident_window_s: float = INCIDENT_WINDOW_S
     """Evidence older than this before the newest log line is stale: it neither justifies nor vetoes a restart."""
+    rule_files: tuple[str, ...] = ()
+    """The operator's own rule files (paths relative to the policy file), read after the built-in rules."""
+    figure_only: str = "approve"
+    """A restart resting on a hot figure alone in auto mode: "approve" (an operator decides) or "restart"."""
 
     @property
     def lookback_s(self) -> float:
@@ -57,8 +61,9 @@ class Verdict:
 
 
 def load_policy(path: str) -> RestartPolicy:
-    """The policy from a YAML file (keys restart_cooldown_s, fleet_restarts_per_hour, incident_window_s); defaults
-    when empty. The file is parsed again only when it changes: several nodes of one incident ask for it."""
+    """The policy from a YAML file (keys restart_cooldown_s, fleet_restarts_per_hour, incident_window_s,
+    rule_files, figure_only); defaults when empty. The file is parsed again only when it changes: several nodes of
+    one incident ask for it."""
     if not path:
         return RestartPolicy()
     file = Path(path).expanduser()
@@ -78,7 +83,13 @@ def _parse_policy(file: str, path: str, mtime_ns: int, size: int) -> RestartPoli
         raise PolicyFileError(f"cannot read policy file {path}: {exc}") from None
     if not isinstance(document, Mapping):
         raise PolicyFileError(f"policy file {path}: expected a mapping")
-    unknown = set(document) - {"restart_cooldown_s", "fleet_restarts_per_hour", "incident_window_s"}
+    unknown = set(document) - {
+        "restart_cooldown_s",
+        "fleet_restarts_per_hour",
+        "incident_window_s",
+        "rule_files",
+        "figure_only",
+    }
     if unknown:
         raise PolicyFileError(f"policy file {path}: unknown keys {sorted(unknown)}")
     cooldown = document.get("restart_cooldown_s", RestartPolicy.restart_cooldown_s)
@@ -95,8 +106,19 @@ def _parse_policy(file: str, path: str, mtime_ns: int, size: int) -> RestartPoli
     window = document.get("incident_window_s", RestartPolicy.incident_window_s)
     if isinstance(window, bool) or not isinstance(window, int | float) or not math.isfinite(window) or window <= 0:
         raise PolicyFileError(f"policy file {path}: incident_window_s must be a number > 0")
+    rule_files = document.get("rule_files", []) or []
+    if not isinstance(rule_files, list) or not all(isinstance(item, str) and item for item in rule_files):
+        raise PolicyFileError(f"policy file {path}: rule_files must be a list of paths")
+    figure_only = document.get("figure_only", RestartPolicy.figure_only)
+    if figure_only not in ("approve", "restart"):
+        raise PolicyFileError(f"policy file {path}: figure_only must be approve or restart")
+    base = Path(file).parent
     return RestartPolicy(
-        restart_cooldown_s=float(cooldown), fleet_restarts_per_hour=limit, incident_window_s=float(window)
+        restart_cooldown_s=float(cooldown),
+        fleet_restarts_per_hour=limit,
+        incident_window_s=float(window),
+        rule_files=tuple(str(base / Path(item).expanduser()) for item in rule_files),
+        figure_only=str(figure_only),
     )
 
 
@@ -243,4 +265,19 @@ def evaluate_restart(
     evidence = check_evidence(spec, diagnosis)
     if evidence is not None and proposed_by_model and evidence.rule in UNCORROBORATED_RULES:
         return check_rate(server_id, history, now, policy) or check_uncorroborated(autonomy, evidence)
-    return evidence or check_rate(server_id, history, now, policy) or check_autonomy(autonomy)
+    return evidence or check_rate(server_id, history, now, policy) or check_basis(diagnosis, autonomy, policy)
+
+
+def check_basis(diagnosis: Mapping[str, Any], autonomy: str, policy: RestartPolicy) -> Verdict:
+    """The autonomy mode, and in auto mode a restart resting on a hot figure alone (no log line showing a fault of
+    the service itself, no down status from its supervisor) waits for an operator: the figure may be somebody
+    else's doing."""
+    if autonomy == "auto" and policy.figure_only == "approve" and diagnosis.get("basis") == "figures":
+        return Verdict(
+            True,
+            "figure_only",
+            "only a health figure points to a local fault (no log line shows it in the service itself); restart "
+            "once an operator approves",
+            requires_approval=True,
+        )
+    return check_autonomy(autonomy)

@@ -37,6 +37,7 @@ DiagnosisRecord = TypedDict(
         "against": list[str],
         "unexplained": list[str],
         "window": dict[str, float],
+        "basis": str,
     },
     total=False,
 )

@@ -113,9 +113,20 @@ class RuleBook:
         """The first fault rule (priority order) among those triggered whose pattern matches the message."""
         return _first(self.faults, self.fault_triggers, message)
 
-    def role(self, message: str) -> Rule | None:
-        """The first role rule (file order) among those triggered that matches the message."""
+    def role(self, message: str, *, first: bool = False) -> Rule | None:
+        """The first role rule (file order) among those triggered that matches the message; with `first`, only
+        the rules read before the fault rules."""
+        if first:
+            return _first(self.early_roles, self.early_triggers, message)
         return _first(self.roles, self.role_triggers, message)
+
+    @functools.cached_property
+    def early_roles(self) -> tuple[Compiled, ...]:
+        return tuple(item for item in self.roles if "first" in item.rule.flags)
+
+    @functools.cached_property
+    def early_triggers(self) -> Mapping[bytes, tuple[int, ...]]:
+        return _index(self.early_roles)
 
 
 def _first(compiled: Sequence[Compiled], triggers: Mapping[bytes, tuple[int, ...]], message: str) -> Rule | None:

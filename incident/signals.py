@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Literal
@@ -14,6 +14,7 @@ from it_support_agent.incident.line_roles import (
     ZERO_COUNT,
     Role,
     is_client_gone,
+    is_outbound,
     is_plain_recovery,
     line_role,
     split_metric_names,
@@ -114,18 +115,22 @@ def read_line(line: str, yearless_year: int = 2000, book: RuleBook = BUILTIN) ->
     rule = book.fault(message)
     if rule is None and "_" in message:
         rule = book.fault(split_metric_names(message))  # stats names such as upstream_rq_pending_overflow: 48213
+    forced = None
+    if rule is None or (rule.category not in RECOVERABLE and "any_level" not in rule.flags):
+        # a probe of the service itself quotes the probe's own error ("connection refused", "deadline exceeded")
+        forced = book.role(message, first=True)
+        if forced is not None and forced.kind == "consequence" and is_outbound(low):
+            forced = None
+        rule = None if forced is not None else rule
     any_level = rule is not None and "any_level" in rule.flags
     if rule is not None and not any_level and parsed.level < Level.ERROR and is_plain_recovery(low):
         return LineReading(parsed, None, Role.RECOVERY)  # "watermark no longer exceeded", "reconnected"
     if rule is not None and (any_level or parsed.level is not Level.DEBUG):
         return LineReading(parsed, Signal(rule.category, "logs", quote(text), signal_name(rule)), Role.PLAIN)
     role = line_role(parsed)
-    if role not in (Role.RECOVERY, Role.STARTUP, Role.NOISE, Role.PLAIN) or (
-        role is Role.PLAIN and parsed.level is not Level.DEBUG
-    ):
-        kind = book.role(message)
-        if kind is not None and (kind.kind != "consequence" or role is not Role.PLAIN):
-            role = _ROLE_OF_KIND[kind.kind]
+    kind = forced or (book.role(message) if parsed.level is not Level.DEBUG else None)
+    if kind is not None:
+        role = _role_by_rule(kind.kind, role, forced=forced is not None, outbound=is_outbound(low))
     # error level, or no level at all and an exception or traceback: worth a ticket even on a healthy server
     error_level = parsed.level >= Level.ERROR or (parsed.level is Level.UNSET and bool(_ERROR_WORDS.search(text)))
     if role in (Role.ABNORMAL, Role.CONSEQUENCE) or (role is Role.AFTERMATH and error_level):
@@ -133,6 +138,24 @@ def read_line(line: str, yearless_year: int = 2000, book: RuleBook = BUILTIN) ->
         name = UNRECOGNISED_RULE if error_level else UNEXPLAINED_RULE
         return LineReading(parsed, Signal(Category.UNKNOWN, "logs", quote(text), name), role)
     return LineReading(parsed, None, role)
+
+
+_SYMPTOM_ROLES = frozenset({Role.MEMORY_SYMPTOM, Role.SLOW_SYMPTOM, Role.THREAD_SYMPTOM, Role.STALL})
+
+
+def _role_by_rule(kind: str, role: Role, *, forced: bool, outbound: bool) -> Role:
+    """The role a role rule gives a line: noise and recovery over anything but a start; a consequence over an
+    abnormal line or a death's aftermath (a symptom keeps its own explainers), and over any line when the rule
+    outranked a fault rule; never for a line about a call to someone else."""
+    if kind == "benign":
+        return role if role is Role.STARTUP else Role.NOISE
+    if kind == "recovery":
+        return role if role is Role.NOISE else Role.RECOVERY
+    if outbound or role in (Role.RECOVERY, Role.STARTUP, Role.NOISE) or (role in _SYMPTOM_ROLES and not forced):
+        return role
+    if role in (Role.ABNORMAL, Role.AFTERMATH) or forced:
+        return Role.CONSEQUENCE
+    return role
 
 
 def signal_name(rule: Rule) -> str:
@@ -158,6 +181,53 @@ def explain_line(line: str, book: RuleBook = BUILTIN) -> dict[str, str]:
         "level": reading.parsed.level.name.lower(),
         "message": reading.parsed.message[:200],
     }
+
+
+def example_failures(book: RuleBook, rules: Sequence[Rule]) -> list[str]:
+    """Every example of the rules, one line per failure (a rule with no `match` example fails too). A `match` line
+    must match the rule's own pattern and be read by the whole book as the rule's kind (a fault of that category,
+    or for a consequence, a consequence or a symptom): no rule of another kind may shadow it. A `no_match` line
+    must not match the rule's own pattern."""
+    compiled = {item.rule.name: item for item in (*book.faults, *book.roles)}
+    failures: list[str] = []
+    for rule in rules:
+        where = f"{rule.origin if rule.user else 'built-in ' + rule.family}: rule {rule.name}"
+        item = compiled.get(rule.name)
+        if item is None:
+            failures.append(f"{where}: not in the rule book")
+            continue
+        if not rule.matches:
+            failures.append(f"{where}: no example line that must match")
+        for line in rule.matches:
+            reading = read_line(line, 2000, book)
+            low = reading.parsed.message.lower()
+            if not (item.hits(low) or item.hits(split_metric_names(low))):
+                failures.append(f"{where}: {line[:80]!r} should match, but the pattern does not")
+            elif _kind_of(reading) not in _KINDS_FOR.get(rule.kind, {rule.kind}):
+                failures.append(f"{where}: {line[:80]!r} should be read as {rule.kind}, not {_kind_of(reading)}")
+        for line in rule.non_matches:
+            low = read_line(line, 2000, book).parsed.message.lower()
+            if item.hits(low):
+                failures.append(f"{where}: {line[:80]!r} must not match, but does")
+    return failures
+
+
+_KINDS_FOR = MappingProxyType(
+    {
+        # a consequence read as a local fault itself, or as a symptom, is explained the same way or better
+        "consequence": frozenset({"consequence", "memory_symptom", "slow_symptom", "thread_symptom", "stall"})
+        | frozenset(category.value for category in RECOVERABLE),
+        "benign": frozenset({"noise"}),
+        "recovery": frozenset({"recovery"}),
+    }
+)
+
+
+def _kind_of(reading: LineReading) -> str:
+    """A reading as a rule kind: the fault category of its signal, else its role."""
+    if reading.signal is not None and reading.signal.category is not Category.UNKNOWN:
+        return reading.signal.category.value
+    return reading.role.value
 
 
 def classify_line(line: str) -> Signal | None:

@@ -23,6 +23,7 @@ from it_support_agent.incident.diagnosis import Diagnosis
 from it_support_agent.incident.diagnosis import assess_evidence as classify
 from it_support_agent.incident.policy import load_policy
 from it_support_agent.incident.records import DecisionAction, DecisionRecord
+from it_support_agent.incident.rulebook import book_for
 from it_support_agent.incident.state import IncidentState
 from it_support_agent.incident.text import redact_lines
 from it_support_agent.nodes.common import current_thread_id, gathered_evidence, infrastructure
@@ -72,8 +73,13 @@ def decide(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     context = runtime.context
     health, lines, notes, agent_read_logs = _evidence(state, context)
     spec = infrastructure(context).fleet.get(state.get("server_id") or "")
+    policy = load_policy(context.policy_file)
     finding = classify(
-        health, lines, load_policy(context.policy_file).incident_window_s, spec.service if spec else None
+        health,
+        _whole_lines(state, context, lines),
+        policy.incident_window_s,
+        spec.service if spec else None,
+        book_for(policy.rule_files),
     )
     update: dict[str, Any] = {
         "health": health,
@@ -332,6 +338,18 @@ def _escalation(reason: str) -> DecisionRecord:
 
 def _resolve(server_id: str, context: Context) -> str | None:
     return infrastructure(context).index.resolve(server_id)
+
+
+def _whole_lines(state: IncidentState, context: Context, lines: list[str]) -> list[str]:
+    """The lines the evidence rules read: the tool's lines are cut for the model, so when one was cut the logs
+    are read again whole (redacted), since a cut line may hide the words that block a restart."""
+    server_id = state.get("server_id")
+    if not server_id or not any(line.endswith("\u2026") for line in lines):
+        return lines
+    try:
+        return redact_lines(infrastructure(context).backend.logs(server_id, max(context.log_lines, len(lines))))
+    except BackendError:
+        return lines
 
 
 def _evidence(state: IncidentState, context: Context) -> tuple[dict[str, Any] | None, list[str], list[str], bool]:

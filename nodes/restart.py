@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 from it_support_agent.incident.context import Context
 from it_support_agent.incident.diagnosis import assess_evidence
 from it_support_agent.incident.policy import RestartFacts, Verdict, evaluate_restart, load_policy
+from it_support_agent.incident.rulebook import book_for
 from it_support_agent.incident.signals import is_healthy
 from it_support_agent.incident.state import IncidentState
 from it_support_agent.nodes.common import (
@@ -83,7 +84,7 @@ def restart(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"escalation_reason": f"restart refused: {reason}"}
     health, logs = _fresh_evidence(infra, server_id, context.log_lines)
     policy = load_policy(context.policy_file)
-    fresh = assess_evidence(health, logs, policy.incident_window_s, spec.service).to_dict()
+    fresh = assess_evidence(health, logs, policy.incident_window_s, spec.service, book_for(policy.rule_files)).to_dict()
     key = restart_key(state.get("incident_id") or thread_id, server_id)
 
     decision = state.get("decision", {})

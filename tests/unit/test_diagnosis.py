@@ -60,13 +60,21 @@ def test_unexplained_lines_are_named_in_the_reason_and_listed() -> None:
     assert finding.to_dict()["unexplained"] == [line]
 
 
-def test_symptoms_are_explained_only_by_the_finding_that_causes_them() -> None:
+def test_symptoms_are_explained_by_a_local_finding_and_consequences_only_by_one_the_logs_show() -> None:
     gc = "2026-11-27T09:58:02Z WARN [gc] old gen did not shrink after 6 full collections"
     assert assess_evidence(HOT_MEMORY, [gc]).restart_recommended
+    # a process short of memory stalls in GC, so its health checks fail: the figure explains the check
     health_check = "2026-11-27T09:58:02Z WARN consul: Check is now critical: check=service:api"
-    assert not assess_evidence(HOT_MEMORY, [health_check]).restart_recommended
+    assert assess_evidence(HOT_MEMORY, [health_check]).restart_recommended
     stuck = "2026-11-27T09:58:02Z WARN thread pricing-3 RUNNABLE for 300s without returning"
     assert assess_evidence(HOT_CPU, [stuck]).restart_recommended
+    # the service answering 5xx beside a hot figure alone may be somebody else's doing: unexplained
+    errors = "2026-11-27T09:58:03Z ERROR request failed method=GET path=/api/orders status=503"
+    assert not assess_evidence(HOT_CPU, [errors]).restart_recommended
+    # ... but the same answers beside an OOM the logs show are that fault's consequence
+    oom = "2026-11-27T09:58:01Z ERROR java.lang.OutOfMemoryError: Java heap space"
+    finding = assess_evidence(HOT_MEMORY, [oom, errors])
+    assert finding.restart_recommended and finding.basis == "logs"
 
 
 @pytest.mark.parametrize(
