@@ -45,6 +45,7 @@ from it_support_agent.incident.signals import (
 from it_support_agent.incident.surroundings import (
     compromise_chain,
     is_other_process,
+    names_in,
     other_process_cpu,
     stuck_after_recovery,
 )
@@ -180,7 +181,7 @@ def _security_counts(signals: Sequence[Signal], burst: frozenset[str]) -> bool:
     return bursts >= SECURITY_BURST or any(signal.rule not in burst for signal in security)
 
 
-def _counted(signals: Sequence[Signal], burst: frozenset[str] = BUILTIN.burst) -> frozenset[Category]:
+def _counted(signals: Sequence[Signal], burst: frozenset[str] = BUILTIN.flags["burst"]) -> frozenset[Category]:
     """Categories that count: blocking from logs (security needs a burst), recoverable from health or logs."""
     counted = {signal.category for signal in signals} & (RECOVERABLE | BLOCKING)
     if Category.SECURITY_EVENT in counted and not _security_counts(signals, burst):
@@ -282,15 +283,12 @@ def _clear_recovered(ledger: _Ledger, healthy_now: bool) -> None:
     ledger.fresh = keep
 
 
-_NAME_TOKEN = re.compile(r"\b[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)+\b|\b[a-z]+\d+\b|\b\d{1,3}(?:\.\d{1,3}){3}\b")
-
-
 def _related(ledger: _Ledger, failure: int, recovery: int) -> bool:
     """Whether a recovery line names what failed (a host, a service, an address): "reconnected to cache-01" does
     not end "nfs: server filer01 not responding"."""
 
     def names(index: int) -> set[str]:
-        return set(_NAME_TOKEN.findall(ledger.readings[index].parsed.message.lower()))
+        return names_in(ledger.readings[index].parsed.message)
 
     return bool(names(failure) & names(recovery))
 
@@ -436,14 +434,15 @@ def _account(
     those is error-level (worth a ticket even on a healthy server)."""
     fresh = [(index, ledger.readings[index]) for index in ledger.fresh]
     log_signals = [(index, reading.signal) for index, reading in fresh if reading.signal is not None]
-    firm = [signal for _, signal in log_signals if signal.category in RECOVERABLE and signal.rule not in book.weak_hang]
+    weak = book.flags["weak_hang"]
+    firm = [signal for _, signal in log_signals if signal.category in RECOVERABLE and signal.rule not in weak]
     stalled = any(is_stall(reading.parsed.message.lower()) for _, reading in fresh)
     hot = [signal for signal in health_signals if signal.category in RECOVERABLE]
     # A process-local limit that persists (descriptors exhausted, defunct children piling up, for a minute or
     # more) corroborates itself: it is not a blip, and it is the process's own by definition.
     persistent = {
         rule
-        for rule in book.persistent
+        for rule in book.flags["persistent"]
         if len(stamps := [ledger.times[index] for index, signal in log_signals if signal.rule == rule]) >= 2
         and None not in stamps
         and max(s for s in stamps if s is not None) - min(s for s in stamps if s is not None) >= PERSISTENCE_S
@@ -451,7 +450,7 @@ def _account(
     counted: list[Signal] = list(health_signals)
     unexplained: list[str] = []
     alarming: list[str] = []  # error-level lines nothing explains: a ticket even on a healthy server
-    cpu_context = book.flagged("cpu_context")
+    cpu_context = book.flags["cpu_context"]
     for index, signal in log_signals:
         reading = ledger.readings[index]
         if signal.rule in cpu_context and firm:
@@ -459,7 +458,7 @@ def _account(
         if signal.category is Category.OOM_KILL and _other_victim(signal, service):
             # the kernel killed another process: the host is short of memory, the service is not the cause
             signal = Signal(Category.UNKNOWN, "logs", signal.detail, "oom_kill_other_process")
-        elif signal.rule in book.weak_hang and not (firm or stalled or hot or signal.rule in persistent):
+        elif signal.rule in weak and not (firm or stalled or hot or signal.rule in persistent):
             signal = Signal(Category.UNKNOWN, "logs", signal.detail, f"{signal.rule}_uncorroborated")
         elif signal.category in RECOVERABLE and (healthy_now or status_healthy):
             # a healthy server needs no restart; its log-only finding is for a person to read
@@ -623,7 +622,7 @@ def assess_evidence(
     healthy_now = is_healthy(health)
     status_healthy = health is not None and status_of(health) == "healthy"
     _clear_recovered(ledger, healthy_now)
-    over = stuck_after_recovery(ledger.readings, ledger.fresh)
+    over = set(stuck_after_recovery(ledger.readings, ledger.fresh))
     ledger.fresh = [index for index in ledger.fresh if index not in over]
     ledger.recovered += len(over)
     health_signals = classify_health(health)
@@ -631,7 +630,7 @@ def assess_evidence(
     signals, supporting, unexplained, alarming = _account(
         ledger, health_signals, healthy_now, service, book, status_healthy
     )
-    counted = _counted(signals, book.burst)
+    counted = _counted(signals, book.flags["burst"])
     if healthy_now and not counted - CONTEXT:
         counted = frozenset()
     elif status_healthy and not unexplained and not counted & BLOCKING - CONTEXT:
@@ -646,10 +645,11 @@ def assess_evidence(
         and not counted & BLOCKING
         and not unexplained
     )
-    logged = any(signal.source == "logs" and signal.category in RECOVERABLE for signal in signals) or any(
+    figures_only = {signal.detail for signal in health_signals}
+    shown_in_logs = any(detail not in figures_only for detail in supporting) or any(
         shows_symptom(ledger.readings[index].parsed.message.lower()) for index in ledger.fresh
     )
-    basis = "logs" if logged or len(supporting) > len(health_signals) else "status" if _down(health) else "figures"
+    basis = "logs" if shown_in_logs else "status" if _down(health) else "figures"
     order = [category for category in LINE_PRIORITY if category in counted] + [Category.UNKNOWN]
     against = [signal.detail for signal in signals if signal.category in counted & BLOCKING]
     window: dict[str, float] = {

@@ -132,6 +132,11 @@ class Rule:
     def user(self) -> bool:
         return self.origin != "built-in"
 
+    @property
+    def signal_name(self) -> str:
+        """The rule's name as evidence carries it: an operator's rule is marked as theirs."""
+        return f"user:{self.name}" if self.user else self.name
+
 
 _CATEGORY_VALUES = frozenset(category.value for category in Category) - {Category.UNKNOWN, Category.NO_FAULT}
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from it_support_agent.incident.log_rules import (
+    FLAGS,
     LINE_PRIORITY,
     Rule,
     RuleFile,
@@ -19,7 +20,7 @@ from it_support_agent.incident.log_rules import (
     read_rule_file,
 )
 
-__all__ = ["BUILTIN", "RuleBook", "RuleFileError", "book_for"]
+__all__ = ["BUILTIN", "RuleBook", "RuleFileError", "book_for", "tokens_of"]
 
 _WORD_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
 # One C-level pass over the UTF-8 bytes: ASCII letters folded to lower case, all but [a-z0-9_] to spaces.
@@ -82,43 +83,30 @@ class RuleBook:
     def rules(self) -> tuple[Rule, ...]:
         return tuple(item.rule for item in (*self.faults, *self.roles))
 
-    def flagged(self, flag: str) -> frozenset[str]:
-        """Names of the rules carrying a flag, as signals carry them."""
-        return frozenset(
-            f"user:{item.rule.name}" if item.rule.user else item.rule.name
-            for item in self.faults
-            if flag in item.rule.flags
+    @functools.cached_property
+    def flags(self) -> Mapping[str, frozenset[str]]:
+        """Flag -> the fault rules carrying it, by the names signals carry (burst, weak_hang, persistent, ...)."""
+        return MappingProxyType(
+            {
+                flag: frozenset(item.rule.signal_name for item in self.faults if flag in item.rule.flags)
+                for flag in FLAGS
+            }
         )
-
-    @functools.cached_property
-    def burst(self) -> frozenset[str]:
-        return self.flagged("burst")
-
-    @functools.cached_property
-    def weak_hang(self) -> frozenset[str]:
-        return self.flagged("weak_hang")
-
-    @functools.cached_property
-    def persistent(self) -> frozenset[str]:
-        return self.flagged("persistent")
-
-    @functools.cached_property
-    def any_level(self) -> frozenset[str]:
-        return self.flagged("any_level")
 
     def rule(self, name: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.name == name), None)
 
-    def fault(self, message: str) -> Rule | None:
-        """The first fault rule (priority order) among those triggered whose pattern matches the message."""
-        return _first(self.faults, self.fault_triggers, message)
+    def fault(self, message: str, tokens: frozenset[bytes] | None = None) -> Rule | None:
+        """The first fault rule (priority order) among those triggered whose pattern matches the message; `tokens`
+        are the message's words when the caller has them already (`tokens_of`)."""
+        return _first(self.faults, self.fault_triggers, message, tokens)
 
-    def role(self, message: str, *, first: bool = False) -> Rule | None:
+    def role(self, message: str, tokens: frozenset[bytes] | None = None, *, first: bool = False) -> Rule | None:
         """The first role rule (file order) among those triggered that matches the message; with `first`, only
         the rules read before the fault rules."""
         if first:
-            return _first(self.early_roles, self.early_triggers, message)
-        return _first(self.roles, self.role_triggers, message)
+            return _first(self.early_roles, self.early_triggers, message, tokens)
+        return _first(self.roles, self.role_triggers, message, tokens)
 
     @functools.cached_property
     def early_roles(self) -> tuple[Compiled, ...]:
@@ -129,8 +117,18 @@ class RuleBook:
         return _index(self.early_roles)
 
 
-def _first(compiled: Sequence[Compiled], triggers: Mapping[bytes, tuple[int, ...]], message: str) -> Rule | None:
-    hits = set(words_of(message).split()).intersection(triggers)
+def tokens_of(message: str) -> frozenset[bytes]:
+    """The message's words as the trigger index holds them."""
+    return frozenset(words_of(message).split())
+
+
+def _first(
+    compiled: Sequence[Compiled],
+    triggers: Mapping[bytes, tuple[int, ...]],
+    message: str,
+    tokens: frozenset[bytes] | None,
+) -> Rule | None:
+    hits = (tokens if tokens is not None else tokens_of(message)).intersection(triggers)
     if not hits:
         return None
     low = message.lower()

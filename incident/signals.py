@@ -29,7 +29,7 @@ from it_support_agent.incident.log_rules import (
     Rule,
 )
 from it_support_agent.incident.records import SignalRecord
-from it_support_agent.incident.rulebook import BUILTIN, RuleBook
+from it_support_agent.incident.rulebook import BUILTIN, RuleBook, tokens_of
 from it_support_agent.incident.text import clean_line
 
 __all__ = [
@@ -77,12 +77,9 @@ def quote(line: str) -> str:
     return clean_line(line, DETAIL_CHARS)
 
 
-_INJECTION = re.compile(
-    r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier)\s+"
-    r"(?:instructions|prompts?|rules)\b|<\|im_start\|>|</?(?:system|assistant|tool_call)>"
-)
-"""Instructions aimed at a model: hostile wherever they sit in a line (the prompt_injection rule, applied to the
-whole line before any other reading)."""
+_INJECTION = next(item for item in BUILTIN.faults if item.rule.name == "prompt_injection")
+"""Instructions aimed at a model: hostile wherever they sit in a line, so this rule is applied to the whole line
+before any other reading."""
 _ERROR_WORDS = re.compile(r"\bTraceback \(most recent call last\)|\b[A-Z]\w*(?:Exception|Error)\b(?<!\bError)")
 _ROLE_OF_KIND = MappingProxyType({"benign": Role.NOISE, "recovery": Role.RECOVERY, "consequence": Role.CONSEQUENCE})
 
@@ -107,18 +104,19 @@ def read_line(line: str, yearless_year: int = 2000, book: RuleBook = BUILTIN) ->
     message = ZERO_COUNT.sub(" ", parsed.message)  # "0 errors", "failed=0" count nothing
     parsed = replace(parsed, message=message)
     low = message.lower()
-    if _INJECTION.search(text.lower()):
+    if _INJECTION.regex.search(text.lower()):
         # instructions aimed at a model are hostile wherever they sit in the line
         return LineReading(parsed, Signal(Category.SECURITY_EVENT, "logs", quote(text), "prompt_injection"), Role.PLAIN)
     if is_client_gone(low):
         return LineReading(parsed, None, Role.NOISE)
-    rule = book.fault(message)
+    tokens = tokens_of(message)
+    rule = book.fault(message, tokens)
     if rule is None and "_" in message:
         rule = book.fault(split_metric_names(message))  # stats names such as upstream_rq_pending_overflow: 48213
     forced = None
     if rule is None or (rule.category not in RECOVERABLE and "any_level" not in rule.flags):
         # a probe of the service itself quotes the probe's own error ("connection refused", "deadline exceeded")
-        forced = book.role(message, first=True)
+        forced = book.role(message, tokens, first=True)
         if forced is not None and forced.kind == "consequence" and is_outbound(low):
             forced = None
         rule = None if forced is not None else rule
@@ -126,9 +124,9 @@ def read_line(line: str, yearless_year: int = 2000, book: RuleBook = BUILTIN) ->
     if rule is not None and not any_level and parsed.level < Level.ERROR and is_plain_recovery(low):
         return LineReading(parsed, None, Role.RECOVERY)  # "watermark no longer exceeded", "reconnected"
     if rule is not None and (any_level or parsed.level is not Level.DEBUG):
-        return LineReading(parsed, Signal(rule.category, "logs", quote(text), signal_name(rule)), Role.PLAIN)
+        return LineReading(parsed, Signal(rule.category, "logs", quote(text), rule.signal_name), Role.PLAIN)
     role = line_role(parsed)
-    kind = forced or (book.role(message) if parsed.level is not Level.DEBUG else None)
+    kind = forced or (book.role(message, tokens) if parsed.level is not Level.DEBUG else None)
     if kind is not None:
         role = _role_by_rule(kind.kind, role, forced=forced is not None, outbound=is_outbound(low))
     # error level, or no level at all and an exception or traceback: worth a ticket even on a healthy server
@@ -156,11 +154,6 @@ def _role_by_rule(kind: str, role: Role, *, forced: bool, outbound: bool) -> Rol
     if role in (Role.ABNORMAL, Role.AFTERMATH) or forced:
         return Role.CONSEQUENCE
     return role
-
-
-def signal_name(rule: Rule) -> str:
-    """The rule's name as evidence carries it: an operator's rule is marked as theirs."""
-    return f"user:{rule.name}" if rule.user else rule.name
 
 
 def explain_line(line: str, book: RuleBook = BUILTIN) -> dict[str, str]:

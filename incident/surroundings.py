@@ -9,9 +9,16 @@ from dataclasses import replace
 
 from it_support_agent.incident.line_roles import Role
 from it_support_agent.incident.log_rules import Category
-from it_support_agent.incident.signals import LineReading, Signal, quote
+from it_support_agent.incident.signals import SECURITY_BURST, LineReading, Signal, quote
 
-__all__ = ["RUNTIMES", "compromise_chain", "is_other_process", "other_process_cpu", "stuck_after_recovery"]
+__all__ = [
+    "RUNTIMES",
+    "compromise_chain",
+    "is_other_process",
+    "names_in",
+    "other_process_cpu",
+    "stuck_after_recovery",
+]
 
 OTHER_CPU_PERCENT = 50.0
 """A named process other than the service at this share of the CPU or more is the figure's cause."""
@@ -60,7 +67,11 @@ _ACCEPTED_FROM = re.compile(
     re.IGNORECASE,
 )
 _NAME_TOKEN = re.compile(r"\b[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)+\b|\b[a-z]+\d+\b|\b\d{1,3}(?:\.\d{1,3}){3}\b")
-SECURITY_BURST = 3
+
+
+def names_in(message: str) -> set[str]:
+    """The hosts, services and addresses a message names ("cache-01", "filer01", "10.0.0.5")."""
+    return set(_NAME_TOKEN.findall(message.lower()))
 
 
 def is_other_process(name: str, service: str | None) -> bool:
@@ -100,14 +111,15 @@ def compromise_chain(readings: Sequence[LineReading]) -> list[Signal]:
 
 
 def _names(reading: LineReading) -> set[str]:
-    return set(_NAME_TOKEN.findall(reading.parsed.message.lower()))
+    return names_in(reading.parsed.message)
 
 
 def stuck_after_recovery(readings: list[LineReading], fresh: list[int]) -> list[int]:
     """A dependency that failed and recovered while the service still fails afterwards: the client is stuck (on a
     connection, an old address, a dead task). When the service says only a restart recovers it, or every later
     failure names a target the recovery line does not (the old primary, the cached address), the failures before
-    the recovery are over and those after it are the client's own hang. Returns the fresh lines no longer counted."""
+    the recovery are over and those after it are the client's own hang: their readings are replaced in `readings`
+    by hang signals. Returns the fresh lines no longer counted."""
     failures = [index for index in fresh if _category(readings[index]) is Category.DEPENDENCY_FAILURE]
     recoveries = [index for index in fresh if readings[index].role is Role.RECOVERY]
     if not failures or not recoveries:
